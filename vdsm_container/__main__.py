@@ -1,0 +1,7 @@
+"""``python -m vdsm_container``: the vdsm-container command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""Read a container's cgroup, on cgroup v1 (EL8, hybrid) and v2 (EL9).
+
+The runtime places each container at ``<parent>/vdsm-container-<vmId>.scope``
+below the hierarchy root: through systemd's driver on systemd hosts, as plain
+directories elsewhere; the path is the same either way, so readers need only
+know which hierarchy layout the host has.
+
+``Hierarchy.read(relpath)`` returns one raw sample (counters, not rates):
+``vmstats`` turns two samples into vdsm's percentages, the way vdsm's
+SampleWindow does for libvirt's bulk stats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Optional
+
+V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio", "freezer")
+_USER_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def scope_name(vm_id):
+    return "vdsm-container-%s.scope" % vm_id
+
+
+def relpath(parent, vm_id):
+    """The container's cgroup path relative to the hierarchy root."""
+    return "/%s/%s" % (parent.strip("/"), scope_name(vm_id))
+
+
+@dataclasses.dataclass
+class Sample:
+    """Raw counters of one container at ``timestamp`` (monotonic seconds)."""
+
+    timestamp: float
+    cpu_usage_ns: int = 0
+    cpu_user_ns: int = 0
+    cpu_system_ns: int = 0
+    cpu_throttled_periods: int = 0
+    cpu_throttled_ns: int = 0
+    memory_usage: int = 0
+    memory_rss: int = 0
+    memory_cache: int = 0
+    memory_swap: int = 0
+    memory_limit: Optional[int] = None
+    oom_kills: int = 0
+    pids: int = 0
+    io_read_bytes: int = 0
+    io_write_bytes: int = 0
+    io_read_ops: int = 0
+    io_write_ops: int = 0
+
+
+def _read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def _int(path, default=0):
+    text = _read(path)
+    if text is None:
+        return default
+    text = text.strip()
+    if text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def _keyed(path):
+    """Parse 'key value' lines (memory.stat, cpu.stat, ...) into a dict."""
+    result = {}
+    for line in (_read(path) or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                result[parts[0]] = int(parts[1])
+            except ValueError:
+                pass
+    return result
+
+
+def _is_cgroup2(root):
+    # Only a cgroup2 mount has cgroup.controllers at its root; on v1 and
+    # hybrid hosts /sys/fs/cgroup is a tmpfs holding one mount per controller.
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))
+
+
+class Hierarchy:
+    """The host's cgroup layout: ``version`` 1 (incl. hybrid) or 2."""
+
+    def __init__(self, root="/sys/fs/cgroup", version=None):
+        self.root = root
+        self.version = version or (2 if _is_cgroup2(root) else 1)
+
+    def path(self, rel, controller="memory"):
+        """Directory of cgroup ``rel`` (for ``controller`` on v1)."""
+        rel = rel.lstrip("/")
+        if self.version == 2:
+            return os.path.join(self.root, rel)
+        return os.path.join(self.root, controller, rel)
+
+    def exists(self, rel):
+        return os.path.isdir(self.path(rel))
+
+    def dirs(self, rel):
+        """Every directory that holds cgroup ``rel`` (one on v2)."""
+        if self.version == 2:
+            return [self.path(rel)]
+        found = [self.path(rel, c) for c in V1_CONTROLLERS]
+        unified = os.path.join(self.root, "unified", rel.lstrip("/"))
+        found.append(unified)
+        return [d for d in found if os.path.isdir(d)]
+
+    def oom_kills(self, rel):
+        if self.version == 2:
+            return _keyed(os.path.join(self.path(rel), "memory.events")).get(
+                "oom_kill", 0)
+        return _keyed(os.path.join(self.path(rel, "memory"),
+                                   "memory.oom_control")).get("oom_kill", 0)
+
+    def read(self, rel):
+        """One raw ``Sample`` of cgroup ``rel``, or None if it is gone."""
+        if self.version == 2:
+            return self._read_v2(rel)
+        return self._read_v1(rel)
+
+    def _read_v1(self, rel):
+        mem = self.path(rel, "memory")
+        if not os.path.isdir(mem):
+            return None
+        s = Sample(timestamp=time.monotonic())
+        acct = self.path(rel, "cpuacct")
+        s.cpu_usage_ns = _int(os.path.join(acct, "cpuacct.usage"))
+        stat = _keyed(os.path.join(acct, "cpuacct.stat"))
+        tick_ns = 10 ** 9 // _USER_HZ
+        s.cpu_user_ns = stat.get("user", 0) * tick_ns
+        s.cpu_system_ns = stat.get("system", 0) * tick_ns
+        cpu = _keyed(os.path.join(self.path(rel, "cpu"), "cpu.stat"))
+        s.cpu_throttled_periods = cpu.get("nr_throttled", 0)
+        s.cpu_throttled_ns = cpu.get("throttled_time", 0)
+        s.memory_usage = _int(os.path.join(mem, "memory.usage_in_bytes"))
+        ms = _keyed(os.path.join(mem, "memory.stat"))
+        s.memory_rss = ms.get("total_rss", ms.get("rss", 0))
+        s.memory_cache = ms.get("total_cache", ms.get("cache", 0))
+        s.memory_swap = ms.get("total_swap", ms.get("swap", 0))
+        limit = _int(os.path.join(mem, "memory.limit_in_bytes"), None)
+        # v1 reports "unlimited" as a huge page-aligned number.
+        s.memory_limit = limit if limit and limit < 2 ** 62 else None
+        s.oom_kills = self.oom_kills(rel)
+        s.pids = _int(os.path.join(self.path(rel, "pids"), "pids.current"))
+        blk = self.path(rel, "blkio")
+        for name, rd, wr in (
+                ("blkio.throttle.io_service_bytes", "io_read_bytes",
+                 "io_write_bytes"),
+                ("blkio.throttle.io_serviced", "io_read_ops",
+                 "io_write_ops")):
+            for line in (_read(os.path.join(blk, name)) or "").splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                    attr = rd if parts[1] == "Read" else wr
+                    setattr(s, attr, getattr(s, attr) + int(parts[2]))
+        return s
+
+    def _read_v2(self, rel):
+        d = self.path(rel)
+        if not os.path.isdir(d):
+            return None
+        s = Sample(timestamp=time.monotonic())
+        cpu = _keyed(os.path.join(d, "cpu.stat"))
+        s.cpu_usage_ns = cpu.get("usage_usec", 0) * 1000
+        s.cpu_user_ns = cpu.get("user_usec", 0) * 1000
+        s.cpu_system_ns = cpu.get("system_usec", 0) * 1000
+        s.cpu_throttled_periods = cpu.get("nr_throttled", 0)
+        s.cpu_throttled_ns = cpu.get("throttled_usec", 0) * 1000
+        s.memory_usage = _int(os.path.join(d, "memory.current"))
+        ms = _keyed(os.path.join(d, "memory.stat"))
+        s.memory_rss = ms.get("anon", 0)
+        s.memory_cache = ms.get("file", 0)
+        s.memory_swap = _int(os.path.join(d, "memory.swap.current"))
+        s.memory_limit = _int(os.path.join(d, "memory.max"), None)
+        s.oom_kills = _keyed(os.path.join(d, "memory.events")).get(
+            "oom_kill", 0)
+        s.pids = _int(os.path.join(d, "pids.current"))
+        for line in (_read(os.path.join(d, "io.stat")) or "").splitlines():
+            for field in line.split()[1:]:
+                key, _, value = field.partition("=")
+                attr = {"rbytes": "io_read_bytes", "wbytes": "io_write_bytes",
+                        "rios": "io_read_ops", "wios": "io_write_ops"}.get(key)
+                if attr:
+                    setattr(s, attr, getattr(s, attr) + int(value))
+        return s

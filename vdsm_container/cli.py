@@ -1,0 +1,200 @@
+"""The ``vdsm-container`` command: the plugin without vdsm.
+
+Each invocation is a new process that rebuilds its view of the containers
+from their state files, exactly as vdsm does when it recovers after a
+restart, and drives the same ``Container`` class vdsm's verbs reach.
+Results are JSON on stdout; an error is one line on stderr with vdsm's code
+and message, and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import uuid
+
+from . import caps
+from . import config
+from . import domxml
+from . import errors
+from .container import Container, create
+
+# Exit status for errors: 1 for vdsm errors, 2 for usage (argparse's).
+EXIT_ERROR = 1
+
+
+def _print(obj):
+    json.dump(obj, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def _load(paths, vm_id):
+    ctr = Container.load(vm_id, paths=paths)
+    ctr.refresh()
+    return ctr
+
+
+def cmd_caps(args, paths):
+    _print(caps.report(paths))
+
+
+def cmd_create(args, paths):
+    with open(args.xml) as f:
+        xml = f.read()
+    _print(create(xml, paths=paths).status())
+
+
+def cmd_run(args, paths):
+    vm_id = args.vm_id or str(uuid.uuid4())
+    nics = []
+    if args.bridge:
+        nics.append((args.bridge, args.mac or _random_mac()))
+    xml = domxml.build(vm_id, args.name or "container-" + vm_id[:8],
+                       args.runtime, args.image, memory_mib=args.memory,
+                       vcpus=args.cpus, image_ref=args.image_ref,
+                       command=args.command or None, nics=nics)
+    _print(create(xml, paths=paths).status())
+
+
+def _random_mac():
+    # Engine's default MAC pool range starts with 56:6f.
+    raw = uuid.uuid4().bytes
+    return "56:6f:%02x:%02x:%02x:%02x" % tuple(raw[:4])
+
+
+def cmd_list(args, paths):
+    result = []
+    for ctr in Container.load_all(paths=paths):
+        ctr.refresh()
+        result.append({"vmId": ctr.id, "vmName": ctr.name,
+                       "status": ctr.lastStatus})
+    _print(result)
+
+
+def cmd_stats(args, paths):
+    ctr = _load(paths, args.vm_id)
+    ctr.sample()
+    if args.interval > 0:
+        time.sleep(args.interval)
+        ctr.sample()
+    _print(ctr.getStats())
+
+
+def cmd_logs(args, paths):
+    ctr = _load(paths, args.vm_id)
+    try:
+        with open(ctr.log_path()) as f:
+            for line in f:
+                if args.raw:
+                    sys.stdout.write(line)
+                    continue
+                # k8s-file lines: TIMESTAMP STREAM P|F TEXT
+                parts = line.rstrip("\n").split(" ", 3)
+                text = parts[3] if len(parts) == 4 else line.rstrip("\n")
+                sys.stdout.write(text + ("\n" if parts[2:3] != ["P"]
+                                         else ""))
+    except FileNotFoundError:
+        pass
+
+
+def cmd_shutdown(args, paths):
+    _print(_load(paths, args.vm_id).shutdown())
+
+
+def cmd_destroy(args, paths):
+    _print(_load(paths, args.vm_id).destroy())
+
+
+def cmd_pause(args, paths):
+    _print(_load(paths, args.vm_id).pause())
+
+
+def cmd_cont(args, paths):
+    _print(_load(paths, args.vm_id).cont())
+
+
+def cmd_migrate(args, paths):
+    _print(_load(paths, args.vm_id).migrate({"dst": args.dst}))
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="vdsm-container",
+        description="Run containers as oVirt VMs (the vdsm plugin, "
+                    "standalone).")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log to stderr")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+    sub.required = True
+
+    def add(name, fn, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    add("caps", cmd_caps, "additionalFeatures and runtime availability")
+    sp = add("create", cmd_create, "create a container VM from domain XML")
+    sp.add_argument("xml", metavar="DOMAIN.xml")
+    sp = add("run", cmd_run, "create a container VM from options")
+    sp.add_argument("--runtime", required=True)
+    sp.add_argument("--image", required=True,
+                    help="image volume: an OCI or docker archive")
+    sp.add_argument("--image-ref", help="image to run when the archive "
+                    "holds several (containerImage)")
+    sp.add_argument("--memory", type=int, default=256, metavar="MiB")
+    sp.add_argument("--cpus", type=int, default=1, metavar="N")
+    sp.add_argument("--name")
+    sp.add_argument("--vm-id")
+    sp.add_argument("--bridge", metavar="BR")
+    sp.add_argument("--mac", metavar="MAC")
+    sp.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD",
+                    help="command replacing the image's")
+    add("list", cmd_list, "list container VMs")
+    for name, fn, help_ in (
+            ("stats", cmd_stats, "VmStats of a container VM"),
+            ("logs", cmd_logs, "the container's output"),
+            ("shutdown", cmd_shutdown, "graceful stop"),
+            ("destroy", cmd_destroy, "stop and remove"),
+            ("pause", cmd_pause, "freeze the container"),
+            ("cont", cmd_cont, "thaw the container"),
+            ("migrate", cmd_migrate, "refused: containers don't migrate")):
+        sp = add(name, fn, help_)
+        sp.add_argument("vm_id", metavar="VMID")
+        if name == "stats":
+            sp.add_argument("--interval", type=float, default=1.0,
+                            help="seconds between the two samples")
+        if name == "logs":
+            sp.add_argument("--raw", action="store_true",
+                            help="conmon's k8s-file lines as they are")
+        if name == "migrate":
+            sp.add_argument("dst", metavar="DST")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if getattr(args, "command", None) and args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    logging.basicConfig(level=logging.INFO if args.verbose else
+                        logging.CRITICAL,
+                        format="%(asctime)s %(levelname)s %(name)s: "
+                               "%(message)s")
+    paths = config.Paths.from_env()
+    try:
+        args.func(args, paths)
+    except errors.VdsmException as e:
+        sys.stderr.write("vdsm-container: error %d: %s\n" % (e.code, e))
+        return EXIT_ERROR
+    except OSError as e:
+        err = errors.describe(e)
+        sys.stderr.write("vdsm-container: error %d: %s\n"
+                         % (err["code"], err["message"]))
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""``Container``: a container VM behind vdsm's Vm interface.
+
+The object Engine's verbs act on.  It owns the flow
+
+    domain XML -> ContainerSpec -> cached image -> bundle -> runtime driver
+
+and keeps vdsm's VM states: WaitForLaunch while starting, Up when running,
+Paused when frozen, Powering down after shutdown, Down with exitCode,
+exitReason and exitMessage when the process ended or the start failed.
+
+Everything needed to rebuild the object in another process is written to
+the VM's state file (``state.py``); ``Container.load`` does that, which is
+how vdsm recovers containers after a restart and how every invocation of
+the ``vdsm-container`` command sees the same containers.
+
+The method names and return shapes mirror lib/vdsm/virt/vm.py ``Vm``
+(``status``, ``getStats``, ``destroy``, ``shutdown``, ``pause``, ``cont``,
+``migrate``, ``setDownStatus``, ``send_status_event``), so vdsm's API.py can
+call either.  ``vdsm_container.vdsm_plugin`` makes it a real Vm subclass when
+vdsm is present.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal as signals
+import threading
+import time
+
+from . import bundle as bundlemod
+from . import cgroups
+from . import config
+from . import constants
+from . import domxml
+from . import errors
+from . import images
+from . import runtimes
+from . import state as statemod
+from . import vmstats
+from .runtimes import base
+from .spec import ContainerSpec
+
+log = logging.getLogger("vdsm_container.container")
+
+_RUNNING = (constants.UP, constants.PAUSED, constants.POWERING_DOWN)
+
+
+def success(message="Done"):
+    """lib/vdsm/common/response.py ``success()``."""
+    return {"status": {"code": 0, "message": message}}
+
+
+def _signal_name(num):
+    try:
+        return signals.Signals(num).name
+    except ValueError:
+        return "signal %d" % num
+
+
+class Container:
+    """One container VM."""
+
+    def __init__(self, spec, paths=None, cif=None, hierarchy=None,
+                 state=None):
+        self.spec = spec
+        self.id = spec.vm_id
+        self.name = spec.name
+        self.cif = cif
+        self.paths = paths or config.Paths.from_env()
+        self.hierarchy = hierarchy or cgroups.Hierarchy()
+        self.driver = runtimes.driver(spec.runtime, self.paths)
+        if hasattr(self.driver, "hierarchy"):
+            self.driver.hierarchy = self.hierarchy
+        self.bundle = bundlemod.Bundle(self.paths, self.id)
+        self._store = statemod.StateStore(self.paths)
+        self._lock = threading.RLock()
+        self._state = state or {"vmId": self.id,
+                                "status": constants.WAIT_FOR_LAUNCH}
+        self._samples = (None, None)
+
+    # Construction
+
+    @classmethod
+    def from_xml(cls, xml, **kwargs):
+        """Parse Engine's domain XML; raises vdsm errors on bad input."""
+        return cls(domxml.parse(xml), **kwargs)
+
+    @classmethod
+    def load(cls, vm_id, paths=None, **kwargs):
+        """Rebuild a container from its state file (recovery)."""
+        paths = paths or config.Paths.from_env()
+        saved = statemod.StateStore(paths).read(vm_id)
+        if saved is None:
+            raise errors.error(errors.NoSuchVM, "no container %s" % vm_id,
+                               vmId=vm_id)
+        spec = ContainerSpec.from_dict(saved["spec"])
+        return cls(spec, paths=paths, state=saved, **kwargs)
+
+    @classmethod
+    def load_all(cls, paths=None, **kwargs):
+        paths = paths or config.Paths.from_env()
+        result = []
+        for vm_id in statemod.StateStore(paths).vm_ids():
+            try:
+                result.append(cls.load(vm_id, paths=paths, **kwargs))
+            except errors.VdsmException:
+                continue    # claimed but not written yet, or just removed
+        return result
+
+    # State
+
+    @property
+    def lastStatus(self):
+        return self._state["status"]
+
+    def _save(self):
+        self._state["spec"] = self.spec.to_dict()
+        self._store.write(self.id, self._state)
+
+    def _notify(self, operation, params):
+        """vdsm's ``Vm._notify``: '|virt|<operation>|<vmId>' events."""
+        if self.cif is not None and hasattr(self.cif, "notify"):
+            self.cif.notify("|virt|%s|%s" % (operation, self.id),
+                            {self.id: params})
+
+    def send_status_event(self, **kwargs):
+        stats = {"status": self.lastStatus}
+        if self.lastStatus == constants.DOWN:
+            stats.update(self._exit_info())
+        stats.update(kwargs)
+        self._notify("VM_status", stats)
+
+    def _set_status(self, status):
+        if self._state["status"] != status:
+            self._state["status"] = status
+            self._state["statusTime"] = vmstats.status_time()
+            self.send_status_event()
+
+    def setDownStatus(self, code, exitReasonCode, exitMessage=""):
+        """Mirror of ``Vm.setDownStatus``."""
+        self._state.update(
+            exitCode=code,
+            exitReason=exitReasonCode,
+            exitMessage=exitMessage or constants.EXIT_REASONS.get(
+                exitReasonCode, "VM terminated"))
+        log.info("Container %s changed state to Down: %s (code=%s)",
+                 self.id, self._state["exitMessage"], exitReasonCode)
+        self._set_status(constants.DOWN)
+
+    def _exit_info(self):
+        return {k: self._state[k] for k in ("exitCode", "exitReason",
+                                            "exitMessage")
+                if k in self._state}
+
+    # Start
+
+    def run(self):
+        """Start the container; on failure it is Down and nothing is left.
+
+        vdsm's ``Vm.run`` starts ``_startUnderlyingVm`` in a thread and
+        reports failures through the Down status; this does the same work
+        synchronously and also raises the error, for callers that want it
+        (the command); ``vdsm_plugin`` runs it in a thread.
+        """
+        self._store.claim(self.id)
+        try:
+            with self._store.lock(self.id), self._lock:
+                self._state.update(status=constants.WAIT_FOR_LAUNCH,
+                                   runtime=self.spec.runtime,
+                                   createTime=time.time())
+                self._save()
+                self._start()
+        except BaseException as e:
+            self._store.release(self.id)
+            if not isinstance(e, errors.VdsmException):
+                if not isinstance(e, Exception):
+                    raise
+                e = errors.error(errors.CreateError, str(e), vmId=self.id)
+            if self.lastStatus != constants.DOWN:
+                self.setDownStatus(constants.ERROR, constants.GENERIC_ERROR,
+                                   str(e))
+            raise e
+        return self.status()
+
+    def _start(self):
+        try:
+            image = images.Cache(self.paths.image_cache).get(
+                self.spec.image_disk.path, self.spec.image_ref)
+            self._state["image"] = {"key": image.key, "ref": image.ref}
+            self.bundle.create_dirs()
+            self.bundle.mount_rootfs(image.rootfs)
+            self.driver.prepare(self.bundle, self.spec, image)
+            pid = self.driver.start(self.bundle)
+        except BaseException as e:
+            log.error("Container %s failed to start: %s", self.id, e)
+            self._teardown()
+            self.setDownStatus(constants.ERROR, constants.GENERIC_ERROR,
+                               str(e))
+            raise
+        self._state.update(pid=pid, startTime=time.time())
+        self._set_status(constants.UP)
+        self._save()
+        log.info("Container %s (%s) is Up, pid %d", self.id, self.name, pid)
+
+    def _teardown(self):
+        """Remove everything the container has on the host; idempotent."""
+        first_error = None
+        steps = (lambda: self.driver.cleanup(self.bundle),
+                 self.bundle.teardown)
+        for step in steps:
+            try:
+                step()
+            except Exception as e:     # try every step, report the first
+                log.error("Container %s teardown: %s", self.id, e)
+                first_error = first_error or e
+        if first_error is not None:
+            raise first_error
+
+    # Watching
+
+    def refresh(self):
+        """Compare the runtime's view with ours; go Down if it ended."""
+        with self._lock:
+            if self.lastStatus not in _RUNNING:
+                return self.lastStatus
+            rs = self.driver.state(self.bundle)
+            if rs.status == base.RUNNING:
+                if self.lastStatus == constants.PAUSED:
+                    self._set_status(constants.UP)
+            elif rs.status == base.PAUSED:
+                self._set_status(constants.PAUSED)
+            elif rs.status in (base.STOPPED, base.GONE):
+                self.setDownStatus(*self._exit_status(rs))
+            else:
+                return self.lastStatus
+            self._persist_if_exists()
+            return self.lastStatus
+
+    def _persist_if_exists(self):
+        try:
+            with self._store.lock(self.id):
+                self._save()
+        except errors.VdsmException:
+            pass    # destroyed meanwhile
+
+    def _exit_status(self, rs):
+        """(exitCode, exitReason, exitMessage) for a container that ended."""
+        if rs.oom_killed:
+            return (constants.ERROR, constants.GENERIC_ERROR,
+                    "The container ran out of memory and was killed "
+                    "(memory limit %d MiB)" % (self.spec.memory_kib // 1024))
+        if rs.status == base.GONE or rs.exit_code is None:
+            return (constants.ERROR, constants.LIBVIRT_DOMAIN_MISSING,
+                    "The container is gone and its exit status is unknown")
+        code = rs.exit_code
+        if self._state.get("shutdownRequested") and code in (
+                0, 128 + signals.SIGTERM):
+            return (constants.NORMAL, constants.ADMIN_SHUTDOWN,
+                    constants.EXIT_REASONS[constants.ADMIN_SHUTDOWN])
+        if code == 0:
+            return (constants.NORMAL, constants.USER_SHUTDOWN,
+                    "The container's process exited with status 0")
+        if code > 128:
+            return (constants.ERROR, constants.GENERIC_ERROR,
+                    "The container's process was killed by %s (exit "
+                    "status %d)" % (_signal_name(code - 128), code))
+        return (constants.ERROR, constants.GENERIC_ERROR,
+                "The container's process exited with status %d" % code)
+
+    def sample(self):
+        """Take one cgroup sample; keep the last two (vdsm SampleWindow)."""
+        if self.lastStatus not in _RUNNING:
+            return
+        s = self.hierarchy.read(self.driver.cgroup_path(self.bundle))
+        if s is not None:
+            self._samples = (self._samples[1], s)
+
+    # Verbs: served
+
+    def status(self, fullStatus=True):
+        """``Vm.status``: vmId, status, statusTime (+ exit info if Down)."""
+        st = {"vmId": self.id, "status": self.lastStatus,
+              "statusTime": vmstats.status_time()}
+        if self.lastStatus == constants.DOWN:
+            st.update(self._exit_info())
+        return st
+
+    def getStats(self):
+        """``Vm.getStats``: copies what ``refresh``/``sample`` computed."""
+        if self.lastStatus == constants.DOWN:
+            return vmstats.exited(self.id, self._state)
+        first, last = self._samples
+        return vmstats.running(self.spec, self._state, first, last)
+
+    def destroy(self, gracefulAttempts=1, reason=constants.ADMIN_SHUTDOWN):
+        """Stop (SIGTERM, then SIGKILL) and remove everything.
+
+        Mirrors ``Vm.destroy``: returns ``response.success()``; the VM is
+        gone afterwards (NoSuchVM for any later verb).
+        """
+        try:
+            with self._store.lock(self.id), self._lock:
+                timeout = self.paths.stop_timeout if gracefulAttempts else 0
+                try:
+                    self.driver.stop(self.bundle, timeout)
+                except errors.VdsmException:
+                    raise
+                except Exception as e:
+                    raise errors.error(errors.VMDestroyFailed, str(e),
+                                       vmId=self.id)
+                try:
+                    self._teardown()
+                except Exception as e:
+                    raise errors.error(errors.VMDestroyFailed, str(e),
+                                       vmId=self.id)
+                self._store.release(self.id)
+        except errors.NoSuchVM:
+            if self.lastStatus != constants.DOWN:
+                raise
+            # Down after a failed start: nothing is left on the host.
+        if self.lastStatus != constants.DOWN:
+            self.setDownStatus(constants.NORMAL, reason)
+        return success("Machine destroyed")
+
+    def shutdown(self, delay=None, message=None, reboot=False, timeout=None,
+                 force=False):
+        """Ask the container to stop: SIGTERM to its init process.
+
+        Mirrors ``Vm.shutdown``; the VM goes Powering down, then Down with
+        exit reason "Admin shut down" once the process ends.  ``reboot``
+        is refused: a container reboots by destroy and create.
+        """
+        if reboot:
+            raise errors.error(errors.UnsupportedOperation,
+                               "containers can't reboot in place",
+                               vmId=self.id)
+        with self._store.lock(self.id), self._lock:
+            if self.lastStatus not in _RUNNING:
+                raise errors.error(errors.VMIsDown, "container is %s"
+                                   % self.lastStatus, vmId=self.id)
+            self._state["shutdownRequested"] = True
+            if self.lastStatus == constants.PAUSED:
+                self.driver.resume(self.bundle)
+            self.driver.kill(self.bundle, signals.SIGTERM)
+            self._set_status(constants.POWERING_DOWN)
+            self._save()
+        return success("Machine shutting down")
+
+    def pause(self):
+        self._freeze(self.driver.pause, constants.PAUSED)
+        return success()
+
+    def cont(self):
+        self._freeze(self.driver.resume, constants.UP)
+        return success()
+
+    def _freeze(self, action, new_status):
+        if not self.driver.capabilities.get("pause"):
+            raise errors.error(errors.UnsupportedOperation,
+                               "%s can't pause containers" % self.driver.name,
+                               vmId=self.id)
+        with self._store.lock(self.id), self._lock:
+            if self.lastStatus not in (constants.UP, constants.PAUSED):
+                raise errors.error(errors.UnsupportedOperation,
+                                   "container is %s" % self.lastStatus,
+                                   vmId=self.id)
+            action(self.bundle)
+            self._set_status(new_status)
+            self._save()
+
+    def log_path(self):
+        return self.bundle.log_path
+
+    # Verbs: refused
+
+    def migrate(self, params=None):
+        """Containers never migrate: refused before anything changes."""
+        raise errors.error(errors.MigrationError,
+                           "containers cannot be migrated", vmId=self.id)
+
+
+def create(xml, paths=None, **kwargs):
+    """Parse ``xml``, create and start the container: VM.create, standalone."""
+    ctr = Container.from_xml(xml, paths=paths, **kwargs)
+    ctr.run()
+    return ctr

@@ -1,0 +1,343 @@
+"""Engine's domain XML in, a validated ``ContainerSpec`` out.
+
+VM.create carries ``vmParams['xml']``, the libvirt domain XML Engine
+generated.  We read the same elements vdsm reads for a VM:
+
+- custom properties from ``<metadata><ovirt-vm:vm><ovirt-vm:custom>``
+  (lib/vdsm/virt/metadata.py, ``Descriptor._load``: each child element of
+  ``custom`` is one property, its tag the name, its text the value);
+- ``<uuid>``, ``<name>``, ``<memory>``, ``<currentMemory>``, ``<maxMemory>``,
+  ``<vcpu>`` and ``<cputune>`` as lib/vdsm/virt/domain_descriptor.py does;
+- ``<devices><disk device='disk'>`` and ``<interface type='bridge'>``.
+
+``build`` writes the same shape back, for ``vdsm-container run``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+
+from . import constants
+from . import errors
+from . import properties
+from .spec import ContainerSpec, Disk, Nic
+
+_VM = "{%s}vm" % constants.METADATA_VM_NS
+_CUSTOM = "{%s}custom" % constants.METADATA_VM_NS
+_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+_UNITS = {"b": 1, "bytes": 1, "kib": 1024, "k": 1024, "mib": 1024 ** 2,
+          "m": 1024 ** 2, "gib": 1024 ** 3, "g": 1024 ** 3,
+          "tib": 1024 ** 4, "t": 1024 ** 4, "kb": 1000, "mb": 1000 ** 2,
+          "gb": 1000 ** 3}
+
+
+def _root(xml):
+    if not isinstance(xml, (str, bytes)) or not xml.strip():
+        raise errors.missing("xml", "VM.create needs vmParams['xml']")
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as e:
+        raise errors.invalid("xml", "<not shown>", "not XML: %s" % e)
+    if root.tag != "domain":
+        raise errors.invalid("xml", root.tag, "root element must be <domain>")
+    return root
+
+
+def custom_properties(root):
+    """The ``<ovirt-vm:custom>`` properties, as a dict of strings."""
+    md = root.find("./metadata/" + _VM)
+    custom = md.find(_CUSTOM) if md is not None else None
+    if custom is None:
+        return {}
+    result = {}
+    for child in custom:
+        name = child.tag.split("}", 1)[-1]
+        result[name] = (child.text or "").strip()
+    return result
+
+
+def is_container(xml):
+    """True when the domain XML asks for a container (``containerType``).
+
+    Cheap enough to call for every VM.create: vdsm's clientIF uses it to
+    pick ``Container`` over ``Vm``.  Malformed XML is not a container; vdsm's
+    own Vm code reports that error as it always did.
+    """
+    try:
+        root = ET.fromstring(xml)
+    except (ET.ParseError, TypeError, ValueError):
+        return False
+    return constants.PROP_TYPE in custom_properties(root)
+
+
+def _text(root, path, field, required=True):
+    el = root.find(path)
+    if el is None or not (el.text or "").strip():
+        if required:
+            raise errors.missing(field, "<%s> is missing" % path)
+        return None
+    return el.text.strip()
+
+
+def _kib(root, tag, required):
+    el = root.find("./" + tag)
+    if el is None:
+        if required:
+            raise errors.missing(tag, "<%s> is missing" % tag)
+        return None
+    unit = el.get("unit", "KiB").lower()
+    try:
+        value = int((el.text or "").strip())
+    except ValueError:
+        raise errors.invalid(tag, el.text, "not an integer")
+    if unit not in _UNITS:
+        raise errors.invalid(tag, unit, "unknown unit")
+    kib = value * _UNITS[unit] // 1024
+    if kib <= 0:
+        raise errors.invalid(tag, el.text, "must be positive")
+    return kib
+
+
+def _int(el, attr_or_text, field, minimum=1):
+    raw = el.get(attr_or_text) if attr_or_text else el.text
+    try:
+        value = int((raw or "").strip())
+    except ValueError:
+        raise errors.invalid(field, raw, "not an integer")
+    if value < minimum:
+        raise errors.invalid(field, raw, "must be at least %d" % minimum)
+    return value
+
+
+def _vcpus(root):
+    el = root.find("./vcpu")
+    if el is None:
+        return 1
+    # Engine sets <vcpu current='N'>MAX</vcpu> for CPU hotplug: N are online.
+    if el.get("current") is not None:
+        return _int(el, "current", "vcpu")
+    return _int(el, None, "vcpu")
+
+
+def _cputune(root):
+    tune = root.find("./cputune")
+    if tune is None:
+        return None, None, None
+    values = []
+    for tag, minimum in (("shares", 2), ("quota", 1000), ("period", 1000)):
+        el = tune.find(tag)
+        if el is None:
+            values.append(None)
+        elif tag == "quota" and (el.text or "").strip() == "-1":
+            values.append(None)   # libvirt: -1 means unlimited
+        else:
+            values.append(_int(el, None, "cputune/" + tag, minimum))
+    return tuple(values)
+
+
+def _disks(root):
+    disks = []
+    for el in root.findall("./devices/disk"):
+        if el.get("device", "disk") not in ("disk", "lun"):
+            continue  # cdrom, floppy: nothing a container can use
+        src = el.find("source")
+        path = None
+        block = False
+        if src is not None:
+            path = src.get("file") or src.get("dev")
+            block = src.get("dev") is not None
+        target = el.find("target")
+        target_dev = target.get("dev") if target is not None else None
+        if not path:
+            raise errors.invalid("disk", target_dev,
+                                 "disk has no <source file> or <source dev>")
+        if not target_dev:
+            raise errors.missing("disk/target", "disk %s has no <target dev>"
+                                 % path)
+        boot = el.find("boot")
+        alias = el.find("alias")
+        serial = el.find("serial")
+        driver = el.find("driver")
+        disks.append(Disk(
+            path=path,
+            block=block or el.get("type") == "block",
+            target=target_dev,
+            alias=alias.get("name") if alias is not None else None,
+            serial=((serial.text or "").strip() or None)
+            if serial is not None else None,
+            readonly=el.find("readonly") is not None,
+            boot_order=_int(boot, "order", "disk/boot")
+            if boot is not None else None,
+            fmt=driver.get("type", "raw") if driver is not None else "raw",
+        ))
+    return tuple(disks)
+
+
+def _image_disk(disks):
+    if not disks:
+        raise errors.missing("disk", "a container needs its image volume as "
+                             "a disk (the boot disk, or the first disk)")
+    booted = [d for d in disks if d.boot_order is not None]
+    image = min(booted, key=lambda d: d.boot_order) if booted else disks[0]
+    if image.fmt != "raw":
+        raise errors.error(errors.UnsupportedImageFormat,
+                           "the image volume %s is %s; container images "
+                           "need a raw volume holding the archive"
+                           % (image.target, image.fmt))
+    return image
+
+
+def _nics(root):
+    nics = []
+    for el in root.findall("./devices/interface"):
+        kind = el.get("type")
+        mac_el = el.find("mac")
+        mac = mac_el.get("address") if mac_el is not None else None
+        if kind != "bridge":
+            raise errors.invalid("interface", kind,
+                                 "only <interface type='bridge'> is "
+                                 "supported for containers")
+        if not mac or not _MAC.match(mac):
+            raise errors.invalid("interface/mac", mac, "bad MAC address")
+        if int(mac.split(":")[0], 16) & 1:
+            raise errors.invalid("interface/mac", mac,
+                                 "multicast MAC address")
+        src = el.find("source")
+        bridge = src.get("bridge") if src is not None else None
+        if not bridge:
+            raise errors.missing("interface/source",
+                                 "interface %s has no <source bridge>" % mac)
+        link = el.find("link")
+        mtu = el.find("mtu")
+        alias = el.find("alias")
+        nics.append(Nic(
+            mac=mac.lower(),
+            bridge=bridge,
+            link_up=(link.get("state", "up") != "down")
+            if link is not None else True,
+            mtu=_int(mtu, "size", "interface/mtu", 68)
+            if mtu is not None else None,
+            alias=alias.get("name") if alias is not None else None,
+        ))
+    return tuple(nics)
+
+
+def _check_volumes(volumes, disks, image):
+    known = {n for d in disks if d is not image for n in d.names()}
+    for v in volumes:
+        if v.disk not in known:
+            raise errors.invalid(constants.PROP_VOLUMES, v.disk,
+                                 "no such disk (other than the image); "
+                                 "known: %s" % ", ".join(sorted(known)))
+
+
+def parse(xml):
+    """Parse Engine's domain XML into a ``ContainerSpec``.
+
+    Raises a vdsm error (MissingParameter 11, InvalidParameter 91,
+    UnsupportedImageFormat 17) that names the offending field.
+    """
+    root = _root(xml)
+    vm_id = _text(root, "./uuid", "uuid")
+    try:
+        vm_id = str(uuidlib.UUID(vm_id))
+    except ValueError:
+        raise errors.invalid("uuid", vm_id, "not a UUID")
+    name = _text(root, "./name", "name", required=False) or vm_id
+
+    props = custom_properties(root)
+    if constants.PROP_TYPE not in props:
+        raise errors.missing(constants.PROP_TYPE,
+                             "not a container VM: no containerType "
+                             "custom property")
+    runtime = properties.runtime(props[constants.PROP_TYPE])
+
+    memory = _kib(root, "memory", required=True)
+    current = _kib(root, "currentMemory", required=False) or memory
+    maximum = _kib(root, "maxMemory", required=False)
+    if current > memory:
+        raise errors.invalid("currentMemory", current,
+                             "larger than <memory> (%d KiB)" % memory)
+    shares, quota, period = _cputune(root)
+
+    disks = _disks(root)
+    image = _image_disk(disks)
+    nics = _nics(root)
+
+    def prop(key, parser, *args):
+        value = props.get(key)
+        return parser(value, *args) if value else None
+
+    volumes = prop(constants.PROP_VOLUMES, properties.volumes) or ()
+    _check_volumes(volumes, disks, image)
+    return ContainerSpec(
+        vm_id=vm_id,
+        name=name,
+        runtime=runtime,
+        image_disk=image,
+        image_ref=prop(constants.PROP_IMAGE, properties.image_ref),
+        command=prop(constants.PROP_COMMAND, properties.command),
+        env=prop(constants.PROP_ENV, properties.env) or (),
+        memory_kib=memory,
+        current_memory_kib=current,
+        max_memory_kib=maximum,
+        vcpus=_vcpus(root),
+        cpu_shares=shares,
+        cpu_quota=quota,
+        cpu_period=period,
+        disks=disks,
+        nics=nics,
+        volumes=volumes,
+        ip_configs=properties.network(props.get(constants.PROP_NETWORK, ""),
+                                      len(nics)),
+        custom=tuple(sorted(props.items())),
+    )
+
+
+def build(vm_id, name, runtime, image_path, memory_mib=256, vcpus=1,
+          image_ref=None, command=None, nics=(), block=False, custom=None):
+    """Write the domain XML Engine would send for a container VM.
+
+    ``nics`` is a sequence of ``(bridge, mac)``.  ``command`` is a list of
+    words; it is quoted so that ``properties.command`` gives it back.
+    """
+    ET.register_namespace(constants.METADATA_VM_NS_PREFIX,
+                          constants.METADATA_VM_NS)
+    dom = ET.Element("domain", type="kvm")
+    ET.SubElement(dom, "name").text = name
+    ET.SubElement(dom, "uuid").text = vm_id
+    md = ET.SubElement(ET.SubElement(dom, "metadata"), _VM)
+    ET.SubElement(md, "{%s}clusterVersion" % constants.METADATA_VM_NS).text \
+        = "4.7"
+    props = {constants.PROP_TYPE: runtime}
+    if image_ref:
+        props[constants.PROP_IMAGE] = image_ref
+    if command:
+        props[constants.PROP_COMMAND] = " ".join(shlex.quote(w) for w in command)
+    props.update(custom or {})
+    cust = ET.SubElement(md, _CUSTOM)
+    for key, value in props.items():
+        ET.SubElement(cust, "{%s}%s" % (constants.METADATA_VM_NS, key)).text \
+            = value
+    for tag in ("memory", "currentMemory"):
+        ET.SubElement(dom, tag, unit="KiB").text = str(memory_mib * 1024)
+    ET.SubElement(dom, "vcpu", placement="static").text = str(vcpus)
+    devices = ET.SubElement(dom, "devices")
+    disk = ET.SubElement(devices, "disk", device="disk", snapshot="no",
+                         type="block" if block else "file")
+    ET.SubElement(disk, "source", {"dev" if block else "file": image_path})
+    ET.SubElement(disk, "target", dev="sda", bus="scsi")
+    ET.SubElement(disk, "boot", order="1")
+    ET.SubElement(disk, "driver", name="qemu", type="raw")
+    ET.SubElement(disk, "alias", name="ua-image")
+    for i, (bridge, mac) in enumerate(nics):
+        iface = ET.SubElement(devices, "interface", type="bridge")
+        ET.SubElement(iface, "mac", address=mac)
+        ET.SubElement(iface, "source", bridge=bridge)
+        ET.SubElement(iface, "model", type="virtio")
+        ET.SubElement(iface, "link", state="up")
+        ET.SubElement(iface, "alias", name="ua-net%d" % i)
+    return ET.tostring(dom, encoding="unicode")

@@ -1,0 +1,128 @@
+"""The contract every runtime driver follows.
+
+Modelled on OpenStack Nova's ``nova/virt/driver.py``: one class documents
+the whole contract, method by method, and a declarative ``capabilities``
+dict says what a driver can do, so that features are advertised and verbs
+refused from one place.
+
+A driver acts on one container at a time, named by its ``Bundle``
+(``vdsm_container.bundle``), which owns every path the container uses.  The
+rules for every driver:
+
+- ``start`` either leaves a running, supervised container whose process
+  outlives the caller, or raises; on raising it has removed whatever it
+  created (the caller still calls ``cleanup``, which must then be a no-op).
+- ``cleanup`` and ``stop`` are idempotent and never raise for a container
+  that is already gone.
+- ``state`` never blocks for long and never changes anything.
+- Errors are vdsm errors (``vdsm_container.errors``), never bare
+  CalledProcessError, so vdsm reports them with a code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+# Runtime states, as ``runc state`` names them, plus GONE: the runtime has
+# no record of the container.
+CREATING = "creating"
+CREATED = "created"
+RUNNING = "running"
+PAUSED = "paused"
+STOPPED = "stopped"
+GONE = "gone"
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a driver can run containers on this host, and why not."""
+
+    name: str
+    available: bool
+    reason: str = ""
+    version: Optional[str] = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeState:
+    """What the runtime says of one container."""
+
+    status: str
+    pid: Optional[int] = None
+    exit_code: Optional[int] = None     # once STOPPED, when known
+    oom_killed: bool = False
+
+
+class Driver:
+    """Base class: a runtime that can run OCI-like containers."""
+
+    #: The value of the ``containerType`` custom property.
+    name = None
+
+    #: What the driver supports.  Container verbs check these before they
+    #: act, and Host capabilities list the runtime only if ``run`` is True.
+    capabilities = {
+        "run": True,          # create/destroy containers
+        "pause": False,       # freeze/thaw the container's processes
+        "stats": False,       # a cgroup that the stats sampler can read
+        "recover": False,     # re-attach after the managing process restarts
+        "nics": False,        # join a prepared network namespace
+        "volumes": False,     # bind-mount host directories
+    }
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    @classmethod
+    def probe(cls):
+        """Return an ``Availability``: binary found, self-check passed."""
+        raise NotImplementedError
+
+    def prepare(self, bundle, spec, image, mounts=(), netns=None):
+        """Write what the runtime needs to start ``spec`` from ``image``.
+
+        ``bundle.rootfs`` is already mounted; ``mounts`` are OCI mount dicts
+        of the container's volumes; ``netns`` a network namespace path.
+        """
+        raise NotImplementedError
+
+    def start(self, bundle):
+        """Start the prepared container supervised; return its pid."""
+        raise NotImplementedError
+
+    def state(self, bundle):
+        """The container's ``RuntimeState``."""
+        raise NotImplementedError
+
+    def stop(self, bundle, timeout):
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; wait for exit."""
+        raise NotImplementedError
+
+    def kill(self, bundle, signal):
+        """Send ``signal`` to the container's init process."""
+        raise NotImplementedError
+
+    def pause(self, bundle):
+        raise NotImplementedError
+
+    def resume(self, bundle):
+        raise NotImplementedError
+
+    def cgroup_path(self, bundle):
+        """The container's cgroup, relative to the hierarchy root."""
+        raise NotImplementedError
+
+    def cleanup(self, bundle):
+        """Remove the runtime's record of the container (idempotent)."""
+        raise NotImplementedError
+
+    def recover(self, bundle):
+        """Re-attach to a container started by an earlier process.
+
+        Returns its ``RuntimeState``; GONE if the runtime lost it.
+        """
+        return self.state(bundle)

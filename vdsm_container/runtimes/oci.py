@@ -1,0 +1,442 @@
+"""OCI runtimes (runc, crun) supervised by conmon.
+
+The container is created by conmon, which double-forks, runs ``<runtime>
+create``, reports the container's pid as one JSON line on the sync pipe
+(and keeps the pipe open, so we read exactly one line), stays as the
+container's parent, keeps its stdout/stderr in a log and writes its exit
+status to ``<exit_dir>/<id>`` when it ends.  conmon only creates: we run
+``<runtime> start``, and later ``<runtime> delete``.  The container thus
+outlives the process that started it (vdsm, or one ``vdsm-container``
+command), as a VM outlives vdsm under libvirt.
+
+Cgroups: where systemd is PID 1 (every oVirt host) the runtime's systemd
+driver puts the container in ``vdsm-container-<vmId>.scope`` under
+``vdsm-containers.slice`` and conmon runs in a scope of its own, so a vdsmd
+restart never kills it; elsewhere the same path is made with cgroupfs.
+
+Status is read without running the runtime: conmon's exit file says the
+container ended, ``/proc/<pid>/cgroup`` that it still runs (and that the pid
+was not reused), the freezer that it is paused.  ``<runtime> state`` is used
+only to recover.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import shutil
+import signal as signals
+import subprocess
+import tempfile
+import time
+
+from .. import cgroups
+from .. import errors
+from .. import ocispec
+from . import base
+
+log = logging.getLogger("vdsm_container.runtimes.oci")
+
+SYNC_TIMEOUT = 60.0
+KILL_WAIT = 10.0
+
+
+def systemd_booted():
+    """sd_booted(3): systemd is PID 1."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def _run(argv, timeout=60):
+    return subprocess.run(argv, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout)
+
+
+def _message(text):
+    """The useful part of a runtime's stderr (runc logs logfmt lines)."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    if not lines:
+        return "no output"
+    last = lines[-1]
+    if 'msg="' in last:
+        last = last.split('msg="', 1)[1].rsplit('"', 1)[0]
+    return last
+
+
+def _version(binary):
+    try:
+        out = _run([binary, "--version"], timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    if out.returncode != 0:
+        return None, _message(out.stderr)
+    first = (out.stdout.splitlines() or [""])[0]
+    return first.split()[-1] if first else "unknown", None
+
+
+def _tmp_root(paths):
+    os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
+    return paths.run_dir
+
+
+class OCIDriver(base.Driver):
+    """A runc-compatible runtime behind conmon."""
+
+    binary = None
+    capabilities = dict(base.Driver.capabilities, pause=True, stats=True,
+                        recover=True, nics=True, volumes=True)
+
+    def __init__(self, paths, hierarchy=None):
+        super().__init__(paths)
+        self.root = paths.runtime_root(self.name)
+        self.systemd = systemd_booted()
+        self.hierarchy = hierarchy or cgroups.Hierarchy()
+        self._path = shutil.which(self.binary) or self.binary
+
+    # Availability
+
+    @classmethod
+    def probe(cls, paths):
+        path = shutil.which(cls.binary)
+        if path is None:
+            return base.Availability(cls.name, False,
+                                     "%s not found in PATH" % cls.binary)
+        if shutil.which("conmon") is None:
+            return base.Availability(cls.name, False,
+                                     "conmon not found in PATH")
+        version, err = _version(path)
+        if version is None:
+            return base.Availability(cls.name, False,
+                                     "%s --version failed: %s"
+                                     % (cls.binary, err))
+        reason = cls(paths).self_check()
+        return base.Availability(cls.name, reason is None, reason or "",
+                                 version)
+
+    def self_check(self):
+        """Run a throwaway container; None if it ran, else why it failed.
+
+        The container runs the host's ``true`` from read-only bind mounts of
+        the host's /usr (and /bin, /lib... as the host lays them out), under
+        the same cgroup parent, namespaces and memory limit as a real one,
+        so the runtime meets every host feature a real container needs.
+        Catches, for example, crun 1.8 on hybrid cgroup hosts.
+        """
+        with tempfile.TemporaryDirectory(prefix="selfcheck-",
+                                         dir=_tmp_root(self.paths)) as tmp:
+            cid = "vdsm-container-selfcheck-%d" % os.getpid()
+            rootfs = os.path.join(tmp, "rootfs")
+            os.mkdir(rootfs)
+            binds = []
+            for name in ("usr", "bin", "sbin", "lib", "lib64"):
+                host = "/" + name
+                if os.path.islink(host):
+                    os.symlink(os.readlink(host), os.path.join(rootfs, name))
+                elif os.path.isdir(host):
+                    binds.append({"destination": host, "source": host,
+                                  "type": "bind",
+                                  "options": ["rbind", "ro", "nosuid"]})
+            config = ocispec.selfcheck_config(
+                rootfs, self.cgroups_path_spec("selfcheck-%d" % os.getpid()),
+                binds)
+            with open(os.path.join(tmp, "config.json"), "w") as f:
+                json.dump(config, f)
+            root = os.path.join(tmp, "state")
+            args = [self._path, "--root", root] + \
+                (["--systemd-cgroup"] if self.systemd else [])
+            try:
+                out = _run(args + ["run", "--bundle", tmp, cid], timeout=30)
+            except subprocess.TimeoutExpired:
+                return "%s self-check container timed out" % self.name
+            finally:
+                _run(args + ["delete", "--force", cid], timeout=30)
+            if out.returncode != 0:
+                return "%s cannot run containers on this host: %s" % (
+                    self.name, _message(out.stderr or out.stdout))
+        return None
+
+    # Paths
+
+    def _args(self):
+        args = [self._path, "--root", self.root]
+        if self.systemd:
+            args.append("--systemd-cgroup")
+        return args
+
+    def cgroups_path_spec(self, vm_id):
+        """``linux.cgroupsPath`` as the runtime's cgroup driver wants it."""
+        if self.systemd:
+            # slice:prefix:name -> <slice>/<prefix>-<name>.scope
+            return "%s:vdsm-container:%s" % (self.paths.cgroup_parent, vm_id)
+        return cgroups.relpath(self.paths.cgroup_parent, vm_id)
+
+    def cgroup_path(self, bundle):
+        return cgroups.relpath(self.paths.cgroup_parent, bundle.vm_id)
+
+    # Lifecycle
+
+    def prepare(self, bundle, spec, image, mounts=(), netns=None):
+        config = ocispec.build(spec, image, bundle.rootfs,
+                               self.cgroups_path_spec(spec.vm_id),
+                               netns_path=netns, mounts=mounts)
+        bundle.write_config(config)
+        return config
+
+    def _conmon_argv(self, bundle):
+        cid = bundle.vm_id
+        argv = [
+            shutil.which("conmon") or "conmon",
+            "--api-version", "1",
+            "--cid", cid, "--cuuid", cid, "--name", cid,
+            "--runtime", self._path,
+            "--bundle", bundle.dir,
+            "--container-pidfile", bundle.pid_file,
+            "--conmon-pidfile", bundle.conmon_pid_file,
+            "--log-path", "k8s-file:" + bundle.log_path,
+            "--exit-dir", bundle.exit_dir,
+            "--socket-dir-path", bundle.socket_dir,
+            "--log-level", "error",
+        ]
+        for arg in self._args()[1:]:
+            argv += ["--runtime-arg", arg]
+        if self.systemd:
+            # Give conmon a scope of its own, out of vdsmd's cgroup.
+            argv = ["systemd-run", "--scope", "--quiet", "--collect",
+                    "--slice=%s" % self.paths.cgroup_parent,
+                    "--unit=vdsm-container-conmon-%s" % cid, "--"] + argv
+        return argv
+
+    def start(self, bundle):
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        pid = self._create(bundle)
+        out = _run(self._args() + ["start", bundle.vm_id])
+        if out.returncode != 0:
+            raise errors.error(errors.CreateError,
+                               "%s start failed: %s"
+                               % (self.name, _message(out.stderr)),
+                               vmId=bundle.vm_id)
+        return pid
+
+    def _create(self, bundle):
+        rfd, wfd = os.pipe()
+        env = dict(os.environ, _OCI_SYNCPIPE=str(wfd))
+        try:
+            proc = subprocess.Popen(
+                self._conmon_argv(bundle), pass_fds=(wfd,), env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, universal_newlines=True)
+        except OSError as e:
+            os.close(rfd)
+            os.close(wfd)
+            raise errors.error(errors.CreateError,
+                               "cannot run conmon: %s" % e)
+        os.close(wfd)
+        try:
+            line = self._read_sync(rfd)
+        finally:
+            os.close(rfd)
+            # conmon's first process exits after forking the monitor.
+            try:
+                _, conmon_err = proc.communicate(timeout=SYNC_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, conmon_err = proc.communicate()
+        try:
+            msg = json.loads(line) if line else {}
+        except ValueError:
+            msg = {"message": line}
+        pid = msg.get("data")
+        if not isinstance(pid, int) or pid <= 0:
+            detail = msg.get("message") or _message(conmon_err) or \
+                "conmon reported no pid"
+            raise errors.error(errors.CreateError, "%s create failed: %s"
+                               % (self.name, detail.strip()),
+                               vmId=bundle.vm_id)
+        return pid
+
+    def _read_sync(self, fd):
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        data = b""
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\n", 1)[0].decode(errors="replace").strip()
+
+    # State
+
+    def _exit_code(self, bundle):
+        try:
+            with open(os.path.join(bundle.exit_dir, bundle.vm_id)) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _alive(self, bundle, pid):
+        """True if ``pid`` still is this container's process."""
+        if not pid:
+            return False
+        try:
+            with open("/proc/%d/cgroup" % pid) as f:
+                if cgroups.scope_name(bundle.vm_id) not in f.read():
+                    return False
+            with open("/proc/%d/stat" % pid) as f:
+                # State field follows the parenthesised command name.
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    def _frozen(self, bundle):
+        rel = self.cgroup_path(bundle)
+        if self.hierarchy.version == 2:
+            path = os.path.join(self.hierarchy.path(rel), "cgroup.freeze")
+            frozen = "1"
+        else:
+            path = os.path.join(self.hierarchy.path(rel, "freezer"),
+                                "freezer.state")
+            frozen = "FROZEN"
+        try:
+            with open(path) as f:
+                return f.read().strip() == frozen
+        except OSError:
+            return False
+
+    def state(self, bundle):
+        pid = bundle.pid()
+        code = self._exit_code(bundle)
+        if code is None and self._alive(bundle, pid):
+            status = base.PAUSED if self._frozen(bundle) else base.RUNNING
+            return base.RuntimeState(status, pid)
+        if code is None and pid is None and not os.path.exists(
+                os.path.join(self.root, bundle.vm_id)):
+            return base.RuntimeState(base.GONE)
+        if code is None:
+            # Died just now: give conmon a moment to write the exit file.
+            deadline = time.monotonic() + 1.0
+            while code is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+                code = self._exit_code(bundle)
+        oom = self.hierarchy.oom_kills(self.cgroup_path(bundle)) > 0
+        return base.RuntimeState(base.STOPPED, pid, code, oom)
+
+    def recover(self, bundle):
+        out = _run(self._args() + ["state", bundle.vm_id], timeout=30)
+        if out.returncode != 0:
+            # The runtime lost it; the process may still be there.
+            st = self.state(bundle)
+            return st if st.status != base.GONE else base.RuntimeState(
+                base.GONE)
+        return self.state(bundle)
+
+    # Stopping
+
+    def kill(self, bundle, signal):
+        out = _run(self._args() + ["kill", bundle.vm_id, str(int(signal))])
+        if out.returncode != 0:
+            pid = bundle.pid()
+            if self._alive(bundle, pid):
+                # The runtime lost its state: signal the process directly.
+                os.kill(pid, signal)
+
+    def _wait_stopped(self, bundle, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._alive(bundle, bundle.pid()):
+                return True
+            time.sleep(0.02)
+        return not self._alive(bundle, bundle.pid())
+
+    def stop(self, bundle, timeout):
+        if not self._alive(bundle, bundle.pid()):
+            return
+        if self._frozen(bundle):
+            self.resume(bundle)     # a frozen process can't take SIGTERM
+        self.kill(bundle, signals.SIGTERM)
+        if self._wait_stopped(bundle, timeout):
+            return
+        log.warning("Container %s ignored SIGTERM for %ss, killing",
+                    bundle.vm_id, timeout)
+        self.kill(bundle, signals.SIGKILL)
+        if not self._wait_stopped(bundle, KILL_WAIT):
+            raise errors.error(errors.VMDestroyFailed,
+                               "container still running after SIGKILL",
+                               vmId=bundle.vm_id)
+
+    def pause(self, bundle):
+        self._simple("pause", bundle)
+
+    def resume(self, bundle):
+        self._simple("resume", bundle)
+
+    def _simple(self, verb, bundle):
+        out = _run(self._args() + [verb, bundle.vm_id])
+        if out.returncode != 0:
+            raise errors.error(errors.UnsupportedOperation,
+                               "%s %s failed: %s" % (self.name, verb,
+                                                     _message(out.stderr)),
+                               vmId=bundle.vm_id)
+
+    def cleanup(self, bundle):
+        out = _run(self._args() + ["delete", "--force", bundle.vm_id])
+        if out.returncode != 0 and "not exist" not in out.stderr:
+            log.warning("%s delete %s: %s", self.name, bundle.vm_id,
+                        _message(out.stderr))
+        shutil.rmtree(os.path.join(self.root, bundle.vm_id),
+                      ignore_errors=True)
+        self._remove_cgroup(bundle)
+        self._reap_conmon(bundle)
+
+    def _remove_cgroup(self, bundle):
+        """Kill what is left in the container's cgroup and remove it.
+
+        The runtime does this on delete; doing it again covers a runtime
+        that lost its state while the processes lived on.
+        """
+        rel = self.cgroup_path(bundle)
+        for d in self.hierarchy.dirs(rel):
+            for _ in range(100):
+                try:
+                    with open(os.path.join(d, "cgroup.procs")) as f:
+                        pids = [int(p) for p in f.read().split()]
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for p in pids:
+                    try:
+                        os.kill(p, signals.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.01)
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warning("Cannot remove cgroup %s: %s", d, e)
+
+    def _reap_conmon(self, bundle):
+        try:
+            with open(bundle.conmon_pid_file) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                mine = bundle.vm_id.encode() in f.read()
+        except OSError:
+            return
+        if mine:
+            try:
+                os.kill(pid, signals.SIGKILL)
+            except ProcessLookupError:
+                pass

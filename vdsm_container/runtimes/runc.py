@@ -1,0 +1,8 @@
+"""runc: the OCI reference runtime (Debian and EL package ``runc``)."""
+
+from . import oci
+
+
+class Driver(oci.OCIDriver):
+    name = "runc"
+    binary = "runc"
