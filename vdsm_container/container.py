@@ -162,6 +162,7 @@ class Container:
         synchronously and also raises the error, for callers that want it
         (the command); ``vdsm_plugin`` runs it in a thread.
         """
+        self._check_supported()
         self._store.claim(self.id)
         try:
             with self._store.lock(self.id), self._lock:
@@ -181,6 +182,13 @@ class Container:
                                    str(e))
             raise e
         return self.status()
+
+    def _check_supported(self):
+        """Refuse, before touching the host, what this version can't do."""
+        if self.spec.volumes:
+            raise errors.error(errors.UnsupportedOperation,
+                               "containerVolumes is not supported yet",
+                               vmId=self.id)
 
     def _start(self):
         try:

@@ -249,8 +249,8 @@ class OCIDriver(base.Driver):
             msg = {"message": line}
         pid = msg.get("data")
         if not isinstance(pid, int) or pid <= 0:
-            detail = msg.get("message") or _message(conmon_err) or \
-                "conmon reported no pid"
+            detail = _message(msg.get("message") or conmon_err or
+                              "conmon reported no pid")
             raise errors.error(errors.CreateError, "%s create failed: %s"
                                % (self.name, detail.strip()),
                                vmId=bundle.vm_id)

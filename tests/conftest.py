@@ -1,0 +1,75 @@
+"""Shared fixtures: paths in a private tree, real images, leak checks.
+
+Tests that start real containers use ``paths``: a run dir and a storage dir
+of their own and a cgroup parent of their own, so they never meet the
+host's real containers; ``leakcheck`` then proves that nothing is left.
+"""
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from vdsm_container import config
+
+from . import leaks
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference")
+BUILD_IMAGE = os.path.join(REPO, "contrib", "build-busybox-image")
+
+
+def reference(*parts):
+    """A file of ../shared/reference, or skip saying why."""
+    path = os.path.join(SHARED_REFERENCE, *parts)
+    if not os.path.exists(path):
+        pytest.skip("%s not found: ../shared/reference is absent beside "
+                    "the repository, so this schema check cannot run" % path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("images")
+
+
+def _build(image_dir, name, fmt="oci", ref="busybox:latest"):
+    path = os.path.join(str(image_dir), name)
+    if not os.path.exists(path):
+        subprocess.run([BUILD_IMAGE, path, fmt, ref], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def busybox_oci(image_dir):
+    """An OCI image archive of busybox, built offline."""
+    return _build(image_dir, "busybox-oci.tar")
+
+
+@pytest.fixture(scope="session")
+def busybox_docker(image_dir):
+    """The same image as a docker-archive."""
+    return _build(image_dir, "busybox-docker.tar", "docker",
+                  "docker.io/library/busybox:1.36")
+
+
+@pytest.fixture
+def paths(tmp_path):
+    parent = "vdsm-containers-test-%s.slice" % uuid.uuid4().hex[:8]
+    p = config.Paths(run_dir=str(tmp_path / "run"),
+                     storage_dir=str(tmp_path / "storage"),
+                     cgroup_parent=parent, stop_timeout=2.0)
+    yield p
+    # The parent cgroup is per test: remove it once its children are gone.
+    leaks.remove_cgroup_parent(parent)
+
+
+@pytest.fixture
+def leakcheck(paths):
+    """Fail the test if it leaves a mount, cgroup, runtime state, process
+    or file of a container VM behind."""
+    before = leaks.snapshot(paths)
+    yield
+    after = leaks.snapshot(paths)
+    leaks.assert_same(before, after)

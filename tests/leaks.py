@@ -1,0 +1,92 @@
+"""What a container VM can leave on the host, and a check that it did not.
+
+A snapshot lists, for one ``Paths`` tree: mounts below it, per-VM files and
+directories, runtime state entries, cgroups below the test's cgroup parent
+(in every hierarchy), network namespaces and veths named by the plugin, and
+live processes that name a per-VM path on their command line.  Zombies are
+ignored: where PID 1 does not reap (as on these CI machines), a dead
+conmon stays a zombie, which holds no resource.
+"""
+
+import glob
+import os
+
+
+def _mounts(prefix):
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4]
+            if point.startswith(prefix):
+                found.append(point)
+    return sorted(found)
+
+
+def _files(root):
+    result = []
+    for top in ("vms",):
+        base = os.path.join(root, top)
+        for dirpath, dirnames, filenames in os.walk(base):
+            for n in dirnames + filenames:
+                result.append(os.path.join(dirpath, n))
+    return sorted(result)
+
+
+def _parent_dirs(parent):
+    """The cgroup parent in each hierarchy (v2: one; v1: one per
+    controller, plus the unified side of a hybrid host)."""
+    roots = ["/sys/fs/cgroup"] + glob.glob("/sys/fs/cgroup/*/")
+    return [os.path.join(r, parent) for r in roots
+            if os.path.isdir(os.path.join(r, parent))]
+
+
+def _cgroups(parent):
+    return sorted(os.path.join(d, n) for d in _parent_dirs(parent)
+                  for n in os.listdir(d)
+                  if os.path.isdir(os.path.join(d, n)))
+
+
+def _processes(marker):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open("/proc/%s/stat" % pid) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and marker in cmd:
+            found.append("%s %s" % (pid, cmd.strip()))
+    return sorted(found)
+
+
+def _runtime_state(run_dir):
+    return sorted(glob.glob(os.path.join(run_dir, "runtime", "*", "*")))
+
+
+def snapshot(paths):
+    return {
+        "mounts": _mounts(paths.storage_dir) + _mounts(paths.run_dir),
+        "files": _files(paths.run_dir) + _files(paths.storage_dir),
+        "runtime state": _runtime_state(paths.run_dir),
+        "cgroups": _cgroups(paths.cgroup_parent),
+        "processes": _processes(paths.run_dir) + _processes(
+            paths.storage_dir),
+    }
+
+
+def assert_same(before, after):
+    left = {k: sorted(set(after[k]) - set(before[k])) for k in after}
+    left = {k: v for k, v in left.items() if v}
+    assert not left, "left behind: %s" % left
+
+
+def remove_cgroup_parent(parent):
+    for d in _parent_dirs(parent):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass

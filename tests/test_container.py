@@ -1,0 +1,276 @@
+"""Container VMs on real runc containers, supervised by conmon.
+
+Every test runs under ``leakcheck``: it fails if the test leaves a mount,
+cgroup, runtime state, file or process of a container behind.
+"""
+
+import os
+import time
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import domxml
+from vdsm_container import errors
+from vdsm_container.container import Container, create
+
+pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
+
+
+class Notifications:
+    """A clientIF double that records vdsm's ``cif.notify`` events."""
+
+    def __init__(self):
+        self.events = []
+
+    def notify(self, event_id, params):
+        self.events.append((event_id, params))
+
+    def statuses(self, vm_id):
+        return [p[vm_id]["status"] for e, p in self.events
+                if e == "|virt|VM_status|%s" % vm_id]
+
+
+def xml_for(image, command, runtime="runc", memory_mib=64, **kw):
+    return domxml.build(str(uuid.uuid4()), "test-vm", runtime, image,
+                        memory_mib=memory_mib, command=command, **kw)
+
+
+def wait_status(ctr, status, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ctr.refresh() == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s is %s, not %s" % (ctr.id, ctr.lastStatus,
+                                                status))
+
+
+@pytest.fixture
+def started(paths, busybox_oci):
+    """Start containers; destroy whatever the test left running."""
+    made = []
+
+    def start(command=("sleep", "1000"), image=None, **kw):
+        cif = kw.pop("cif", None)
+        ctr = create(xml_for(image or busybox_oci, list(command), **kw),
+                     paths=paths, cif=cif)
+        made.append(ctr)
+        return ctr
+
+    yield start
+    for ctr in made:
+        try:
+            Container.load(ctr.id, paths=paths).destroy(gracefulAttempts=0)
+        except errors.NoSuchVM:
+            pass
+
+
+def test_create_status_stats_destroy(paths, started):
+    cif = Notifications()
+    ctr = started(cif=cif)
+    assert ctr.lastStatus == constants.UP
+    st = ctr.status()
+    assert st["vmId"] == ctr.id and st["status"] == "Up"
+    ctr.sample()
+    time.sleep(0.2)
+    ctr.sample()
+    stats = ctr.getStats()
+    assert stats["status"] == "Up"
+    assert int(stats["pid"]) == ctr.bundle.pid() > 0
+    assert stats["cpuActual"] is True
+    assert int(stats["memoryStats"]["mem_total"]) == 64 * 1024
+    assert ctr.destroy() == {"status": {"code": 0,
+                                        "message": "Machine destroyed"}}
+    assert ctr.lastStatus == constants.DOWN
+    assert cif.statuses(ctr.id) == ["Up", "Down"]
+    with pytest.raises(errors.NoSuchVM):
+        Container.load(ctr.id, paths=paths)
+
+
+def test_cgroup_limits_applied(started):
+    ctr = started(memory_mib=96, vcpus=2)
+    h = ctr.hierarchy
+    rel = ctr.driver.cgroup_path(ctr.bundle)
+    if h.version == 1:
+        mem = open(os.path.join(h.path(rel, "memory"),
+                                "memory.limit_in_bytes")).read()
+        quota = open(os.path.join(h.path(rel, "cpu"),
+                                  "cpu.cfs_quota_us")).read()
+        pids = open(os.path.join(h.path(rel, "pids"), "pids.max")).read()
+    else:
+        mem = open(os.path.join(h.path(rel), "memory.max")).read()
+        quota = open(os.path.join(h.path(rel), "cpu.max")).read().split()[0]
+        pids = open(os.path.join(h.path(rel), "pids.max")).read()
+    assert int(mem) == 96 * 1024 ** 2
+    assert int(quota) == 200000
+    assert int(pids) == 4096
+
+
+def test_recovered_by_a_new_process_view(paths, started):
+    ctr = started()
+    again = Container.load(ctr.id, paths=paths)
+    assert again.refresh() == constants.UP
+    assert again.spec == ctr.spec
+    assert [c.id for c in Container.load_all(paths=paths)] == [ctr.id]
+
+
+@pytest.mark.parametrize("command,code,reason,text", [
+    (("true",), constants.NORMAL, constants.USER_SHUTDOWN, "status 0"),
+    (("sh", "-c", "exit 3"), constants.ERROR, constants.GENERIC_ERROR,
+     "status 3"),
+])
+def test_exit_is_reported(started, command, code, reason, text):
+    cif = Notifications()
+    ctr = started(command, cif=cif)
+    wait_status(ctr, constants.DOWN)
+    stats = ctr.getStats()
+    assert (stats["exitCode"], stats["exitReason"]) == (code, reason)
+    assert text in stats["exitMessage"]
+    assert cif.statuses(ctr.id)[-1] == "Down"
+
+
+def test_killed_by_signal_is_reported(started):
+    ctr = started(("sleep", "1000"))
+    os.kill(ctr.bundle.pid(), 9)
+    wait_status(ctr, constants.DOWN)
+    stats = ctr.getStats()
+    assert stats["exitCode"] == constants.ERROR
+    assert "killed by SIGKILL" in stats["exitMessage"]
+
+
+def test_oom_kill_is_reported(started):
+    # busybox tail keeps /dev/zero (no newline) in memory until OOM.
+    ctr = started(("tail", "/dev/zero"), memory_mib=32)
+    wait_status(ctr, constants.DOWN, timeout=30)
+    stats = ctr.getStats()
+    assert stats["exitCode"] == constants.ERROR
+    assert "ran out of memory" in stats["exitMessage"]
+
+
+def test_shutdown_is_graceful(started):
+    ctr = started(("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1;"
+                   " done"))
+    ctr.shutdown()
+    assert ctr.lastStatus == constants.POWERING_DOWN
+    wait_status(ctr, constants.DOWN)
+    stats = ctr.getStats()
+    assert stats["exitReason"] == constants.ADMIN_SHUTDOWN
+    assert stats["exitCode"] == constants.NORMAL
+
+
+def test_destroy_kills_what_ignores_sigterm(paths, started):
+    # PID 1 of a pid namespace ignores SIGTERM without a handler.
+    ctr = started(("sleep", "1000"))
+    t0 = time.monotonic()
+    ctr.destroy()
+    assert time.monotonic() - t0 >= paths.stop_timeout
+
+
+def test_pause_and_cont(started):
+    ctr = started()
+    ctr.pause()
+    assert ctr.refresh() == constants.PAUSED
+    ctr.cont()
+    assert ctr.refresh() == constants.UP
+
+
+def test_writes_stay_in_the_container_layer(paths, started):
+    ctr = started(("sh", "-c", "echo x > /bin/written; rm /bin/ls; "
+                   "sleep 1000"))
+    time.sleep(0.5)
+    rootfs = os.path.join(paths.image_cache, ctr._state["image"]["key"],
+                          "rootfs")
+    assert not os.path.exists(os.path.join(rootfs, "bin", "written"))
+    assert os.path.lexists(os.path.join(rootfs, "bin", "ls"))
+    assert os.path.exists(os.path.join(ctr.bundle.upper, "bin", "written"))
+
+
+def test_logs_are_kept(started):
+    ctr = started(("sh", "-c", "echo out; echo err >&2; sleep 1000"))
+    deadline = time.monotonic() + 5
+    text = ""
+    while time.monotonic() < deadline and "err" not in text:
+        time.sleep(0.05)
+        text = open(ctr.log_path()).read()
+    assert " stdout F out" in text and " stderr F err" in text
+
+
+def test_same_vm_id_twice(paths, started, busybox_oci):
+    ctr = started()
+    xml = domxml.build(ctr.id, "dup", "runc", busybox_oci,
+                       command=["sleep", "1"])
+    with pytest.raises(errors.VMExists):
+        create(xml, paths=paths)
+    assert Container.load(ctr.id, paths=paths).refresh() == constants.UP
+
+
+def test_migrate_is_refused_and_changes_nothing(paths, started):
+    ctr = started()
+    before = open(os.path.join(paths.vm_run_dir(ctr.id),
+                               "state.json")).read()
+    with pytest.raises(errors.MigrationError) as e:
+        ctr.migrate({"dst": "otherhost"})
+    assert e.value.code == 12
+    assert ctr.refresh() == constants.UP
+    assert open(os.path.join(paths.vm_run_dir(ctr.id),
+                             "state.json")).read() == before
+
+
+# Failed starts: the VM is Down with the error, and nothing is left.
+
+def _failed_start(paths, xml, cls):
+    cif = Notifications()
+    ctr = Container.from_xml(xml, paths=paths, cif=cif)
+    with pytest.raises(cls) as e:
+        ctr.run()
+    assert ctr.lastStatus == constants.DOWN
+    stats = ctr.getStats()
+    assert stats["exitCode"] == constants.ERROR
+    assert stats["exitMessage"] == str(e.value)
+    assert cif.statuses(ctr.id)[-1] == "Down"
+    assert Container.load_all(paths=paths) == []
+    # Engine destroys a VM that went Down: that must work too.
+    assert ctr.destroy()["status"]["code"] == 0
+    return e.value
+
+
+def test_start_fails_not_an_image(paths, tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(os.urandom(20000))
+    err = _failed_start(paths, xml_for(str(bad), ["true"]),
+                        errors.UnsupportedImageFormat)
+    assert err.code == 17
+
+
+def test_start_fails_missing_volume(paths, tmp_path):
+    _failed_start(paths, xml_for(str(tmp_path / "none"), ["true"]),
+                  errors.ImageFileNotFound)
+
+
+def test_start_fails_in_runtime(paths, busybox_oci):
+    err = _failed_start(paths, xml_for(busybox_oci, ["/no/such/binary"]),
+                        errors.CreateError)
+    assert "/no/such/binary" in str(err)
+    assert err.code == 9
+
+
+def test_start_fails_runtime_cannot_work_here(paths, busybox_oci):
+    # crun 1.8 refuses hybrid cgroup hosts; where it works, so does this VM.
+    ctr = Container.from_xml(xml_for(busybox_oci, ["sleep", "1000"],
+                                     runtime="crun"), paths=paths)
+    try:
+        ctr.run()
+    except errors.CreateError as e:
+        assert "crun" in str(e)
+        assert Container.load_all(paths=paths) == []
+    else:
+        assert ctr.refresh() == constants.UP
+        ctr.destroy(gracefulAttempts=0)
+
+
+def test_bad_xml_claims_nothing(paths):
+    with pytest.raises(errors.InvalidParameter):
+        create("<domain>", paths=paths)
+    assert Container.load_all(paths=paths) == []
