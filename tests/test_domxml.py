@@ -56,7 +56,8 @@ def test_engine_xml():
     # The cdrom is skipped; the boot disk is the image.
     assert [d.target for d in spec.disks] == ["sda", "sdb"]
     assert spec.image_disk.target == "sda"
-    assert spec.image_disk.path.endswith("9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d")
+    assert spec.image_disk.path.endswith(
+        "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d")
     assert spec.disks[1].block
     assert [(n.mac, n.bridge, n.link_up, n.mtu) for n in spec.nics] == [
         ("56:6f:3a:1b:00:01", "ovirtmgmt", True, 1500),

@@ -42,8 +42,11 @@ def cmd_caps(args, paths):
 
 
 def cmd_create(args, paths):
-    with open(args.xml) as f:
-        xml = f.read()
+    try:
+        with open(args.xml) as f:
+            xml = f.read()
+    except OSError as e:
+        raise errors.invalid("xml", args.xml, e.strerror or str(e))
     _print(create(xml, paths=paths).status())
 
 

@@ -316,7 +316,8 @@ def build(vm_id, name, runtime, image_path, memory_mib=256, vcpus=1,
     if image_ref:
         props[constants.PROP_IMAGE] = image_ref
     if command:
-        props[constants.PROP_COMMAND] = " ".join(shlex.quote(w) for w in command)
+        props[constants.PROP_COMMAND] = " ".join(shlex.quote(w)
+                                                 for w in command)
     props.update(custom or {})
     cust = ET.SubElement(md, _CUSTOM)
     for key, value in props.items():

@@ -51,7 +51,6 @@ OCI_LAYER_GZIP = OCI_LAYER + "+gzip"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
-_BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _SMALL = 4 * 1024 * 1024        # index, manifests and configs are tiny
 _READY = "ready.json"
 

@@ -127,8 +127,8 @@ def _ip_config(field, value, item):
         except ValueError as e:
             raise errors.invalid(field, value, str(e))
         if gw_ip.version != iface.version:
-            raise errors.invalid(field, value,
-                                 "gateway %s is not IPv%d" % (gw, iface.version))
+            raise errors.invalid(field, value, "gateway %s is not IPv%d"
+                                 % (gw, iface.version))
         gateway = str(gw_ip)
     return IPConfig(mode="static", address=str(iface), gateway=gateway)
 

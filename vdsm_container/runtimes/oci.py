@@ -360,11 +360,12 @@ class OCIDriver(base.Driver):
             return
         if self._frozen(bundle):
             self.resume(bundle)     # a frozen process can't take SIGTERM
-        self.kill(bundle, signals.SIGTERM)
-        if self._wait_stopped(bundle, timeout):
-            return
-        log.warning("Container %s ignored SIGTERM for %ss, killing",
-                    bundle.vm_id, timeout)
+        if timeout > 0:
+            self.kill(bundle, signals.SIGTERM)
+            if self._wait_stopped(bundle, timeout):
+                return
+            log.warning("Container %s ignored SIGTERM for %ss, killing",
+                        bundle.vm_id, timeout)
         self.kill(bundle, signals.SIGKILL)
         if not self._wait_stopped(bundle, KILL_WAIT):
             raise errors.error(errors.VMDestroyFailed,

@@ -1,0 +1,82 @@
+# vdsm-container: make demo | make check | make bench
+#
+# Both targets install what they need on a Debian 12 (or EL with dnf) host,
+# as root: the runtimes and image tools from the distribution, the Python
+# dependencies in a private virtualenv (.venv).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static iproute2 \
+	dnsmasq-base udhcpc python3-venv
+RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq
+DEMO := demo
+DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \
+	VDSM_CONTAINER_STORAGE_DIR=$(CURDIR)/$(DEMO)/storage \
+	VDSM_CONTAINER_STOP_TIMEOUT=5
+DEMO_VM := 6d1c7e4a-2b7f-4f5e-9c3a-0e5b8d7a6c41
+CLI := $(DEMO_ENV) $(VENV)/bin/vdsm-container
+
+.PHONY: all deps system-deps demo check lint test bench rpm wheel clean
+
+all: check
+
+system-deps:
+	@missing=""; for t in runc crun conmon umoci skopeo busybox ip; do \
+		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing runtimes and tools (missing:$$missing)"; \
+		if command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq $(DEB_PACKAGES); \
+		elif command -v dnf >/dev/null 2>&1; then \
+			dnf install -y -q $(RPM_PACKAGES); \
+		else echo "no apt-get or dnf: install$$missing by hand"; exit 1; fi; \
+	fi
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+deps: system-deps $(VENV)/.installed
+
+demo: deps
+	mkdir -p $(DEMO)
+	contrib/build-busybox-image $(DEMO)/busybox.tar
+	$(CLI) caps
+	-$(CLI) destroy $(DEMO_VM) 2>/dev/null
+	$(CLI) run --runtime runc --image $(DEMO)/busybox.tar --memory 64 \
+		--name demo --vm-id $(DEMO_VM) -- \
+		sh -c 'trap "exit 0" TERM; echo hello from a container VM; \
+		while :; do sleep 0.2; done'
+	$(CLI) list
+	$(CLI) stats $(DEMO_VM)
+	$(CLI) logs $(DEMO_VM)
+	-$(CLI) migrate $(DEMO_VM) otherhost
+	$(CLI) destroy $(DEMO_VM)
+	$(CLI) list
+
+lint: deps
+	$(PY) -m ruff check vdsm_container tests bench
+
+test: deps
+	$(PY) -m pytest -ra tests
+
+check: lint test
+
+bench: deps
+	$(PY) bench/bench.py --report bench/report.md
+
+wheel: deps
+	$(PY) -m pip wheel --no-deps -w dist .
+
+rpm:
+	command -v rpmbuild >/dev/null || { echo "rpmbuild not found"; exit 1; }
+	git archive --prefix=vdsm-container-$$($(PYTHON) -c 'import vdsm_container as v; print(v.__version__)')/ \
+		-o dist/vdsm-container.tar.gz HEAD
+	rpmbuild -ta dist/vdsm-container.tar.gz
+
+clean:
+	rm -rf $(VENV) $(DEMO) dist build *.egg-info

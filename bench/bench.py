@@ -1,0 +1,185 @@
+"""Benchmarks: the plugin beside the bare runtime doing the same work.
+
+    make bench            # prints a table and writes bench/report.md
+
+create->Up: from Engine's domain XML to a running, supervised container
+(parse, image cache lookup, overlay mount, config.json, conmon, runc
+create+start), beside ``runc run -d`` and conmon + ``runc start`` on the
+same bundle.  Medians of N runs (default 20).  Numbers, never assertions:
+tests don't time things.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from vdsm_container import config, domxml, ocispec  # noqa: E402
+from vdsm_container.bundle import Bundle  # noqa: E402
+from vdsm_container.container import Container, create  # noqa: E402
+from vdsm_container.images import Cache  # noqa: E402
+from vdsm_container.runtimes import runc  # noqa: E402
+
+COMMAND = ["sleep", "1000"]
+
+
+def median_ms(samples):
+    return statistics.median(samples) * 1000
+
+
+def bench_plugin(paths, image, runs):
+    times = []
+    for _ in range(runs):
+        xml = domxml.build(str(uuid.uuid4()), "bench", "runc", image,
+                           command=COMMAND)
+        t0 = time.perf_counter()
+        ctr = create(xml, paths=paths)
+        times.append(time.perf_counter() - t0)
+        ctr.destroy(gracefulAttempts=0)
+    return times
+
+
+class BareBundle:
+    """One overlay bundle with the plugin's own config.json, reused."""
+
+    def __init__(self, paths, image_path):
+        self.paths = paths
+        cached = Cache(paths.image_cache).get(image_path)
+        self.bundle = Bundle(paths, "bare-" + uuid.uuid4().hex[:8])
+        self.bundle.create_dirs()
+        self.bundle.mount_rootfs(cached.rootfs)
+        self.image = cached
+
+    def config(self, cid, driver):
+        spec = domxml.parse(domxml.build(
+            "00000000-0000-4000-8000-000000000000", "bare", "runc", "/x",
+            command=COMMAND))
+        cfg = ocispec.build(spec, self.image, self.bundle.rootfs,
+                            driver.cgroups_path_spec(cid))
+        self.bundle.write_config(cfg)
+
+    def close(self):
+        self.bundle.teardown()
+
+
+def bench_runc_run(paths, bare, runs):
+    root = os.path.join(paths.run_dir, "bare-runc")
+    driver = runc.Driver(paths)
+    times = []
+    for i in range(runs):
+        cid = "bare-%d-%s" % (i, uuid.uuid4().hex[:6])
+        bare.config(cid, driver)
+        t0 = time.perf_counter()
+        subprocess.run(["runc", "--root", root, "run", "-d", "--bundle",
+                        bare.bundle.dir, cid], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+        subprocess.run(["runc", "--root", root, "delete", "-f", cid],
+                       check=True)
+    return times
+
+
+def bench_conmon_runc(paths, bare, runs):
+    root = os.path.join(paths.run_dir, "bare-conmon")
+    driver = runc.Driver(paths)
+    times = []
+    for i in range(runs):
+        cid = "bare-%d-%s" % (i, uuid.uuid4().hex[:6])
+        bare.config(cid, driver)
+        exits = tempfile.mkdtemp(dir=paths.run_dir)
+        r, w = os.pipe()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            ["conmon", "--api-version", "1", "-c", cid, "-u", cid, "-n", cid,
+             "-r", shutil.which("runc"), "-b", bare.bundle.dir,
+             "-p", os.path.join(exits, "pid"),
+             "-l", "k8s-file:" + os.path.join(exits, "log"),
+             "--exit-dir", exits, "--socket-dir-path", exits,
+             "--runtime-arg", "--root", "--runtime-arg", root],
+            pass_fds=(w,), env=dict(os.environ, _OCI_SYNCPIPE=str(w)),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        os.close(w)
+        with os.fdopen(r) as f:
+            json.loads(f.readline())
+        proc.wait()
+        subprocess.run(["runc", "--root", root, "start", cid], check=True)
+        times.append(time.perf_counter() - t0)
+        subprocess.run(["runc", "--root", root, "delete", "-f", cid],
+                       check=True)
+        shutil.rmtree(exits, ignore_errors=True)
+    return times
+
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--report", default=None)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root (it starts real containers)")
+    work = tempfile.mkdtemp(prefix="vdsm-container-bench-")
+    paths = config.Paths(run_dir=os.path.join(work, "run"),
+                         storage_dir=os.path.join(work, "storage"),
+                         cgroup_parent="vdsm-containers-bench.slice",
+                         stop_timeout=1.0)
+    image = os.path.join(work, "busybox.tar")
+    subprocess.run([os.path.join(os.path.dirname(HERE), "contrib",
+                                 "build-busybox-image"), image], check=True)
+    rows = []
+    try:
+        # Warm the image cache: the first unpack is measured apart.
+        t0 = time.perf_counter()
+        Cache(paths.image_cache).get(image)
+        rows.append(("first unpack of the busybox image (umoci)",
+                     (time.perf_counter() - t0) * 1000, 1))
+        bare = BareBundle(paths, image)
+        try:
+            rows.append(("runc run -d (bare runtime)",
+                         median_ms(bench_runc_run(paths, bare, args.runs)),
+                         args.runs))
+            rows.append(("conmon + runc start (bare supervised)",
+                         median_ms(bench_conmon_runc(paths, bare,
+                                                     args.runs)),
+                         args.runs))
+        finally:
+            bare.close()
+        rows.append(("vdsm-container create->Up (domain XML in)",
+                     median_ms(bench_plugin(paths, image, args.runs)),
+                     args.runs))
+    finally:
+        for ctr in Container.load_all(paths=paths):
+            ctr.destroy(gracefulAttempts=0)
+        shutil.rmtree(work, ignore_errors=True)
+    conmon_ms = rows[2][1]
+    lines = ["# vdsm-container benchmark", "",
+             "Host: %s, runc %s" % (os.uname().release,
+                                     runc.Driver.probe(paths).version), "",
+             "| what | median ms | runs | vs conmon+runc |",
+             "|---|---:|---:|---:|"]
+    for what, ms, n in rows:
+        lines.append("| %s | %.1f | %d | %.2fx |" % (what, ms, n,
+                                                     ms / conmon_ms))
+    lines += ["", "Goal (issue 2): create->Up within 1.5x conmon+runc."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

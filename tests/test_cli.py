@@ -1,0 +1,95 @@
+"""The vdsm-container command, run as admins run it: a process per call."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+
+
+@pytest.fixture
+def cli(paths):
+    env = dict(os.environ, VDSM_CONTAINER_RUN_DIR=paths.run_dir,
+               VDSM_CONTAINER_STORAGE_DIR=paths.storage_dir,
+               VDSM_CONTAINER_CGROUP_PARENT=paths.cgroup_parent,
+               VDSM_CONTAINER_STOP_TIMEOUT="2")
+
+    def run(*args, ok=True):
+        proc = subprocess.run([sys.executable, "-m", "vdsm_container"]
+                              + list(args), env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+    return run
+
+
+def assert_one_line_error(proc, code):
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("vdsm-container: error %d: " % code)
+
+
+def test_caps(cli):
+    caps = json.loads(cli("caps").stdout)
+    runtimes = caps["runtimes"]
+    assert set(runtimes) == {"runc", "crun", "rkt"}
+    usable = sorted(n for n, a in runtimes.items() if a["available"])
+    expected = ["containers"] + ["containers_" + n for n in usable] \
+        if usable else []
+    assert caps["additionalFeatures"] == expected
+    for name, a in runtimes.items():
+        assert a["available"] or a["reason"], name
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_lifecycle(cli, busybox_oci):
+    vm_id = str(uuid.uuid4())
+    out = json.loads(cli("run", "--runtime", "runc", "--image", busybox_oci,
+                         "--vm-id", vm_id, "--name", "web", "--",
+                         "sh", "-c", "echo hi; exec sleep 1000").stdout)
+    assert out["status"] == constants.UP
+    assert json.loads(cli("list").stdout) == [
+        {"vmId": vm_id, "vmName": "web", "status": "Up"}]
+    stats = json.loads(cli("stats", vm_id, "--interval", "0.1").stdout)
+    assert stats["vmId"] == vm_id and stats["cpuActual"] is True
+    assert_one_line_error(cli("migrate", vm_id, "dst", ok=False), 12)
+    assert json.loads(cli("list").stdout)[0]["status"] == "Up"
+    assert "hi" in cli("logs", vm_id).stdout
+    assert json.loads(cli("destroy", vm_id).stdout)["status"]["code"] == 0
+    assert json.loads(cli("list").stdout) == []
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_create_from_engine_xml_file(cli, tmp_path, busybox_oci):
+    from vdsm_container import domxml
+    vm_id = str(uuid.uuid4())
+    xml = tmp_path / "vm.xml"
+    xml.write_text(domxml.build(vm_id, "x", "runc", busybox_oci,
+                                command=["true"]))
+    assert json.loads(cli("create", str(xml)).stdout)["vmId"] == vm_id
+    cli("destroy", vm_id)
+
+
+@pytest.mark.usefixtures("leakcheck")
+def test_errors(cli, tmp_path):
+    assert_one_line_error(cli("stats", str(uuid.uuid4()), ok=False), 1)
+    assert_one_line_error(cli("run", "--runtime", "lxc", "--image", "/x",
+                              ok=False), 91)
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<domain>")
+    assert_one_line_error(cli("create", str(bad), ok=False), 91)
+    assert_one_line_error(cli("run", "--runtime", "runc", "--image",
+                              str(tmp_path / "missing"), "--", "true",
+                              ok=False), 13)
+    assert_one_line_error(cli("create", str(tmp_path / "nofile.xml"),
+                              ok=False), 91)
