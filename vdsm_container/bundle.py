@@ -73,6 +73,15 @@ class Bundle:
         except (OSError, ValueError):
             return None
 
+    def clear_runtime_files(self):
+        """Forget the last run's pid and exit files (before a restart)."""
+        for path in (self.pid_file, self.conmon_pid_file,
+                     os.path.join(self.exit_dir, self.vm_id)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
     def teardown(self):
         """Unmount and remove everything; safe to call again, and at any
         point of a failed start."""

@@ -31,11 +31,13 @@ from . import bundle as bundlemod
 from . import cgroups
 from . import config
 from . import constants
+from . import domain
 from . import domxml
 from . import errors
 from . import images
 from . import runtimes
 from . import state as statemod
+from . import verbs
 from . import vmstats
 from .runtimes import base
 from .spec import ContainerSpec
@@ -57,11 +59,44 @@ def _signal_name(num):
         return "signal %d" % num
 
 
+class NoGuestAgent:
+    """``Vm.guestAgent`` for API.py's desktop* verbs: there is no agent."""
+
+    def isResponsive(self):
+        return False
+
+    def _refuse(self, *args, **kwargs):
+        raise errors.error(errors.NonResponsiveGuestAgent,
+                           "containers have no guest agent")
+
+    desktopLock = desktopLogin = desktopLogoff = desktopSendHcCommand = \
+        _refuse
+
+    def stop(self):
+        pass
+
+
+class DomainXML:
+    """``Vm.domain``: Host.dumpxmls reads ``.xml``."""
+
+    def __init__(self, xml):
+        self.xml = xml
+        self.devices_hash = None
+
+
+@verbs.add_refusals
 class Container:
     """One container VM."""
 
+    # What vdsm's periodic operations and background code read on every VM
+    # (lib/vdsm/virt/periodic.py _RunnableOnVm, clientIF): a container has
+    # no libvirt domain to monitor, is never migrating, never paused on EIO.
+    monitorable = False
+    pause_code = None
+    post_copy = False
+
     def __init__(self, spec, paths=None, cif=None, hierarchy=None,
-                 state=None):
+                 state=None, xml=None):
         self.spec = spec
         self.id = spec.vm_id
         self.name = spec.name
@@ -77,13 +112,18 @@ class Container:
         self._state = state or {"vmId": self.id,
                                 "status": constants.WAIT_FOR_LAUNCH}
         self._samples = (None, None)
+        self.xml = xml or self._state.get("xml") or ""
+        self._state["xml"] = self.xml
+        self.domain = DomainXML(self.xml)
+        self.guestAgent = NoGuestAgent()
+        self._dom = domain.ContainerDomain(self)
 
     # Construction
 
     @classmethod
     def from_xml(cls, xml, **kwargs):
         """Parse Engine's domain XML; raises vdsm errors on bad input."""
-        return cls(domxml.parse(xml), **kwargs)
+        return cls(domxml.parse(xml), xml=xml, **kwargs)
 
     @classmethod
     def load(cls, vm_id, paths=None, **kwargs):
@@ -379,12 +419,53 @@ class Container:
     def log_path(self):
         return self.bundle.log_path
 
-    # Verbs: refused
+    def reset(self):
+        """Restart the container's process in place (the reset button).
 
-    def migrate(self, params=None):
-        """Containers never migrate: refused before anything changes."""
-        raise errors.error(errors.MigrationError,
-                           "containers cannot be migrated", vmId=self.id)
+        The writable layer, NICs and volumes stay; the process is killed
+        and started again from the same bundle.
+        """
+        with self._store.lock(self.id), self._lock:
+            if self.lastStatus not in _RUNNING:
+                raise errors.error(errors.ResetFailed, "container is %s"
+                                   % self.lastStatus, vmId=self.id)
+            try:
+                self.driver.stop(self.bundle, 0)
+                self.driver.cleanup(self.bundle)
+                self.bundle.clear_runtime_files()
+                pid = self.driver.start(self.bundle)
+            except Exception as e:
+                self._state["status"] = constants.UP   # for setDownStatus
+                self.setDownStatus(constants.ERROR, constants.GENERIC_ERROR,
+                                   "reset failed: %s" % e)
+                self._save()
+                raise errors.error(errors.ResetFailed, str(e), vmId=self.id)
+            self._state.update(pid=pid, startTime=time.time())
+            self._set_status(constants.UP)
+            self._save()
+        return success()
+
+    # Read-only verbs with nothing to report for a container.
+
+    def io_tune_values(self):
+        return []
+
+    def io_tune_policy(self):
+        return []
+
+    def io_tune_policy_values(self):
+        return {}
+
+    # What vdsm's background code asks of every VM.
+
+    def isMigrating(self):
+        return False
+
+    def isDomainReadyForCommands(self):
+        return False
+
+    def maybe_kill_paused(self):
+        pass
 
 
 def create(xml, paths=None, **kwargs):
