@@ -94,6 +94,9 @@ class Container:
     monitorable = False
     pause_code = None
     post_copy = False
+    start_time = 0.0        # qemuguestagent's boot-time probing: long past
+    hugepagesz = 0
+    nr_hugepages = 0
 
     def __init__(self, spec, paths=None, cif=None, hierarchy=None,
                  state=None, xml=None):
@@ -199,11 +202,19 @@ class Container:
 
         vdsm's ``Vm.run`` starts ``_startUnderlyingVm`` in a thread and
         reports failures through the Down status; this does the same work
-        synchronously and also raises the error, for callers that want it
-        (the command); ``vdsm_plugin`` runs it in a thread.
+        synchronously and raises the error too, for the command.
+        ``vdsm_plugin.VdsmContainer.run`` runs ``_create`` in a thread.
         """
+        self._claim()
+        self._create()
+        return self.status()
+
+    def _claim(self):
+        """Checks that touch nothing, then claim the vmId (VMExists)."""
         self._check_supported()
         self._store.claim(self.id)
+
+    def _create(self):
         try:
             with self._store.lock(self.id), self._lock:
                 self._state.update(status=constants.WAIT_FOR_LAUNCH,
@@ -221,7 +232,6 @@ class Container:
                 self.setDownStatus(constants.ERROR, constants.GENERIC_ERROR,
                                    str(e))
             raise e
-        return self.status()
 
     def _check_supported(self):
         """Refuse, before touching the host, what this version can't do."""
@@ -466,6 +476,24 @@ class Container:
 
     def maybe_kill_paused(self):
         pass
+
+    def isDomainRunning(self):
+        # No libvirt domain, no guest agent channel: qemuguestagent skips it.
+        return False
+
+    def last_disk_hotplug(self):
+        return None
+
+    def cpu_policy(self):
+        return "none"       # vdsm.virt.cpumanagement.CPU_POLICY_NONE
+
+    def pinned_cpus(self):
+        return {}
+
+    def mem_size_mb(self, current=False):
+        kib = self.spec.current_memory_kib if current else \
+            self.spec.memory_kib
+        return kib // 1024
 
 
 def create(xml, paths=None, **kwargs):
