@@ -378,7 +378,16 @@ class Container:
             # Down after a failed start: nothing is left on the host.
         if self.lastStatus != constants.DOWN:
             self.setDownStatus(constants.NORMAL, reason)
+        self._forget()
         return success("Machine destroyed")
+
+    def _forget(self):
+        """Leave clientIF's vmContainer, as ``Vm._deleteVm`` does."""
+        vms = getattr(self.cif, "vmContainer", None)
+        if vms is not None:
+            with self.cif.vm_container_lock:
+                if vms.get(self.id) is self:
+                    del vms[self.id]
 
     def shutdown(self, delay=None, message=None, reboot=False, timeout=None,
                  force=False):

@@ -168,3 +168,22 @@ def describe(exc):
     if isinstance(exc, VdsmException):
         return exc.info()
     return {"code": 100, "message": "%s: %s" % ("General Exception", exc)}
+
+
+def from_info(info):
+    """Raise-able vdsm error from ``{'code', 'message'}`` (see describe).
+
+    Used where an error crossed a process boundary (supervdsm): the class
+    with that code, its message the one that was sent.
+    """
+    for name, (_, code, _) in _MIRRORED.items():
+        if code == info["code"]:
+            cls = globals()[name]
+            break
+    else:
+        cls = globals()["GeneralException"]
+    err = cls.__new__(cls)
+    if isinstance(err, ContextException):
+        err.context = {}
+    err.msg = info["message"]
+    return err

@@ -26,7 +26,9 @@ This module imports vdsm; the rest of the package does not.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 
 from vdsm import clientIF as _clientif
@@ -38,7 +40,11 @@ from vdsm.virt import vm as _vm
 from . import caps
 from . import clientif
 from . import config
+from . import constants
+from . import errors
+from . import privileged
 from . import runtimes
+from . import vmstats
 from .container import Container
 
 log = logging.getLogger("vdsm_container.vdsm_plugin")
@@ -60,9 +66,37 @@ class VdsmContainer(Container, _vm.Vm):
         Container.__init__(self, spec, paths=paths, cif=cif, **kwargs)
         self.log = logging.getLogger("virt.vm.container")
 
+    # Everything that needs root goes through ``privileged``: in-process
+    # when vdsm runs as root, through supervdsm otherwise.
+
+    def _transport(self):
+        if os.geteuid() == 0:
+            return privileged.create, privileged.call
+        from vdsm.common import supervdsm
+        proxy = supervdsm.getProxy()
+        return proxy.vdsm_container_create, proxy.vdsm_container_call
+
+    def _apply(self, out):
+        """Take the privileged side's state; send an event if it changed."""
+        new = out.get("state")
+        if new:
+            before = self.lastStatus
+            self._state.update(new)
+            if self.lastStatus != before:
+                self._state["statusTime"] = vmstats.status_time()
+                self.send_status_event()
+        if out.get("error"):
+            raise errors.from_info(out["error"])
+        return out.get("result")
+
+    def _call(self, verb, *args, **kwargs):
+        _, call = self._transport()
+        return self._apply(call(self.id, verb, args, kwargs,
+                                dataclasses.asdict(self.paths)))
+
     def run(self):
-        """``Vm.run``: claim, start in a thread, answer at once."""
-        self._claim()
+        """``Vm.run``: validate, start in a thread, answer at once."""
+        self._check_supported()
         threading.Thread(target=self._create_in_background,
                          name="ctr/" + self.id[:8], daemon=True).start()
         status = self.status()
@@ -70,10 +104,45 @@ class VdsmContainer(Container, _vm.Vm):
         return response.success(vmList=status)
 
     def _create_in_background(self):
+        create, _ = self._transport()
         try:
-            self._create()
+            self._apply(create(self.xml, dataclasses.asdict(self.paths)))
         except Exception as e:
+            if self.lastStatus != constants.DOWN:
+                self.setDownStatus(constants.ERROR, constants.GENERIC_ERROR,
+                                   str(e))
             log.error("Container %s failed to start: %s", self.id, e)
+
+    def refresh(self):
+        try:
+            self._call("refresh")
+        except errors.NoSuchVM:
+            pass    # destroyed meanwhile, or never started
+        return self.lastStatus
+
+    def destroy(self, gracefulAttempts=1, reason=constants.ADMIN_SHUTDOWN):
+        try:
+            self._call("destroy", gracefulAttempts, reason)
+        except errors.NoSuchVM:
+            if self.lastStatus != constants.DOWN:
+                raise
+        if self.lastStatus != constants.DOWN:
+            self.setDownStatus(constants.NORMAL, reason)
+        self._forget()
+        return response.success(message="Machine destroyed")
+
+    def shutdown(self, delay=None, message=None, reboot=False, timeout=None,
+                 force=False):
+        return self._call("shutdown", reboot=reboot)
+
+    def pause(self):
+        return self._call("pause")
+
+    def cont(self):
+        return self._call("cont")
+
+    def reset(self):
+        return self._call("reset")
 
 
 class Plugin:
