@@ -93,3 +93,29 @@ def test_errors(cli, tmp_path):
                               ok=False), 13)
     assert_one_line_error(cli("create", str(tmp_path / "nofile.xml"),
                               ok=False), 91)
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_images_and_prune(cli, busybox_oci, busybox_docker):
+    vm_id = str(uuid.uuid4())
+    cli("run", "--runtime", "runc", "--image", busybox_oci, "--vm-id", vm_id,
+        "--", "sleep", "1000")
+    cli("run", "--runtime", "runc", "--image", busybox_docker, "--image-ref",
+        "busybox:1.36", "--", "true")
+    listed = json.loads(cli("images").stdout)
+    assert len(listed) == 2
+    used = [i for i in listed if i["users"]]
+    assert [i["users"] for i in used] == [[vm_id]] or len(used) == 2
+    # The exited container still holds its image until it is destroyed.
+    for vm in json.loads(cli("list").stdout):
+        if vm["vmId"] != vm_id:
+            cli("destroy", vm["vmId"])
+    removed = json.loads(cli("images", "prune").stdout)["removed"]
+    assert len(removed) == 1
+    left = json.loads(cli("images").stdout)
+    assert [i["users"] for i in left] == [[vm_id]]
+    cli("destroy", vm_id)
+    assert json.loads(cli("images", "prune").stdout)["removed"] == \
+        [left[0]["key"]]
+    assert json.loads(cli("images").stdout) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -20,6 +21,8 @@ from . import caps
 from . import config
 from . import domxml
 from . import errors
+from . import images
+from . import mounts
 from .container import Container, create
 
 # Exit status for errors: 1 for vdsm errors, 2 for usage (argparse's).
@@ -123,6 +126,36 @@ def cmd_migrate(args, paths):
     _print(_load(paths, args.vm_id).migrate({"dst": args.dst}))
 
 
+def _image_users(paths):
+    users = {}
+    for ctr in Container.load_all(paths=paths):
+        key = (ctr._state.get("image") or {}).get("key")
+        if key:
+            users.setdefault(key, []).append(ctr.id)
+    return users
+
+
+def cmd_images(args, paths):
+    cache = images.Cache(paths.image_cache)
+    users = _image_users(paths)
+    if args.action == "prune":
+        removed = []
+        in_use = mounts.overlay_lowerdirs()
+        for key in cache.keys():
+            rootfs = os.path.join(cache.entry(key), "rootfs")
+            if not users.get(key) and rootfs not in in_use:
+                cache.remove(key)
+                removed.append(key)
+        _print({"removed": removed})
+        return
+    result = []
+    for key in cache.keys():
+        info = cache.info(key)
+        info["users"] = users.get(key, [])
+        result.append(info)
+    _print(result)
+
+
 def parser():
     p = argparse.ArgumentParser(
         prog="vdsm-container",
@@ -156,6 +189,9 @@ def parser():
     sp.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD",
                     help="command replacing the image's")
     add("list", cmd_list, "list container VMs")
+    sp = add("images", cmd_images, "list cached images, or prune unused ones")
+    sp.add_argument("action", nargs="?", choices=("list", "prune"),
+                    default="list")
     for name, fn, help_ in (
             ("stats", cmd_stats, "VmStats of a container VM"),
             ("logs", cmd_logs, "the container's output"),

@@ -23,6 +23,7 @@ vdsm is present.
 from __future__ import annotations
 
 import logging
+import os
 import signal as signals
 import threading
 import time
@@ -115,6 +116,7 @@ class Container:
         self._state = state or {"vmId": self.id,
                                 "status": constants.WAIT_FOR_LAUNCH}
         self._samples = (None, None)
+        self._sizes = {}
         self.xml = xml or self._state.get("xml") or ""
         self._state["xml"] = self.xml
         self.domain = DomainXML(self.xml)
@@ -332,6 +334,13 @@ class Container:
         s = self.hierarchy.read(self.driver.cgroup_path(self.bundle))
         if s is not None:
             self._samples = (self._samples[1], s)
+        self._sizes = {}
+        for disk in self.spec.disks:
+            try:
+                st = os.stat(disk.path)
+            except OSError:
+                continue
+            self._sizes[disk.path] = (st.st_size, st.st_blocks * 512)
 
     # Verbs: served
 
@@ -348,7 +357,8 @@ class Container:
         if self.lastStatus == constants.DOWN:
             return vmstats.exited(self.id, self._state)
         first, last = self._samples
-        return vmstats.running(self.spec, self._state, first, last)
+        return vmstats.running(self.spec, self._state, first, last,
+                               sizes=self._sizes)
 
     def destroy(self, gracefulAttempts=1, reason=constants.ADMIN_SHUTDOWN):
         """Stop (SIGTERM, then SIGKILL) and remove everything.

@@ -67,3 +67,19 @@ def mounted_under(prefix):
             if point == prefix or point.startswith(prefix + os.sep):
                 found.append(point)
     return sorted(found, key=len, reverse=True)
+
+
+def overlay_lowerdirs():
+    """Every lowerdir of a mounted overlay: cache entries still in use."""
+    found = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            _, _, right = line.partition(" - ")
+            fields = right.split()
+            if len(fields) < 3 or fields[0] != "overlay":
+                continue
+            for opt in fields[2].split(","):
+                if opt.startswith("lowerdir="):
+                    found.update(_unescape(d) for d in
+                                 opt[len("lowerdir="):].split(":"))
+    return found
