@@ -75,6 +75,7 @@ def snapshot(paths):
         "cgroups": _cgroups(paths.cgroup_parent),
         "processes": _processes(paths.run_dir) + _processes(
             paths.storage_dir),
+        "loop devices": loop_devices(os.path.dirname(paths.run_dir)),
     }
 
 
@@ -90,3 +91,13 @@ def remove_cgroup_parent(parent):
             os.rmdir(d)
         except OSError:
             pass
+
+
+def loop_devices(marker):
+    """Loop devices whose backing file is below ``marker``."""
+    import subprocess
+    out = subprocess.run(["losetup", "--list", "--noheadings", "--output",
+                          "NAME,BACK-FILE"], stdout=subprocess.PIPE,
+                         universal_newlines=True).stdout
+    return sorted(line.strip() for line in out.splitlines()
+                  if marker in line)

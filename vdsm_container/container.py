@@ -40,6 +40,7 @@ from . import runtimes
 from . import state as statemod
 from . import verbs
 from . import vmstats
+from . import volumes
 from .runtimes import base
 from .spec import ContainerSpec
 
@@ -237,9 +238,9 @@ class Container:
 
     def _check_supported(self):
         """Refuse, before touching the host, what this version can't do."""
-        if self.spec.volumes:
+        if self.spec.nics:
             raise errors.error(errors.UnsupportedOperation,
-                               "containerVolumes is not supported yet",
+                               "container NICs are not supported yet",
                                vmId=self.id)
 
     def _start(self):
@@ -249,7 +250,8 @@ class Container:
             self._state["image"] = {"key": image.key, "ref": image.ref}
             self.bundle.create_dirs()
             self.bundle.mount_rootfs(image.rootfs)
-            self.driver.prepare(self.bundle, self.spec, image)
+            mounts = volumes.mount_all(self.bundle, self.spec)
+            self.driver.prepare(self.bundle, self.spec, image, mounts=mounts)
             pid = self.driver.start(self.bundle)
         except BaseException as e:
             log.error("Container %s failed to start: %s", self.id, e)

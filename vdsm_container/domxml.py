@@ -298,10 +298,12 @@ def parse(xml):
 
 
 def build(vm_id, name, runtime, image_path, memory_mib=256, vcpus=1,
-          image_ref=None, command=None, nics=(), block=False, custom=None):
+          image_ref=None, command=None, nics=(), block=False, custom=None,
+          disks=()):
     """Write the domain XML Engine would send for a container VM.
 
-    ``nics`` is a sequence of ``(bridge, mac)``.  ``command`` is a list of
+    ``nics`` is a sequence of ``(bridge, mac)``; ``disks`` of
+    ``(path, alias, readonly)`` for volume disks.  ``command`` is a list of
     words; it is quoted so that ``properties.command`` gives it back.
     """
     ET.register_namespace(constants.METADATA_VM_NS_PREFIX,
@@ -334,6 +336,16 @@ def build(vm_id, name, runtime, image_path, memory_mib=256, vcpus=1,
     ET.SubElement(disk, "boot", order="1")
     ET.SubElement(disk, "driver", name="qemu", type="raw")
     ET.SubElement(disk, "alias", name="ua-image")
+    for i, (path, alias, readonly) in enumerate(disks):
+        vol = ET.SubElement(devices, "disk", device="disk", snapshot="no",
+                            type="file")
+        ET.SubElement(vol, "source", file=path)
+        ET.SubElement(vol, "target", dev="sd%s" % chr(ord("b") + i),
+                      bus="scsi")
+        ET.SubElement(vol, "driver", name="qemu", type="raw")
+        if readonly:
+            ET.SubElement(vol, "readonly")
+        ET.SubElement(vol, "alias", name=alias)
     for i, (bridge, mac) in enumerate(nics):
         iface = ET.SubElement(devices, "interface", type="bridge")
         ET.SubElement(iface, "mac", address=mac)
