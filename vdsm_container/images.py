@@ -163,6 +163,37 @@ class _Source:
         return h.hexdigest()
 
 
+def _unsafe_name(name):
+    parts = name.split("/")
+    return name.startswith("/") or ".." in parts or "\0" in name
+
+
+def check_layer(path, blob):
+    """Refuse a layer that tries to leave the rootfs or make devices.
+
+    umoci confines every path it writes to the rootfs (securejoin), so a
+    symlink planted by one layer can't carry a later layer's files out;
+    this check refuses outright what no sound image contains: absolute or
+    ``..`` names (whiteouts included), hard links to such names, and device
+    nodes (a container must not get a host device through its image).
+    """
+    try:
+        with tarfile.open(blob, mode="r:*") as t:
+            for m in t:
+                if _unsafe_name(m.name):
+                    raise _fail(path, "layer entry %r leaves the rootfs"
+                                % m.name)
+                if m.islnk() and _unsafe_name(m.linkname):
+                    raise _fail(path, "hard link %r -> %r leaves the rootfs"
+                                % (m.name, m.linkname))
+                if m.ischr() or m.isblk():
+                    raise _fail(path, "layer entry %r is a device node"
+                                % m.name)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise _fail(path, "layer %s is not a readable tar: %s"
+                    % (os.path.basename(blob), e))
+
+
 def _blob_name(digest, path):
     algo, _, hexd = digest.partition(":")
     if algo != "sha256" or not re.match(r"^[0-9a-f]{64}$", hexd):
@@ -203,11 +234,13 @@ def _select_oci(src, want):
     ref = ref_of(chosen) or "latest"
 
     def build_layout(layout):
-        blobs = [manifest["config"]] + list(manifest.get("layers", []))
-        for desc in blobs:
+        for desc in [manifest["config"]] + list(manifest.get("layers", [])):
             name = _blob_name(desc["digest"], src.path)
             src.copy_verified(name, os.path.join(layout, name),
                               desc["digest"].split(":", 1)[1])
+        for desc in manifest.get("layers", []):
+            check_layer(src.path, os.path.join(
+                layout, _blob_name(desc["digest"], src.path)))
         with open(os.path.join(layout, mname), "wb") as f:
             f.write(raw)
         _write_index(layout, chosen, "image")
@@ -252,6 +285,7 @@ def _select_docker(src, want):
             tmp = os.path.join(layout, "layer.tmp")
             # Docker layers are stored uncompressed: digest == diff_id.
             hexd = src.copy_verified(name, tmp, diff_id.split(":", 1)[1])
+            check_layer(src.path, tmp)
             os.rename(tmp, os.path.join(layout, "blobs/sha256", hexd))
             descs.append({"mediaType": OCI_LAYER, "digest": "sha256:" + hexd,
                           "size": os.path.getsize(

@@ -1,0 +1,141 @@
+"""Hostile image archives: refused with a clear error, or neutralised.
+
+Each test builds its own OCI archive with one crafted layer; nothing may be
+written outside the cache entry, and a refused image leaves no entry.
+"""
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from vdsm_container import errors
+from vdsm_container import images
+
+
+def entry(name, kind=tarfile.REGTYPE, data=b"", linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    return info, (io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def layer(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for info, data in entries:
+            t.addfile(info, data)
+    return buf.getvalue()
+
+
+def archive(path, layers):
+    """An OCI image archive with ``layers`` (tar bytes), bottom first."""
+    blobs = {}
+
+    def add(data):
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": "sha256:" + digest, "size": len(data)}
+
+    diff_ids = ["sha256:" + hashlib.sha256(d).hexdigest() for d in layers]
+    config = add(json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode())
+    config["mediaType"] = images.OCI_CONFIG
+    descs = []
+    for d in layers:
+        desc = add(d)
+        desc["mediaType"] = images.OCI_LAYER
+        descs.append(desc)
+    manifest = add(json.dumps({"schemaVersion": 2,
+                               "mediaType": images.OCI_MANIFEST,
+                               "config": config,
+                               "layers": descs}).encode())
+    manifest["mediaType"] = images.OCI_MANIFEST
+    with tarfile.open(path, "w") as t:
+        def put(name, data):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        for digest, data in blobs.items():
+            put("blobs/sha256/" + digest, data)
+        put("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+        put("index.json", json.dumps({"schemaVersion": 2,
+                                      "manifests": [manifest]}).encode())
+    return str(path)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return images.Cache(str(tmp_path / "cache"))
+
+
+def assert_refused(cache, path, words):
+    with pytest.raises(errors.UnsupportedImageFormat) as e:
+        cache.get(path)
+    assert words in str(e.value)
+    assert cache.keys() == []
+    assert [n for n in os.listdir(cache.root) if not n.startswith(".")] == []
+
+
+def test_sound_image_unpacks(cache, tmp_path):
+    img = cache.get(archive(tmp_path / "ok.tar", [layer([
+        entry("bin", tarfile.DIRTYPE), entry("bin/app", data=b"#!x")])]))
+    assert open(os.path.join(img.rootfs, "bin", "app")).read() == "#!x"
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/../../escape",
+                                  "/abs/escape"])
+def test_path_traversal_and_absolute(cache, tmp_path, name):
+    path = archive(tmp_path / "bad.tar", [layer([entry(name, data=b"x")])])
+    assert_refused(cache, path, "leaves the rootfs")
+    assert not os.path.exists(tmp_path / "escape")
+
+
+def test_whiteout_outside(cache, tmp_path):
+    (tmp_path / "victim").write_text("keep")
+    path = archive(tmp_path / "bad.tar", [
+        layer([entry("a", tarfile.DIRTYPE)]),
+        layer([entry("a/../../.wh.victim")])])
+    assert_refused(cache, path, "leaves the rootfs")
+    assert (tmp_path / "victim").read_text() == "keep"
+
+
+def test_hardlink_escape(cache, tmp_path):
+    path = archive(tmp_path / "bad.tar", [layer([
+        entry("passwd", tarfile.LNKTYPE, linkname="../../../etc/passwd")])])
+    assert_refused(cache, path, "hard link")
+
+
+@pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE])
+def test_device_nodes(cache, tmp_path, kind):
+    path = archive(tmp_path / "bad.tar", [layer([entry("dev/sda", kind)])])
+    assert_refused(cache, path, "device node")
+
+
+def test_symlink_escape_across_layers_is_neutralised(cache, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = archive(tmp_path / "sym.tar", [
+        layer([entry("etc", tarfile.SYMTYPE, linkname=str(outside))]),
+        layer([entry("etc/planted", data=b"owned")])])
+    try:
+        img = cache.get(path)
+    except errors.UnsupportedImageFormat:
+        return      # refused outright is fine too
+    assert os.listdir(outside) == []
+    # Whatever umoci made of it stays inside the rootfs.
+    found = [os.path.join(d, f) for d, _, fs in os.walk(img.rootfs)
+             for f in fs]
+    assert all(p.startswith(img.rootfs) for p in found)
+
+
+def test_not_a_tar_layer(cache, tmp_path):
+    path = archive(tmp_path / "bad.tar", [b"this is not a tar" * 100])
+    assert_refused(cache, path, "not a readable tar")
