@@ -21,6 +21,7 @@ import os
 import re
 
 from . import errors
+from . import seccomp
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PIDS_LIMIT = 4096
@@ -159,7 +160,7 @@ def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=()):
     network = {"type": "network"}
     if netns_path:
         network["path"] = netns_path
-    return {
+    config = {
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": False,
@@ -190,6 +191,10 @@ def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=()):
             "readonlyPaths": READONLY_PATHS,
         },
     }
+    profile = seccomp.profile(caps)
+    if profile is not None:
+        config["linux"]["seccomp"] = profile
+    return config
 
 
 def selfcheck_config(rootfs, cgroups_path, mounts):

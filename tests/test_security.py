@@ -1,0 +1,84 @@
+"""What a container can't do: the security defaults, tried from inside."""
+
+import time
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import seccomp
+
+from .test_container import started  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
+
+PROBE = r"""
+try() {
+    if sh -c "$2" >/dev/null 2>&1; then echo "$1=yes"; else echo "$1=no"; fi
+}
+try mount 'mkdir -p /m && mount -t tmpfs none /m'
+try sysctl 'echo 1 > /proc/sys/kernel/panic'
+try sysrq 'echo h > /proc/sysrq-trigger'
+try mknod 'mknod /dev/sdx b 8 0'
+try sysfs 'echo x > /sys/kernel/uevent_helper'
+echo "procs=$(ls -d /proc/[0-9]* | wc -l)"
+grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status
+echo done
+"""
+
+
+def results(ctr):
+    deadline = time.monotonic() + 10
+    text = ""
+    while time.monotonic() < deadline and "done" not in text:
+        time.sleep(0.05)
+        text = "\n".join(line.split(" ", 3)[-1] for line in
+                         open(ctr.log_path()).read().splitlines())
+    out = {}
+    for line in text.splitlines():
+        for sep in ("=", ":"):
+            if sep in line:
+                k, _, v = line.partition(sep)
+                out[k.strip()] = v.strip()
+                break
+    return out
+
+
+def test_container_is_confined(started):  # noqa: F811
+    ctr = started(("sh", "-c", PROBE + "sleep 1000"))
+    r = results(ctr)
+    assert r["mount"] == "no"
+    assert r["sysctl"] == "no"
+    assert r["sysrq"] == "no"
+    assert r["mknod"] == "no"
+    assert r["sysfs"] == "no"
+    # Its own pid namespace: the shell and a few short-lived children.
+    assert int(r["procs"]) <= 5
+    caps = int(r["CapBnd"], 16)
+    for cap in (12, 16, 21):        # NET_ADMIN, SYS_MODULE, SYS_ADMIN
+        assert not caps & (1 << cap)
+    assert r["NoNewPrivs"] == "1"
+    if seccomp.profile(["CAP_KILL"]) is not None:
+        assert r["Seccomp"] == "2"       # filter mode
+    assert ctr.refresh() == constants.UP
+
+
+def test_seccomp_conversion_follows_capabilities():
+    doc = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+           "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                        "subArchitectures": ["SCMP_ARCH_X86"]}],
+           "syscalls": [
+               {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+               {"names": ["mount"], "action": "SCMP_ACT_ALLOW",
+                "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+               {"names": ["unshare"], "action": "SCMP_ACT_ALLOW",
+                "excludes": {"caps": ["CAP_KILL"]}},
+               {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW",
+                "includes": {"arches": ["amd64"]}},
+           ]}
+    out = seccomp.convert(doc, ["CAP_KILL"], machine="x86_64")
+    names = [n for r in out["syscalls"] for n in r["names"]]
+    assert names == ["read", "arch_prctl"]
+    assert out["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+    assert out["defaultErrnoRet"] == 1
+    out = seccomp.convert(doc, ["CAP_KILL"], machine="aarch64")
+    assert [n for r in out["syscalls"] for n in r["names"]] == ["read"]
