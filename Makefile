@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static iproute2 \
-	dnsmasq-base udhcpc python3-venv
+	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
+	e2fsprogs util-linux
 RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq
 DEMO := demo
 DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \

@@ -17,7 +17,6 @@ import os
 import time
 from typing import Optional
 
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio", "freezer")
 _USER_HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -113,10 +112,14 @@ class Hierarchy:
     def dirs(self, rel):
         """Every directory that holds cgroup ``rel`` (one on v2)."""
         if self.version == 2:
-            return [self.path(rel)]
-        found = [self.path(rel, c) for c in V1_CONTROLLERS]
-        unified = os.path.join(self.root, "unified", rel.lstrip("/"))
-        found.append(unified)
+            found = [self.path(rel)]
+        else:
+            # Every v1 hierarchy mounted here (cpuset, devices, name=systemd
+            # ... not only the ones we read), and the unified one of a
+            # hybrid host; skip the cpu,cpuacct-style alias symlinks.
+            found = [os.path.join(self.root, h, rel.lstrip("/"))
+                     for h in sorted(os.listdir(self.root))
+                     if not os.path.islink(os.path.join(self.root, h))]
         return [d for d in found if os.path.isdir(d)]
 
     def oom_kills(self, rel):

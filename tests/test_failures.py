@@ -1,0 +1,144 @@
+"""Failure, concurrency and leak tests on real containers.
+
+Every test runs under ``leakcheck``: mounts, cgroups, runtime state, files,
+processes and loop devices are compared before and after.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import domxml
+from vdsm_container import errors
+from vdsm_container.container import Container, create
+
+pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
+
+CYCLES = int(os.environ.get("VDSM_CONTAINER_TEST_CYCLES", "500"))
+FAILING = int(os.environ.get("VDSM_CONTAINER_TEST_FAILING", "100"))
+
+
+def xml(image, command=("sleep", "1000"), vm_id=None):
+    return domxml.build(vm_id or str(uuid.uuid4()), "f", "runc", image,
+                        command=list(command))
+
+
+def destroy_all(paths):
+    for ctr in Container.load_all(paths=paths):
+        ctr.destroy(gracefulAttempts=0)
+
+
+def test_same_vm_id_twice_at_once(paths, busybox_oci):
+    doc = xml(busybox_oci)
+    outcomes = []
+
+    def one():
+        try:
+            create(doc, paths=paths)
+            outcomes.append("created")
+        except errors.VMExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created", "exists"]
+    destroy_all(paths)
+
+
+def test_twenty_in_parallel_then_recovered_by_a_new_process(paths,
+                                                             busybox_oci):
+    errors_seen = []
+
+    def one():
+        try:
+            create(xml(busybox_oci), paths=paths)
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors_seen.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors_seen == []
+    # "vdsm restarts": a new process rebuilds all 20 from disk.
+    env = dict(os.environ, VDSM_CONTAINER_RUN_DIR=paths.run_dir,
+               VDSM_CONTAINER_STORAGE_DIR=paths.storage_dir,
+               VDSM_CONTAINER_CGROUP_PARENT=paths.cgroup_parent)
+    out = subprocess.run([sys.executable, "-m", "vdsm_container", "list"],
+                         env=env, check=True, stdout=subprocess.PIPE,
+                         universal_newlines=True).stdout
+    listed = json.loads(out)
+    assert len(listed) == 20
+    assert {v["status"] for v in listed} == {"Up"}
+    for ctr in Container.load_all(paths=paths):
+        ctr.sample()
+        assert int(ctr.getStats()["pid"]) == ctr.bundle.pid()
+    destroy_all(paths)
+
+
+def test_destroy_during_start(paths, busybox_oci):
+    vm_id = str(uuid.uuid4())
+    starter = threading.Thread(
+        target=lambda: create(xml(busybox_oci, vm_id=vm_id), paths=paths))
+    starter.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            ctr = Container.load(vm_id, paths=paths)
+            break
+        except errors.NoSuchVM:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    ctr.destroy(gracefulAttempts=0)     # waits for the start, then undoes it
+    starter.join()
+    assert Container.load_all(paths=paths) == []
+
+
+def test_conmon_killed(paths, busybox_oci):
+    ctr = create(xml(busybox_oci), paths=paths)
+    conmon = int(open(ctr.bundle.conmon_pid_file).read())
+    os.kill(conmon, signal.SIGKILL)
+    time.sleep(0.2)
+    # The container outlives its monitor; destroy still removes it all.
+    assert Container.load(ctr.id, paths=paths).refresh() == constants.UP
+    Container.load(ctr.id, paths=paths).destroy(gracefulAttempts=0)
+
+
+def test_runtime_state_removed(paths, busybox_oci):
+    ctr = create(xml(busybox_oci), paths=paths)
+    shutil.rmtree(os.path.join(ctr.driver.root, ctr.id))
+    again = Container.load(ctr.id, paths=paths)
+    assert again.refresh() == constants.UP    # the process is still there
+    again.destroy(gracefulAttempts=0)          # killed through its cgroup
+
+
+def test_create_destroy_cycles(paths, busybox_oci):
+    for _ in range(CYCLES):
+        ctr = create(xml(busybox_oci), paths=paths)
+        ctr.destroy(gracefulAttempts=0)
+    assert Container.load_all(paths=paths) == []
+
+
+def test_failing_creates(paths, busybox_oci, tmp_path):
+    bad_image = tmp_path / "garbage"
+    bad_image.write_bytes(os.urandom(8192))
+    for i in range(FAILING):
+        doc = xml(busybox_oci, ("/missing/binary",)) if i % 2 else \
+            xml(str(bad_image))
+        with pytest.raises(errors.VdsmException) as e:
+            create(doc, paths=paths)
+        assert e.value.code in (9, 17)
+    assert Container.load_all(paths=paths) == []
