@@ -100,17 +100,14 @@ class Container:
     hugepagesz = 0
     nr_hugepages = 0
 
-    def __init__(self, spec, paths=None, cif=None, hierarchy=None,
-                 state=None, xml=None):
+    def __init__(self, spec, paths=None, cif=None, state=None, xml=None):
         self.spec = spec
         self.id = spec.vm_id
         self.name = spec.name
         self.cif = cif
         self.paths = paths or config.Paths.from_env()
-        self.hierarchy = hierarchy or cgroups.Hierarchy()
+        self.hierarchy = cgroups.Hierarchy()
         self.driver = runtimes.driver(spec.runtime, self.paths)
-        if hasattr(self.driver, "hierarchy"):
-            self.driver.hierarchy = self.hierarchy
         self.bundle = bundlemod.Bundle(self.paths, self.id)
         self._store = statemod.StateStore(self.paths)
         self._lock = threading.RLock()
@@ -281,29 +278,29 @@ class Container:
     # Watching
 
     def refresh(self):
-        """Compare the runtime's view with ours; go Down if it ended."""
-        with self._lock:
-            if self.lastStatus not in _RUNNING:
-                return self.lastStatus
-            rs = self.driver.state(self.bundle)
-            if rs.status == base.RUNNING:
-                if self.lastStatus == constants.PAUSED:
-                    self._set_status(constants.UP)
-            elif rs.status == base.PAUSED:
-                self._set_status(constants.PAUSED)
-            elif rs.status in (base.STOPPED, base.GONE):
-                self.setDownStatus(*self._exit_status(rs))
-            else:
-                return self.lastStatus
-            self._persist_if_exists()
-            return self.lastStatus
+        """Compare the runtime's view with ours; go Down if it ended.
 
-    def _persist_if_exists(self):
+        Takes the VM's locks in the same order as every verb (state file,
+        then object), so a sampler's refresh never deadlocks a destroy.
+        """
+        if self.lastStatus not in _RUNNING:
+            return self.lastStatus
         try:
-            with self._store.lock(self.id):
+            with self._store.lock(self.id), self._lock:
+                if self.lastStatus not in _RUNNING:
+                    return self.lastStatus
+                rs = self.driver.state(self.bundle)
+                if rs.status == base.RUNNING:
+                    if self.lastStatus == constants.PAUSED:
+                        self._set_status(constants.UP)
+                elif rs.status == base.PAUSED:
+                    self._set_status(constants.PAUSED)
+                elif rs.status in (base.STOPPED, base.GONE):
+                    self.setDownStatus(*self._exit_status(rs))
                 self._save()
-        except errors.VdsmException:
+        except errors.NoSuchVM:
             pass    # destroyed meanwhile
+        return self.lastStatus
 
     def _exit_status(self, rs):
         """(exitCode, exitReason, exitMessage) for a container that ended."""
@@ -333,7 +330,8 @@ class Container:
         """Take one cgroup sample; keep the last two (vdsm SampleWindow)."""
         if self.lastStatus not in _RUNNING:
             return
-        s = self.hierarchy.read(self.driver.cgroup_path(self.bundle))
+        rel = self.driver.cgroup_path(self.bundle)
+        s = self.hierarchy.read(rel) if rel else None
         if s is not None:
             self._samples = (self._samples[1], s)
         self._sizes = {}
