@@ -61,6 +61,14 @@ def paths(tmp_path):
                      storage_dir=str(tmp_path / "storage"),
                      cgroup_parent=parent, stop_timeout=2.0)
     yield p
+    # After leakcheck has judged: destroy what a failed test left running,
+    # so that one failure doesn't cascade into the next tests.
+    from vdsm_container.container import Container
+    for ctr in Container.load_all(paths=p):
+        try:
+            ctr.destroy(gracefulAttempts=0)
+        except Exception:
+            pass
     # The parent cgroup is per test: remove it once its children are gone.
     leaks.remove_cgroup_parent(parent)
 

@@ -76,7 +76,18 @@ def snapshot(paths):
         "processes": _processes(paths.run_dir) + _processes(
             paths.storage_dir),
         "loop devices": loop_devices(os.path.dirname(paths.run_dir)),
+        "netns": sorted(n for n in _listdir("/run/netns")
+                        if n.startswith("vdsm-ctr-")),
+        "veths": sorted(n for n in _listdir("/sys/class/net")
+                        if n.startswith("vc") and not n.startswith("vcbr")),
     }
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
 
 
 def assert_same(before, after):

@@ -36,6 +36,7 @@ from . import domain
 from . import domxml
 from . import errors
 from . import images
+from . import network
 from . import runtimes
 from . import state as statemod
 from . import verbs
@@ -115,6 +116,8 @@ class Container:
                                 "status": constants.WAIT_FOR_LAUNCH}
         self._samples = (None, None)
         self._sizes = {}
+        self._net = {}
+        self._guest = {}
         self.xml = xml or self._state.get("xml") or ""
         self._state["xml"] = self.xml
         self.domain = DomainXML(self.xml)
@@ -234,11 +237,14 @@ class Container:
             raise e
 
     def _check_supported(self):
-        """Refuse, before touching the host, what this version can't do."""
-        if self.spec.nics:
-            raise errors.error(errors.UnsupportedOperation,
-                               "container NICs are not supported yet",
-                               vmId=self.id)
+        """Refuse, before touching the host, what the driver can't do."""
+        for feature, wanted in (("nics", self.spec.nics),
+                                ("volumes", self.spec.volumes)):
+            if wanted and not self.driver.capabilities.get(feature):
+                raise errors.error(errors.UnsupportedOperation,
+                                   "the %s runtime does not support %s"
+                                   % (self.driver.name, feature),
+                                   vmId=self.id)
 
     def _start(self):
         try:
@@ -248,7 +254,10 @@ class Container:
             self.bundle.create_dirs()
             self.bundle.mount_rootfs(image.rootfs)
             mounts = volumes.mount_all(self.bundle, self.spec)
-            self.driver.prepare(self.bundle, self.spec, image, mounts=mounts)
+            netns = network.setup(self.paths, self.spec) \
+                if self.spec.nics else None
+            self.driver.prepare(self.bundle, self.spec, image, mounts=mounts,
+                                netns=netns)
             pid = self.driver.start(self.bundle)
         except BaseException as e:
             log.error("Container %s failed to start: %s", self.id, e)
@@ -265,6 +274,7 @@ class Container:
         """Remove everything the container has on the host; idempotent."""
         first_error = None
         steps = (lambda: self.driver.cleanup(self.bundle),
+                 lambda: network.teardown(self.paths, self.id),
                  self.bundle.teardown)
         for step in steps:
             try:
@@ -334,6 +344,12 @@ class Container:
         s = self.hierarchy.read(rel) if rel else None
         if s is not None:
             self._samples = (self._samples[1], s)
+        if self.spec.nics:
+            self._net = network.stats(self.paths, self.id)
+            try:
+                self._guest = network.guest_info(self.paths, self.id)
+            except Exception as e:      # the netns went away meanwhile
+                log.debug("Container %s guest info: %s", self.id, e)
         self._sizes = {}
         for disk in self.spec.disks:
             try:
@@ -357,8 +373,11 @@ class Container:
         if self.lastStatus == constants.DOWN:
             return vmstats.exited(self.id, self._state)
         first, last = self._samples
-        return vmstats.running(self.spec, self._state, first, last,
-                               sizes=self._sizes)
+        stats = vmstats.running(self.spec, self._state, first, last,
+                                sizes=self._sizes)
+        stats["network"] = dict(self._net)
+        stats.update(self._guest)
+        return stats
 
     def destroy(self, gracefulAttempts=1, reason=constants.ADMIN_SHUTDOWN):
         """Stop (SIGTERM, then SIGKILL) and remove everything.

@@ -1,0 +1,164 @@
+"""Container NICs on a Linux bridge of the test's own, on loopback-only
+test addresses (198.18.0.0/15, the benchmarking range, on a bridge with no
+uplink: nothing leaves this machine)."""
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import domxml
+from vdsm_container import errors
+from vdsm_container import network
+from vdsm_container.container import Container, create
+
+pytestmark = [pytest.mark.runtime, pytest.mark.network,
+              pytest.mark.usefixtures("leakcheck")]
+
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), check=check, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+@pytest.fixture
+def bridge():
+    """A bridge with 198.18.<n>.1/24, removed (and checked) afterwards."""
+    name = "vcbr%s" % uuid.uuid4().hex[:6]
+    net = "198.18.%d" % (int(uuid.uuid4().hex[:2], 16) % 200 + 10)
+    sh("ip", "link", "add", name, "type", "bridge")
+    sh("ip", "addr", "add", net + ".1/24", "dev", name)
+    sh("ip", "link", "set", name, "up")
+    yield name, net
+    sh("ip", "link", "del", name)
+    assert not os.path.exists("/sys/class/net/" + name)
+
+
+@pytest.fixture
+def dnsmasq(bridge, tmp_path):
+    """A DHCP server bound to the test bridge only."""
+    name, net = bridge
+    pidfile = tmp_path / "dnsmasq.pid"
+    proc = subprocess.Popen([
+        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+        "--interface=" + name, "--bind-interfaces", "--except-interface=lo",
+        "--port=0", "--no-resolv", "--no-hosts",
+        "--dhcp-range=%s.50,%s.99,255.255.255.0,2m" % (net, net),
+        "--dhcp-leasefile=%s" % (tmp_path / "leases"),
+        "--pid-file=%s" % pidfile], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    yield bridge
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def make(paths, image, nics, network_prop, command=("sleep", "1000"),
+         vm_id=None):
+    xml = domxml.build(vm_id or str(uuid.uuid4()), "net", "runc", image,
+                       command=list(command), nics=nics,
+                       custom={"containerNetwork": network_prop})
+    return create(xml, paths=paths)
+
+
+def netns_of(ctr):
+    return network._read_state(ctr.paths, ctr.id)["netns"]
+
+
+def ping(netns, address):
+    args = ["busybox", "ping", "-c", "1", "-W", "2", address]
+    if netns:
+        args = ["ip", "netns", "exec", netns] + args
+    return sh(*args, check=False).returncode == 0
+
+
+def inside(ctr, *command):
+    """Run a command in the container's network namespace."""
+    return sh("ip", "netns", "exec", netns_of(ctr), *command).stdout
+
+
+def test_static_addresses_reachability_and_stats(paths, busybox_oci,
+                                                 bridge):
+    name, net = bridge
+    a = make(paths, busybox_oci, [(name, "56:6f:00:aa:00:01")],
+             "static:%s.10/24,gw=%s.1" % (net, net))
+    b = make(paths, busybox_oci, [(name, "56:6f:00:aa:00:02")],
+             "static:%s.11/24" % net)
+    link = inside(a, "ip", "-o", "link", "show", "eth0")
+    assert "56:6f:00:aa:00:01" in link and "UP" in link
+    assert "default via %s.1" % net in inside(a, "ip", "route")
+    assert ping(None, net + ".10")                 # host -> container
+    assert ping(netns_of(a), net + ".11")          # container -> container
+    assert ping(netns_of(b), net + ".1")           # container -> host
+    a.sample()
+    stats = a.getStats()
+    nic = stats["network"][network.host_name(a.id, 0)]
+    assert nic["macAddr"] == "56:6f:00:aa:00:01"
+    assert nic["state"] == "up"
+    assert int(nic["rx"]) > 0 and int(nic["tx"]) > 0
+    assert stats["guestIPs"] == net + ".10"
+    assert stats["netIfaces"][0]["hw"] == "56:6f:00:aa:00:01"
+    for ctr in (a, b):
+        ctr.destroy(gracefulAttempts=0)
+
+
+def test_mtu_link_state_and_naming(paths, busybox_oci, bridge):
+    name, net = bridge
+    xml = domxml.build(str(uuid.uuid4()), "net", "runc", busybox_oci,
+                       command=["sleep", "1000"],
+                       nics=[(name, "56:6f:00:bb:00:01"),
+                             (name, "56:6f:00:bb:00:02")],
+                       custom={"containerNetwork": "none"})
+    # Engine's XML: second NIC down, MTU 1400 on the first.
+    xml = xml.replace('<link state="up" /><alias name="ua-net1"',
+                      '<link state="down" /><alias name="ua-net1"', 1)
+    xml = xml.replace('<mac address="56:6f:00:bb:00:01" />',
+                      '<mac address="56:6f:00:bb:00:01" />'
+                      '<mtu size="1400" />')
+    ctr = create(xml, paths=paths)
+    assert ctr.spec.nics[1].link_up is False
+    links = inside(ctr, "ip", "-o", "link")
+    eth0 = [ln for ln in links.splitlines() if " eth0@" in ln][0]
+    eth1 = [ln for ln in links.splitlines() if " eth1@" in ln][0]
+    assert "mtu 1400" in eth0 and "56:6f:00:bb:00:01" in eth0
+    assert "56:6f:00:bb:00:02" in eth1 and "state DOWN" in eth1
+    # The container itself sees the same NICs.
+    log = ctr.log_path()
+    assert os.path.exists(log)
+    ctr.destroy(gracefulAttempts=0)
+
+
+def test_dhcp_lease(paths, busybox_oci, dnsmasq):
+    name, net = dnsmasq
+    ctr = make(paths, busybox_oci, [(name, "56:6f:00:cc:00:01")], "dhcp")
+    deadline = time.monotonic() + 20
+    ips = ""
+    while time.monotonic() < deadline and not ips:
+        time.sleep(0.2)
+        ips = network.guest_info(ctr.paths, ctr.id).get("guestIPs", "")
+    assert ips.startswith(net + ".")
+    assert ping(None, ips.split()[0])
+    ctr.destroy(gracefulAttempts=0)
+
+
+def test_missing_bridge_leaves_nothing(paths, busybox_oci):
+    ctr = Container.from_xml(domxml.build(
+        str(uuid.uuid4()), "net", "runc", busybox_oci,
+        command=["sleep", "1000"], nics=[("nosuchbr0", "56:6f:00:dd:00:01")]),
+        paths=paths)
+    with pytest.raises(errors.CreateError) as e:
+        ctr.run()
+    assert "nosuchbr0" in str(e.value)
+    assert ctr.lastStatus == constants.DOWN
+
+
+def test_teardown_after_a_crash(paths, busybox_oci, bridge):
+    name, net = bridge
+    ctr = make(paths, busybox_oci, [(name, "56:6f:00:ee:00:01")], "none",
+               command=("sh", "-c", "sleep 0.2; kill -KILL 1"))
+    time.sleep(0.5)
+    again = Container.load(ctr.id, paths=paths)
+    again.refresh()
+    again.destroy()

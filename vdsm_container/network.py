@@ -1,0 +1,308 @@
+"""Container NICs: veth pairs on the VMs' own Linux bridges.
+
+Each ``<interface type='bridge'>`` becomes one NIC, in a network namespace
+of the container's own: a veth pair whose host end joins the bridge VMs use
+(ovirtmgmt, or any network's bridge) and whose container end is named
+eth0, eth1 ... in order, carries Engine's MAC and MTU, and stays down when
+the interface's ``<link state='down'>``.  Links are made over netlink with
+pyroute2, not with ``ip`` commands.
+
+Addresses (``containerNetwork``): ``static`` ones are set here; ``dhcp``
+runs busybox udhcpc for the container, from the host side, inside its
+namespace (application containers have no DHCP client; Incus and Proxmox
+do the same), and udhcpc keeps renewing the lease; ``none`` sets nothing.
+
+What was made is recorded in ``network.json`` in the VM's run directory
+before it is made, so teardown (destroy, a failed start, another process
+after a crash) finds and removes all of it.  Namespace names carry a random
+suffix: the kernel tears a namespace down asynchronously, and a reused vmId
+must never meet its predecessor's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+from . import errors
+
+# pyroute2 is imported where NICs are handled: importing it costs ~150 ms,
+# which containers without NICs (and most command invocations) never pay.
+
+log = logging.getLogger("vdsm_container.network")
+
+NETNS_DIR = "/var/run/netns"
+STATE_FILE = "network.json"
+SCRIPT_FILE = "udhcpc.script"
+
+# udhcpc calls this with $1 = deconfig|bound|renew|leasefail|nak and the
+# lease in the environment; it runs inside the container's namespace.
+_UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set dev "$interface" up
+    ;;
+bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${subnet:-255.255.255.0}" dev "$interface"
+    if [ -n "$router" ]; then
+        ip route replace default via "${router%% *}" dev "$interface"
+    fi
+    ;;
+esac
+exit 0
+"""
+
+
+def host_name(vm_id, index):
+    """Host-side veth name: <= 15 characters, stable for (vmId, NIC)."""
+    return "vc%s%d" % (hashlib.sha1(vm_id.encode()).hexdigest()[:8], index)
+
+
+def _state_path(paths, vm_id):
+    return os.path.join(paths.vm_run_dir(vm_id), STATE_FILE)
+
+
+def _write_state(paths, vm_id, state):
+    path = _state_path(paths, vm_id)
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f)
+    os.rename(path + ".tmp", path)
+
+
+def _read_state(paths, vm_id):
+    try:
+        with open(_state_path(paths, vm_id)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def setup(paths, spec):
+    """Create the namespace and NICs of ``spec``; return the netns path.
+
+    On failure everything made so far is removed and CreateError names the
+    cause (e.g. a bridge that doesn't exist).
+    """
+    from pyroute2 import IPRoute, NetNS, netns as pyroute2_netns
+    name = "vdsm-ctr-%s-%s" % (spec.vm_id[:8], uuid.uuid4().hex[:6])
+    state = {"netns": name, "nics": [], "dhcp": []}
+    _write_state(paths, spec.vm_id, state)
+    try:
+        _check_bridges(spec)
+        pyroute2_netns.create(name)
+        with IPRoute() as host, NetNS(name) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+            for i, nic in enumerate(spec.nics):
+                hname = host_name(spec.vm_id, i)
+                state["nics"].append({"host": hname, "mac": nic.mac,
+                                      "bridge": nic.bridge})
+                _write_state(paths, spec.vm_id, state)
+                _add_nic(host, ns, name, hname, i, nic)
+                _configure(ns, "eth%d" % i, spec.ip_configs[i]
+                           if i < len(spec.ip_configs) else None)
+        for i, cfg in enumerate(spec.ip_configs):
+            if cfg.mode == "dhcp" and spec.nics[i].link_up:
+                state["dhcp"].append(_start_dhcp(paths, spec.vm_id, name,
+                                                 "eth%d" % i))
+                _write_state(paths, spec.vm_id, state)
+    except Exception as e:
+        teardown(paths, spec.vm_id)
+        if isinstance(e, errors.VdsmException):
+            raise
+        raise errors.error(errors.CreateError, "network setup failed: %s"
+                           % e, vmId=spec.vm_id)
+    return os.path.join(NETNS_DIR, name)
+
+
+def _check_bridges(spec):
+    for nic in spec.nics:
+        if not os.path.isdir("/sys/class/net/%s/bridge" % nic.bridge):
+            raise errors.error(errors.CreateError, "bridge %s does not "
+                               "exist on this host" % nic.bridge,
+                               bridge=nic.bridge, mac=nic.mac)
+
+
+def _add_nic(host, ns, netns_name, hname, index, nic):
+    peer = hname + "p"
+    host.link("add", ifname=hname, kind="veth", peer=peer)
+    peer_idx = host.link_lookup(ifname=peer)[0]
+    host.link("set", index=peer_idx, net_ns_fd=netns_name)
+    idx = host.link_lookup(ifname=hname)[0]
+    br = host.link_lookup(ifname=nic.bridge)[0]
+    opts = {"master": br, "state": "up"}
+    if nic.mtu:
+        opts["mtu"] = nic.mtu
+    host.link("set", index=idx, **opts)
+    cidx = ns.link_lookup(ifname=peer)[0]
+    inner = {"ifname": "eth%d" % index, "address": nic.mac}
+    if nic.mtu:
+        inner["mtu"] = nic.mtu
+    ns.link("set", index=cidx, **inner)
+    if nic.link_up:
+        ns.link("set", index=cidx, state="up")
+
+
+def _configure(ns, ifname, cfg):
+    if cfg is None or cfg.mode != "static":
+        return
+    idx = ns.link_lookup(ifname=ifname)[0]
+    addr, _, prefix = cfg.address.partition("/")
+    ns.addr("add", index=idx, address=addr, prefixlen=int(prefix))
+    if cfg.gateway:
+        ns.route("add", dst="default" if ":" not in addr else "::/0",
+                 gateway=cfg.gateway)
+
+
+def _start_dhcp(paths, vm_id, netns_name, ifname):
+    run_dir = paths.vm_run_dir(vm_id)
+    script = os.path.join(run_dir, SCRIPT_FILE)
+    if not os.path.exists(script):
+        with open(script, "w") as f:
+            f.write(_UDHCPC_SCRIPT)
+        os.chmod(script, 0o700)
+    pidfile = os.path.join(run_dir, "udhcpc-%s.pid" % ifname)
+    # Its own session: the client outlives the process that started it,
+    # as the container does.
+    subprocess.Popen(["ip", "netns", "exec", netns_name, "udhcpc", "-f",
+                      "-i", ifname, "-s", script, "-p", pidfile, "-t", "5",
+                      "-T", "1", "-A", "5", "-S"],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+    return pidfile
+
+
+def _stop_dhcp(pidfile, netns_name):
+    deadline = time.monotonic() + 2
+    pid = None
+    while pid is None and time.monotonic() < deadline:
+        try:
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            # Started but not yet written its pid: find it by netns.
+            pid = _find_udhcpc(pidfile)
+            if pid is None:
+                time.sleep(0.02)
+    if pid is None:
+        return
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if pidfile.encode() not in f.read():
+                return      # not ours (reused pid)
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ProcessLookupError):
+        pass
+
+
+def _find_udhcpc(pidfile):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if pidfile.encode() in f.read() and b"udhcpc" in \
+                        open("/proc/%s/comm" % pid, "rb").read():
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def teardown(paths, vm_id):
+    """Remove the NICs, DHCP clients and namespace of ``vm_id``.
+
+    Idempotent; works from ``network.json`` alone, in any process.
+    """
+    state = _read_state(paths, vm_id)
+    if state is None:
+        return
+    from pyroute2 import IPRoute, netns as pyroute2_netns
+    for pidfile in state.get("dhcp", ()):
+        _stop_dhcp(pidfile, state["netns"])
+    with IPRoute() as host:
+        for nic in state.get("nics", ()):
+            for name in (nic["host"], nic["host"] + "p"):
+                for idx in host.link_lookup(ifname=name):
+                    try:
+                        host.link("del", index=idx)
+                    except Exception as e:
+                        log.warning("Cannot remove %s: %s", name, e)
+    if os.path.exists(os.path.join(NETNS_DIR, state["netns"])):
+        pyroute2_netns.remove(state["netns"])
+    os.unlink(_state_path(paths, vm_id))
+
+
+def stats(paths, vm_id, now=None):
+    """VmStats ``network``: counters of each NIC's host-side veth.
+
+    From /sys/class/net (plain file reads), as vdsm reports a VM's vnet
+    device; rx on the host end is tx of the container, and vice versa.
+    """
+    state = _read_state(paths, vm_id)
+    if state is None:
+        return {}
+    now = now or time.time()
+    result = {}
+    for nic in state["nics"]:
+        base = "/sys/class/net/%s" % nic["host"]
+        if not os.path.isdir(base):
+            continue
+
+        def counter(name):
+            try:
+                with open("%s/statistics/%s" % (base, name)) as f:
+                    return f.read().strip()
+            except OSError:
+                return "0"
+
+        try:
+            with open(base + "/operstate") as f:
+                oper = f.read().strip()
+        except OSError:
+            oper = "unknown"
+        result[nic["host"]] = {
+            "name": nic["host"],
+            "macAddr": nic["mac"],
+            "state": oper if oper in ("up", "down") else "unknown",
+            "speed": "10000",
+            # The host end's tx is what the container received.
+            "rx": counter("tx_bytes"), "tx": counter("rx_bytes"),
+            "rxErrors": counter("tx_errors"),
+            "txErrors": counter("rx_errors"),
+            "rxDropped": counter("tx_dropped"),
+            "txDropped": counter("rx_dropped"),
+            "sampleTime": now,
+        }
+    return result
+
+
+def guest_info(paths, vm_id):
+    """``guestIPs`` and ``netIfaces`` as a guest agent reports them."""
+    state = _read_state(paths, vm_id)
+    if state is None or not state.get("nics"):
+        return {}
+    from pyroute2 import NetNS
+    ifaces = []
+    with NetNS(state["netns"]) as ns:
+        for link in ns.get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            if name == "lo":
+                continue
+            inet, inet6 = [], []
+            for a in ns.get_addr(index=link["index"]):
+                addr = a.get_attr("IFA_ADDRESS")
+                (inet6 if ":" in addr else inet).append(addr)
+            ifaces.append({"name": name,
+                           "hw": link.get_attr("IFLA_ADDRESS"),
+                           "inet": inet, "inet6": inet6})
+    ifaces.sort(key=lambda i: i["name"])
+    return {"netIfaces": ifaces,
+            "guestIPs": " ".join(ip for i in ifaces for ip in i["inet"])}
