@@ -64,7 +64,13 @@ def _processes(marker):
 
 
 def _runtime_state(run_dir):
-    return sorted(glob.glob(os.path.join(run_dir, "runtime", "*", "*")))
+    """Per-container entries of each runtime's root (runc/crun: one
+    directory per container; rkt: one pod under pods/)."""
+    base = os.path.join(run_dir, "runtime")
+    found = glob.glob(os.path.join(base, "*", "*"))
+    found += glob.glob(os.path.join(base, "rkt", "pods", "*"))
+    return sorted(p for p in found
+                  if p != os.path.join(base, "rkt", "pods"))
 
 
 def snapshot(paths):

@@ -248,11 +248,13 @@ class Container:
 
     def _start(self):
         try:
-            image = images.Cache(self.paths.image_cache).get(
-                self.spec.image_disk.path, self.spec.image_ref)
-            self._state["image"] = {"key": image.key, "ref": image.ref}
             self.bundle.create_dirs()
-            self.bundle.mount_rootfs(image.rootfs)
+            image = None
+            if self.driver.capabilities.get("rootfs"):
+                image = images.Cache(self.paths.image_cache).get(
+                    self.spec.image_disk.path, self.spec.image_ref)
+                self._state["image"] = {"key": image.key, "ref": image.ref}
+                self.bundle.mount_rootfs(image.rootfs)
             mounts = volumes.mount_all(self.bundle, self.spec)
             netns = network.setup(self.paths, self.spec) \
                 if self.spec.nics else None

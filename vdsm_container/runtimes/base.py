@@ -72,13 +72,14 @@ class Driver:
         "recover": False,     # re-attach after the managing process restarts
         "nics": False,        # join a prepared network namespace
         "volumes": False,     # bind-mount host directories
+        "rootfs": True,       # runs an unpacked image rootfs (the cache)
     }
 
     def __init__(self, paths):
         self.paths = paths
 
     @classmethod
-    def probe(cls):
+    def probe(cls, paths):
         """Return an ``Availability``: binary found, self-check passed."""
         raise NotImplementedError
 

@@ -1,0 +1,179 @@
+"""The rkt driver against tests/doubles/rkt, a scripted DOUBLE of rkt
+1.30's documented command line: rkt is discontinued and not installable,
+so these tests check the exact command lines the driver runs and how it
+reads rkt's answers; they do not show that a real rkt would run the pod."""
+
+import io
+import json
+import os
+import tarfile
+import time
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import domxml
+from vdsm_container import errors
+from vdsm_container.container import Container, create
+from vdsm_container.runtimes import rkt
+
+DOUBLE = os.path.join(os.path.dirname(__file__), "doubles", "rkt")
+
+pytestmark = pytest.mark.usefixtures("leakcheck")
+
+
+@pytest.fixture
+def double(monkeypatch, tmp_path):
+    log = tmp_path / "rkt-calls.jsonl"
+    monkeypatch.setenv("VDSM_CONTAINER_RKT", DOUBLE)
+    monkeypatch.setenv("RKT_DOUBLE_LOG", str(log))
+    for knob in ("RKT_DOUBLE_FAIL", "RKT_DOUBLE_EXIT",
+                 "RKT_DOUBLE_IGNORE_STOP"):
+        monkeypatch.delenv(knob, raising=False)
+
+    def calls():
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines()]
+    return calls
+
+
+@pytest.fixture
+def aci(tmp_path):
+    """A small ACI (image manifest + rootfs/), with garbage after it, as on
+    a rounded-up volume."""
+    path = tmp_path / "app.aci"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        manifest = json.dumps({"acKind": "ImageManifest",
+                               "acVersion": "0.8.11",
+                               "name": "example.com/app"}).encode()
+        info = tarfile.TarInfo("manifest")
+        info.size = len(manifest)
+        t.addfile(info, io.BytesIO(manifest))
+        d = tarfile.TarInfo("rootfs")
+        d.type = tarfile.DIRTYPE
+        t.addfile(d)
+    path.write_bytes(buf.getvalue() + os.urandom(4096))
+    return str(path)
+
+
+def xml(image, insecure=True, command=("/bin/app", "--serve"), **kw):
+    custom = {"containerInsecure": "true"} if insecure else {}
+    custom.update(kw.pop("custom", {}))
+    return domxml.build(str(uuid.uuid4()), "rkt-vm", "rkt", image,
+                        memory_mib=128, vcpus=2, command=list(command),
+                        custom=custom, **kw)
+
+
+def test_probe(double, monkeypatch, paths):
+    a = rkt.Driver.probe(paths)
+    assert (a.available, a.version) == (True, "1.30.0")
+    monkeypatch.setenv("RKT_DOUBLE_FAIL", "version")
+    a = rkt.Driver.probe(paths)
+    assert not a.available and "cannot determine version" in a.reason
+    monkeypatch.delenv("VDSM_CONTAINER_RKT")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    a = rkt.Driver.probe(paths)
+    assert not a.available and "not found" in a.reason
+
+
+def test_parse_status_as_documented():
+    text = ("state=exited\ncreated=2016-01-26 14:23:34.631 +0100 CET\n"
+            "started=2016-01-26 14:23:34.744 +0100 CET\npid=16964\n"
+            "exited=true\napp-redis=0\napp-etcd=1\n")
+    st = rkt.parse_status(text)
+    assert st["state"] == "exited" and st["pid"] == "16964"
+    assert st["apps"] == {"redis": 0, "etcd": 1}
+
+
+def test_exact_command_line(double, paths, aci, tmp_path):
+    ctr = Container.from_xml(xml(aci, custom={"containerEnv": "A=1"}),
+                             paths=paths)
+    ctr.bundle.create_dirs()
+    mounts = [{"destination": "/data", "source": "/mnt/v0",
+               "type": "bind", "options": ["rbind", "ro"]}]
+    argv = ctr.driver.prepare(ctr.bundle, ctr.spec, None, mounts=mounts)
+    root = paths.runtime_root("rkt")
+    assert argv == [
+        DOUBLE, "--dir=" + root, "--insecure-options=image", "run",
+        "--uuid-file-save=" + os.path.join(ctr.bundle.dir, "rkt.uuid"),
+        "--net=none", "--hostname=rkt-vm", "--set-env=A=1",
+        "--volume=vol0,kind=host,source=/mnt/v0,readOnly=true",
+        os.path.join(ctr.bundle.dir, "image.aci"),
+        "--memory=128M", "--cpu=2000m",
+        "--mount=volume=vol0,target=/data",
+        "--exec=/bin/app", "--", "--serve"]
+    # The image copy stops at the end of the tar: the tail is gone.
+    copied = open(os.path.join(ctr.bundle.dir, "image.aci"), "rb").read()
+    assert copied.endswith(b"\0" * 1024)
+    assert len(copied) < os.path.getsize(aci)
+    ctr.bundle.teardown()
+    ctr._store.release(ctr.id)
+
+
+def test_secure_by_default(double, paths, aci):
+    ctr = Container.from_xml(xml(aci, insecure=False), paths=paths)
+    with pytest.raises(errors.CreateError) as e:
+        ctr.run()
+    assert "signature" in str(e.value)
+    run = [c for c in double() if "run" in c][0]
+    assert "--insecure-options=image" not in run
+    assert Container.load_all(paths=paths) == []
+
+
+def test_lifecycle(double, paths, aci):
+    ctr = create(xml(aci), paths=paths)
+    assert ctr.lastStatus == constants.UP
+    pid = ctr.bundle.pid() or ctr.getStats()["pid"]
+    assert int(pid) > 0
+    assert ctr.refresh() == constants.UP
+    uuid_ = open(os.path.join(ctr.bundle.dir, "rkt.uuid")).read()
+    ctr.destroy()
+    root = "--dir=" + paths.runtime_root("rkt")
+    assert all(c[0] == root for c in double())
+    names = [next(a for a in c if not a.startswith("--")) for c in double()]
+    assert names[0] == "run"
+    assert ["stop", "rm", "gc"] == [n for n in names if n in
+                                    ("stop", "rm", "gc")]
+    assert [c for c in double() if "rm" in c][0][-1] == uuid_
+    assert "--grace-period=0s" in [c for c in double() if "gc" in c][0]
+
+
+def test_stop_then_force(double, paths, aci, monkeypatch):
+    monkeypatch.setenv("RKT_DOUBLE_IGNORE_STOP", "1")
+    ctr = create(xml(aci), paths=paths)
+    time.sleep(0.3)
+    ctr.destroy()
+    stops = [c for c in double() if "stop" in c]
+    assert "--force" not in stops[0] and "--force" in stops[1]
+
+
+def test_exit_status_reported(double, paths, aci, monkeypatch):
+    monkeypatch.setenv("RKT_DOUBLE_EXIT", "3")
+    ctr = create(xml(aci), paths=paths)
+    deadline = time.monotonic() + 10
+    while ctr.refresh() != constants.DOWN and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = ctr.getStats()
+    assert stats["exitCode"] == constants.ERROR
+    assert "status 3" in stats["exitMessage"]
+    ctr.destroy()
+
+
+def test_run_failure_leaves_nothing(double, paths, aci, monkeypatch):
+    monkeypatch.setenv("RKT_DOUBLE_FAIL", "run")
+    ctr = Container.from_xml(xml(aci), paths=paths)
+    with pytest.raises(errors.CreateError) as e:
+        ctr.run()
+    assert "image not found" in str(e.value)
+    assert ctr.lastStatus == constants.DOWN
+
+
+def test_nics_refused_before_anything(double, paths, aci):
+    ctr = Container.from_xml(xml(aci, nics=[("br0", "56:6f:00:00:00:01")]),
+                             paths=paths)
+    with pytest.raises(errors.UnsupportedOperation):
+        ctr.run()
+    assert double() == []
