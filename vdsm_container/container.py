@@ -104,7 +104,6 @@ class Container:
     def __init__(self, spec, paths=None, cif=None, state=None, xml=None):
         self.spec = spec
         self.id = spec.vm_id
-        self.name = spec.name
         self.cif = cif
         self.paths = paths or config.Paths.from_env()
         self.hierarchy = cgroups.Hierarchy()
@@ -120,9 +119,21 @@ class Container:
         self._guest = {}
         self.xml = xml or self._state.get("xml") or ""
         self._state["xml"] = self.xml
-        self.domain = DomainXML(self.xml)
+        self._domain_xml = DomainXML(self.xml)
         self.guestAgent = NoGuestAgent()
         self._dom = domain.ContainerDomain(self)
+
+    # vdsm's Vm has these as read-only properties: so must we, for
+    # VdsmContainer(Container, Vm) to set them.
+
+    @property
+    def name(self):
+        return self.spec.name
+
+    @property
+    def domain(self):
+        """``Vm.domain``: Host.dumpxmls reads ``.xml``."""
+        return self._domain_xml
 
     # Construction
 

@@ -83,10 +83,27 @@ UNSUPPORTED = (
 )
 
 
+def error(message, code):
+    """A libvirtError carrying ``code``, as libvirt itself raises them.
+
+    libvirt-python's libvirtError reads libvirt's last error in its
+    constructor; we build one the way it ends up: ``err`` is libvirt's
+    (code, domain, message, level, ...) tuple.
+    """
+    if libvirt is None:
+        return libvirtError(message, code)
+    err = libvirt.libvirtError.__new__(libvirt.libvirtError)
+    Exception.__init__(err, message)
+    err.err = (code, getattr(libvirt, "VIR_FROM_DOM", 10), message,
+               getattr(libvirt, "VIR_ERR_ERROR", 2), None, None, None, -1,
+               -1)
+    return err
+
+
 def _unsupported(name):
     def method(self, *args, **kwargs):
-        raise libvirtError("virDomain.%s is not supported for containers"
-                           % name, VIR_ERR_OPERATION_UNSUPPORTED)
+        raise error("virDomain.%s is not supported for containers" % name,
+                    VIR_ERR_OPERATION_UNSUPPORTED)
     method.__name__ = name
     return method
 
@@ -147,8 +164,7 @@ class ContainerDomain:
         return self.destroyFlags()
 
     def metadata(self, type_, uri, flags=0):
-        raise libvirtError("no metadata for containers",
-                           VIR_ERR_NO_DOMAIN_METADATA)
+        raise error("no metadata for containers", VIR_ERR_NO_DOMAIN_METADATA)
 
 
 for _name in UNSUPPORTED:

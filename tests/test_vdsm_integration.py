@@ -1,0 +1,170 @@
+"""The plugin inside the real vdsm: VM verbs through vdsm.rpc.Bridge and
+vdsm.API, on real runc containers.
+
+These tests import oVirt/vdsm.  vdsm is not on PyPI nor in Debian: to run
+them, put a fetched vdsm's lib/ on PYTHONPATH (see README, "Testing against
+vdsm").  Without it they skip, saying so.
+"""
+
+import logging
+import threading
+import time
+import uuid
+
+import pytest
+
+try:
+    from vdsm import clientIF as clientif_mod
+    from vdsm.rpc import Bridge
+    from vdsm.virt import vm as vdsm_vm
+except ImportError as e:     # pragma: no cover - depends on the host
+    pytest.skip("vdsm is not importable (%s): put oVirt/vdsm's lib/ on "
+                "PYTHONPATH to run the integration tests" % e,
+                allow_module_level=True)
+
+from vdsm_container import constants
+from vdsm_container import domxml
+from vdsm_container import vdsm_plugin
+from vdsm_container.runtimes.base import Availability
+
+from .test_verbs import API_VM_CALLS
+from .vdsmschema import Schema
+
+pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
+
+
+@pytest.fixture
+def cif(paths, monkeypatch):
+    """vdsm's own clientIF class, without its servers and libvirt."""
+    cif = object.__new__(clientif_mod.clientIF)
+    cif.vmContainer = {}
+    cif.vm_container_lock = threading.Lock()
+    cif.vm_start_stop_lock = threading.Lock()
+    cif._recovery = False
+    cif.irs = None
+    cif.log = logging.getLogger("test.cif")
+    cif.events = []
+    cif.notify = lambda event_id, params=None: cif.events.append(
+        (event_id, params))
+    monkeypatch.setattr(clientif_mod.clientIF, "_instance", cif)
+    plugin = vdsm_plugin.install(paths=paths, availability={
+        "runc": Availability("runc", True, "", "test")})
+    assert plugin is not None
+    yield cif
+    vdsm_plugin.uninstall()
+    for v in list(cif.vmContainer.values()):
+        v.destroy(gracefulAttempts=0)
+
+
+@pytest.fixture
+def bridge():
+    return Bridge.DynamicBridge()
+
+
+def call(bridge, method, **params):
+    result = bridge.dispatch(method)(**params)
+    # Host.getAllVmStats wraps its result to keep it out of the logs.
+    return getattr(result, "value", result)
+
+
+def wait_for(bridge, vm_id, status, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = call(bridge, "VM.getStats", vmID=vm_id)[0]
+        if stats["status"] == status:
+            return stats
+        vdsm_plugin.clientif.sample_all(clientif_mod.clientIF._instance)
+        time.sleep(0.05)
+    raise AssertionError("%s never became %s" % (vm_id, status))
+
+
+def test_container_is_a_vdsm_vm():
+    assert issubclass(vdsm_plugin.VdsmContainer, vdsm_vm.Vm)
+    # Every verb API.py calls is the Container's, not libvirt-bound Vm code.
+    for name in API_VM_CALLS:
+        owner = next(c for c in vdsm_plugin.VdsmContainer.__mro__
+                     if name in c.__dict__)
+        assert owner is not vdsm_vm.Vm, name
+
+
+def test_create_stats_migrate_destroy(cif, bridge, busybox_oci):
+    vm_id = str(uuid.uuid4())
+    xml = domxml.build(vm_id, "vdsm-int", "runc", busybox_oci,
+                       command=["sleep", "1000"])
+    created = call(bridge, "VM.create", vmID=vm_id, vmParams={"xml": xml})
+    assert created["vmId"] == vm_id
+    assert isinstance(cif.vmContainer[vm_id], vdsm_plugin.VdsmContainer)
+    stats = wait_for(bridge, vm_id, constants.UP)
+    schema = Schema()
+    vdsm_plugin.clientif.sample_all(cif)
+    all_stats = call(bridge, "Host.getAllVmStats")
+    assert [s["vmId"] for s in all_stats] == [vm_id]
+    for s in all_stats + [stats]:
+        assert schema.check("VmStats", s) == []
+    # Migration: vdsm's error 12, nothing changed.
+    with pytest.raises(Exception) as e:
+        call(bridge, "VM.migrate", vmID=vm_id, params={"dst": "h2"})
+    assert getattr(e.value, "code", None) == 12
+    assert call(bridge, "VM.getStats", vmID=vm_id)[0]["status"] == "Up"
+    # A refused verb is never code 100.
+    with pytest.raises(Exception) as e:
+        call(bridge, "VM.hotplugDisk", vmID=vm_id,
+             params={"vmId": vm_id, "drive": {}})
+    assert getattr(e.value, "code", None) == 45
+    listed = call(bridge, "Host.getVMList")
+    assert [v["vmId"] for v in listed] == [vm_id]
+    call(bridge, "VM.destroy", vmID=vm_id)
+    assert cif.vmContainer == {}
+    statuses = [p[vm_id]["status"] for ev, p in cif.events
+                if ev == "|virt|VM_status|%s" % vm_id]
+    assert statuses[-1] == "Down" and "Up" in statuses
+
+
+def test_bad_xml_is_vdsm_error(cif, bridge, busybox_oci):
+    vm_id = str(uuid.uuid4())
+    xml = domxml.build(vm_id, "bad", "runc", busybox_oci,
+                       command=["true"]).replace(
+        "<ovirt-vm:containerType>runc", "<ovirt-vm:containerType>lxc")
+    with pytest.raises(Exception) as e:
+        call(bridge, "VM.create", vmID=vm_id, vmParams={"xml": xml})
+    assert getattr(e.value, "code", None) == 91
+    assert cif.vmContainer == {}
+
+
+def test_plain_vms_still_get_vdsm_vm(cif, monkeypatch):
+    made = []
+    plugin = vdsm_plugin._plugin
+    monkeypatch.setattr(plugin, "_orig_vm",
+                        lambda c, p, r=False: made.append(p) or "a Vm")
+    plain = {"vmId": str(uuid.uuid4()),
+             "xml": "<domain><uuid>%s</uuid></domain>" % uuid.uuid4()}
+    assert clientif_mod.Vm(cif, plain) == "a Vm"
+    assert made == [plain]
+
+
+def test_recovery_after_vdsm_restart(cif, paths, busybox_oci, bridge):
+    vm_id = str(uuid.uuid4())
+    xml = domxml.build(vm_id, "rec", "runc", busybox_oci,
+                       command=["sleep", "1000"])
+    call(bridge, "VM.create", vmID=vm_id, vmParams={"xml": xml})
+    wait_for(bridge, vm_id, constants.UP)
+    cif.vmContainer.clear()          # vdsm restarted: it knows nothing
+    vdsm_plugin.clientif.recover(vdsm_plugin.VdsmContainer, cif, paths)
+    assert cif.vmContainer[vm_id].lastStatus == constants.UP
+    assert call(bridge, "VM.getStats", vmID=vm_id)[0]["status"] == "Up"
+
+
+def test_caps_get_adds_features(cif, monkeypatch):
+    plugin = vdsm_plugin._plugin
+    monkeypatch.setattr(plugin, "_orig_caps_get",
+                        lambda: {"additionalFeatures": ["libgfapi_supported"]})
+    from vdsm.host import caps
+    assert caps.get()["additionalFeatures"] == [
+        "libgfapi_supported", "containers", "containers_runc"]
+
+
+def test_no_runtime_changes_nothing(paths):
+    before = (clientif_mod.Vm, vdsm_plugin._caps.get)
+    assert vdsm_plugin.install(paths=paths, availability={
+        "runc": Availability("runc", False, "not here")}) is None
+    assert (clientif_mod.Vm, vdsm_plugin._caps.get) == before
