@@ -28,6 +28,7 @@ import signal as signals
 import threading
 import time
 
+from . import blockio
 from . import bundle as bundlemod
 from . import cgroups
 from . import config
@@ -267,10 +268,14 @@ class Container:
                 self._state["image"] = {"key": image.key, "ref": image.ref}
                 self.bundle.mount_rootfs(image.rootfs)
             mounts = volumes.mount_all(self.bundle, self.spec)
+            blkio = blockio.resources(
+                self.spec, self.bundle,
+                {disk.path: m["source"] for (disk, _), m in zip(
+                    self.spec.volume_disks, mounts)}, self.hierarchy)
             netns = network.setup(self.paths, self.spec) \
                 if self.spec.nics else None
             self.driver.prepare(self.bundle, self.spec, image, mounts=mounts,
-                                netns=netns)
+                                netns=netns, blkio=blkio)
             pid = self.driver.start(self.bundle)
         except BaseException as e:
             log.error("Container %s failed to start: %s", self.id, e)

@@ -138,6 +138,31 @@ def _cputune(root):
     return tuple(values)
 
 
+IOTUNE_KEYS = ("total_bytes_sec", "read_bytes_sec", "write_bytes_sec",
+               "total_iops_sec", "read_iops_sec", "write_iops_sec")
+
+
+def _iotune(el):
+    tune = el.find("iotune")
+    if tune is None:
+        return ()
+    values = []
+    for key in IOTUNE_KEYS:
+        child = tune.find(key)
+        if child is not None:
+            value = _int(child, None, "disk/iotune/" + key, 0)
+            if value:
+                values.append((key, value))
+    return tuple(values)
+
+
+def _blkio_weight(root):
+    el = root.find("./blkiotune/weight")
+    if el is None:
+        return None
+    return _int(el, None, "blkiotune/weight", 10)
+
+
 def _disks(root):
     disks = []
     for el in root.findall("./devices/disk"):
@@ -172,6 +197,7 @@ def _disks(root):
             boot_order=_int(boot, "order", "disk/boot")
             if boot is not None else None,
             fmt=driver.get("type", "raw") if driver is not None else "raw",
+            iotune=_iotune(el),
         ))
     return tuple(disks)
 
@@ -288,6 +314,7 @@ def parse(xml):
         cpu_shares=shares,
         cpu_quota=quota,
         cpu_period=period,
+        blkio_weight=_blkio_weight(root),
         disks=disks,
         nics=nics,
         volumes=volumes,

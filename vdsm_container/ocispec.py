@@ -150,7 +150,8 @@ def resources(spec):
     }
 
 
-def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=()):
+def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=(),
+          blkio=None):
     """The config.json dict for ``spec`` running ``image`` at ``rootfs``.
 
     ``mounts`` are extra OCI mount dicts (volumes); ``netns_path`` joins a
@@ -191,6 +192,8 @@ def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=()):
             "readonlyPaths": READONLY_PATHS,
         },
     }
+    if blkio:
+        config["linux"]["resources"]["blockIO"] = blkio
     profile = seccomp.profile(caps)
     if profile is not None:
         config["linux"]["seccomp"] = profile

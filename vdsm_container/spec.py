@@ -29,6 +29,8 @@ class Disk:
     readonly: bool = False
     boot_order: Optional[int] = None
     fmt: str = "raw"
+    # <iotune>: libvirt's names (total_bytes_sec, read_iops_sec, ...)
+    iotune: Tuple[Tuple[str, int], ...] = ()
 
     def names(self):
         """The keys ``containerVolumes`` may use for this disk."""
@@ -81,6 +83,7 @@ class ContainerSpec:
     cpu_shares: Optional[int] = None
     cpu_quota: Optional[int] = None
     cpu_period: Optional[int] = None
+    blkio_weight: Optional[int] = None
     disks: Tuple[Disk, ...] = ()
     nics: Tuple[Nic, ...] = ()
     volumes: Tuple[Volume, ...] = ()
@@ -106,8 +109,8 @@ class ContainerSpec:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        d["image_disk"] = Disk(**d["image_disk"])
-        d["disks"] = tuple(Disk(**x) for x in d.get("disks", ()))
+        d["image_disk"] = _disk(d["image_disk"])
+        d["disks"] = tuple(_disk(x) for x in d.get("disks", ()))
         d["nics"] = tuple(Nic(**x) for x in d.get("nics", ()))
         d["volumes"] = tuple(Volume(**x) for x in d.get("volumes", ()))
         d["ip_configs"] = tuple(IPConfig(**x) for x in d.get("ip_configs", ()))
@@ -116,3 +119,9 @@ class ContainerSpec:
         if d.get("command") is not None:
             d["command"] = tuple(d["command"])
         return cls(**d)
+
+
+def _disk(d):
+    d = dict(d)
+    d["iotune"] = tuple(tuple(x) for x in d.get("iotune", ()))
+    return Disk(**d)

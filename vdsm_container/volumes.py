@@ -36,7 +36,10 @@ def _mount(disk, target):
 
 
 def mount_all(bundle, spec):
-    """Mount every volume; return the OCI mounts that bind them in."""
+    """Mount every volume; return the OCI mounts that bind them in.
+
+    Each mount's ``source`` is where the volume is mounted on the host.
+    """
     result = []
     for i, (disk, path) in enumerate(spec.volume_disks):
         if not os.path.exists(disk.path):

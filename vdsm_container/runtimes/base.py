@@ -83,11 +83,13 @@ class Driver:
         """Return an ``Availability``: binary found, self-check passed."""
         raise NotImplementedError
 
-    def prepare(self, bundle, spec, image, mounts=(), netns=None):
+    def prepare(self, bundle, spec, image, mounts=(), netns=None,
+                blkio=None):
         """Write what the runtime needs to start ``spec`` from ``image``.
 
         ``bundle.rootfs`` is already mounted; ``mounts`` are OCI mount dicts
-        of the container's volumes; ``netns`` a network namespace path.
+        of the container's volumes; ``netns`` a network namespace path;
+        ``blkio`` the OCI ``blockIO`` limits (``blockio.resources``).
         """
         raise NotImplementedError
 
@@ -98,6 +100,10 @@ class Driver:
     def state(self, bundle):
         """The container's ``RuntimeState``."""
         raise NotImplementedError
+
+    def pid(self, bundle):
+        """The container's init pid, or None when it doesn't run."""
+        return self.state(bundle).pid
 
     def stop(self, bundle, timeout):
         """SIGTERM, then SIGKILL after ``timeout`` seconds; wait for exit."""

@@ -177,10 +177,11 @@ class OCIDriver(base.Driver):
 
     # Lifecycle
 
-    def prepare(self, bundle, spec, image, mounts=(), netns=None):
+    def prepare(self, bundle, spec, image, mounts=(), netns=None,
+                blkio=None):
         config = ocispec.build(spec, image, bundle.rootfs,
                                self.cgroups_path_spec(spec.vm_id),
-                               netns_path=netns, mounts=mounts)
+                               netns_path=netns, mounts=mounts, blkio=blkio)
         bundle.write_config(config)
         return config
 

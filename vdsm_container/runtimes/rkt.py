@@ -125,10 +125,14 @@ class Driver(base.Driver):
 
     # Lifecycle
 
-    def prepare(self, bundle, spec, image, mounts=(), netns=None):
+    def prepare(self, bundle, spec, image, mounts=(), netns=None,
+                blkio=None):
         if netns or spec.nics:
             raise errors.error(errors.UnsupportedOperation, "the rkt driver "
                                "can't join the VMs' bridges", vmId=spec.vm_id)
+        if blkio:
+            raise errors.error(errors.UnsupportedOperation, "rkt has no "
+                               "block I/O limits", vmId=spec.vm_id)
         custom = dict(spec.custom)
         insecure = custom.get(PROP_INSECURE, "").lower() == "true"
         target = self._image(bundle, spec, insecure)

@@ -1,0 +1,73 @@
+"""VM sizing from the domain XML, read back from the container's cgroup."""
+
+import os
+import uuid
+
+import pytest
+
+from vdsm_container import blockio
+from vdsm_container import domxml
+from vdsm_container.container import create
+
+pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
+
+
+def sized_xml(image):
+    xml = domxml.build(str(uuid.uuid4()), "sized", "runc", image,
+                       memory_mib=128, vcpus=2, command=["sleep", "1000"])
+    xml = xml.replace('<currentMemory unit="KiB">131072</currentMemory>',
+                      '<currentMemory unit="KiB">65536</currentMemory>')
+    xml = xml.replace('<devices>',
+                      '<cputune><shares>512</shares><quota>25000</quota>'
+                      '<period>50000</period></cputune>'
+                      '<devices>')
+    xml = xml.replace('<boot order="1" />',
+                      '<boot order="1" /><iotune>'
+                      '<read_bytes_sec>10485760</read_bytes_sec>'
+                      '<total_iops_sec>300</total_iops_sec></iotune>')
+    return xml
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def test_limits_in_the_cgroup(paths, busybox_oci):
+    ctr = create(sized_xml(busybox_oci), paths=paths)
+    try:
+        h = ctr.hierarchy
+        rel = ctr.driver.cgroup_path(ctr.bundle)
+        major, minor = blockio.device_of(ctr.bundle.upper)
+        dev = "%d:%d" % (major, minor)
+        if h.version == 1:
+            mem = h.path(rel, "memory")
+            assert int(read(mem + "/memory.limit_in_bytes")) == 128 << 20
+            assert int(read(mem + "/memory.soft_limit_in_bytes")) == 64 << 20
+            if os.path.exists(mem + "/memory.memsw.limit_in_bytes"):
+                # memory+swap == memory: no swap
+                assert int(read(mem + "/memory.memsw.limit_in_bytes")) == \
+                    128 << 20
+            cpu = h.path(rel, "cpu")
+            assert read(cpu + "/cpu.shares") == "512"
+            assert read(cpu + "/cpu.cfs_period_us") == "50000"
+            assert read(cpu + "/cpu.cfs_quota_us") == "50000"  # 25000 x 2
+            blk = h.path(rel, "blkio")
+            assert "%s 10485760" % dev in read(
+                blk + "/blkio.throttle.read_bps_device")
+            assert "%s 300" % dev in read(
+                blk + "/blkio.throttle.write_iops_device")
+            assert "%s 300" % dev in read(
+                blk + "/blkio.throttle.read_iops_device")
+        else:
+            d = h.path(rel)
+            assert int(read(d + "/memory.max")) == 128 << 20
+            assert int(read(d + "/memory.low")) == 64 << 20
+            assert read(d + "/memory.swap.max") == "0"
+            assert read(d + "/cpu.max") == "50000 50000"
+            io = read(d + "/io.max")
+            assert "rbps=10485760" in io and "riops=300" in io
+        ctr.sample()
+        assert ctr.getStats()["vcpuQuota"] == "50000"
+    finally:
+        ctr.destroy(gracefulAttempts=0)
