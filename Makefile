@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static iproute2 \
 	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
-	e2fsprogs util-linux
+	e2fsprogs util-linux gcc python3-dev libxml2-dev
 RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq
 DEMO := demo
 DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \
@@ -23,7 +23,8 @@ CLI := $(DEMO_ENV) $(VENV)/bin/vdsm-container
 all: check
 
 system-deps:
-	@missing=""; for t in runc crun conmon umoci skopeo busybox ip; do \
+	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
+		udhcpc mkfs.ext4 gcc xml2-config; do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing runtimes and tools (missing:$$missing)"; \
@@ -60,7 +61,8 @@ demo: deps
 	$(CLI) list
 
 lint: deps
-	$(PY) -m ruff check vdsm_container tests bench
+	$(PY) -m ruff check vdsm_container tests bench contrib/vdsm \
+		contrib/engine-config contrib/ovirt-container
 
 test: deps
 	$(PY) -m pytest -ra tests
@@ -75,7 +77,9 @@ wheel: deps
 
 rpm:
 	command -v rpmbuild >/dev/null || { echo "rpmbuild not found"; exit 1; }
-	git archive --prefix=vdsm-container-$$($(PYTHON) -c 'import vdsm_container as v; print(v.__version__)')/ \
+	mkdir -p dist
+	git archive --prefix=vdsm-container-$$($(PYTHON) -c \
+		'import vdsm_container as v; print(v.__version__)')/ \
 		-o dist/vdsm-container.tar.gz HEAD
 	rpmbuild -ta dist/vdsm-container.tar.gz
 

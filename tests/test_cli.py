@@ -119,3 +119,22 @@ def test_images_and_prune(cli, busybox_oci, busybox_docker):
     assert json.loads(cli("images", "prune").stdout)["removed"] == \
         [left[0]["key"]]
     assert json.loads(cli("images").stdout) == []
+
+
+def test_mark_host(cli, tmp_path):
+    hooks = tmp_path / "hooks"
+    out = json.loads(cli("mark-host", "--hooks-dir", str(hooks)).stdout)
+    path = hooks / "before_vm_start" / "50_vdsm_container"
+    assert out["installed"] == bool(out["additionalFeatures"])
+    assert path.exists() == out["installed"]
+    if out["installed"]:
+        assert os.access(str(path), os.X_OK)
+        assert subprocess.run([str(path)]).returncode == 0
+
+
+def test_mark_removed_when_not_capable(tmp_path):
+    from vdsm_container import hostmark
+    assert hostmark.mark(True, str(tmp_path)) is True
+    assert os.path.exists(hostmark.hook_path(str(tmp_path)))
+    assert hostmark.mark(False, str(tmp_path)) is False
+    assert not os.path.exists(hostmark.hook_path(str(tmp_path)))

@@ -21,6 +21,7 @@ from . import caps
 from . import config
 from . import domxml
 from . import errors
+from . import hostmark
 from . import images
 from . import mounts
 from .container import Container, create
@@ -42,6 +43,15 @@ def _load(paths, vm_id):
 
 def cmd_caps(args, paths):
     _print(caps.report(paths))
+
+
+def cmd_mark_host(args, paths):
+    report = caps.report(paths)
+    installed = hostmark.mark(bool(report["additionalFeatures"]),
+                              args.hooks_dir)
+    _print({"additionalFeatures": report["additionalFeatures"],
+            "hook": hostmark.hook_path(args.hooks_dir),
+            "installed": installed})
 
 
 def cmd_create(args, paths):
@@ -172,6 +182,9 @@ def parser():
         return sp
 
     add("caps", cmd_caps, "additionalFeatures and runtime availability")
+    sp = add("mark-host", cmd_mark_host, "install the vdsm hook that marks "
+             "this host container-capable for Engine (or remove it)")
+    sp.add_argument("--hooks-dir", default=hostmark.HOOKS_DIR)
     sp = add("create", cmd_create, "create a container VM from domain XML")
     sp.add_argument("xml", metavar="DOMAIN.xml")
     sp = add("run", cmd_run, "create a container VM from options")

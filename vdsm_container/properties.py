@@ -137,11 +137,12 @@ def network(value, nic_count):
     """``containerNetwork``: one IPConfig per NIC.
 
     ``dhcp`` (the default) or ``none`` applies to every NIC; otherwise a
-    ``;``-separated list gives one entry per NIC, in order
-    (``static:192.0.2.10/24,gw=192.0.2.1;dhcp``).
+    ``|``-separated list gives one entry per NIC, in order
+    (``static:192.0.2.10/24,gw=192.0.2.1|dhcp``).  Not ``;``: Engine
+    stores a VM's custom properties as ``name=value;name=value``.
     """
     field = constants.PROP_NETWORK
-    items = [s.strip() for s in value.split(";")] if value else ["dhcp"]
+    items = [s.strip() for s in value.split("|")] if value else ["dhcp"]
     configs = tuple(_ip_config(field, value, item) for item in items)
     if len(configs) == 1 and configs[0].mode != "static":
         return configs * nic_count
