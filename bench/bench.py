@@ -128,6 +128,22 @@ def bench_conmon_runc(paths, bare, runs):
 
 
 
+def bench_podman(image, runs):
+    """`podman run -d` of the same image (loaded from its archive once)."""
+    subprocess.run(["podman", "load", "-q", "-i", image], check=True,
+                   stdout=subprocess.DEVNULL)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        cid = subprocess.run(["podman", "run", "-d", "busybox:latest"]
+                             + COMMAND, check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout.strip()
+        times.append(time.perf_counter() - t0)
+        subprocess.run(["podman", "rm", "-f", cid], check=True,
+                       stdout=subprocess.DEVNULL)
+    return times
+
+
 def start_many(paths, image, n):
     return [create(domxml.build(str(uuid.uuid4()), "b", "runc", image,
                                 command=COMMAND), paths=paths)
@@ -210,6 +226,7 @@ def main():
                                  "build-busybox-image"), image], check=True)
     rows = []
     stats_rows = []
+    podman_ms = None
     try:
         # Warm the image cache: the first unpack is measured apart.
         t0 = time.perf_counter()
@@ -240,6 +257,8 @@ def main():
                                                 bridge)), args.runs))
         finally:
             subprocess.run(["ip", "link", "del", bridge], check=True)
+        if shutil.which("podman"):
+            podman_ms = median_ms(bench_podman(image, args.runs))
         stats_rows, rss_kib, recovery_ms = bench_stats(paths, image,
                                                        (10, 50, 100))
     finally:
@@ -255,6 +274,11 @@ def main():
     for what, ms, n in rows:
         lines.append("| %s | %.1f | %d | %.2fx |" % (what, ms, n,
                                                      ms / conmon_ms))
+    if shutil.which("podman"):
+        lines.append("| podman run -d (for reference) | %.1f | %d | %.2fx |"
+                     % (podman_ms, args.runs, podman_ms / conmon_ms))
+    else:
+        lines += ["", "podman is not installed here: no podman row."]
     lines += ["", "Goals: create->Up within 1.5x conmon+runc; with one NIC "
               "<= 100 ms.", "",
               "## Host.getAllVmStats", "",
