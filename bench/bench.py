@@ -128,6 +128,41 @@ def bench_conmon_runc(paths, bare, runs):
 
 
 
+def big_image(work, small, mib):
+    """``small`` plus a layer of ``mib`` MiB of random data: same image
+    otherwise, to show the cached start doesn't grow with the image."""
+    layout = os.path.join(work, "big-layout")
+    subprocess.run(["skopeo", "copy", "--quiet", "oci-archive:" + small,
+                    "oci:%s:image" % layout], check=True)
+    bundle = os.path.join(work, "big-bundle")
+    subprocess.run(["umoci", "unpack", "--image", layout + ":image", bundle],
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(bundle, "rootfs", "payload"), "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1024 * 1024))
+    subprocess.run(["umoci", "repack", "--image", layout + ":image", bundle],
+                   check=True)
+    shutil.rmtree(bundle)
+    path = os.path.join(work, "big.tar")
+    subprocess.run(["skopeo", "copy", "--quiet", "oci:%s:image" % layout,
+                    "oci-archive:%s:big:latest" % path], check=True)
+    return layout, path
+
+
+def bench_unpack(paths, work, image, layout):
+    """Our first unpack (archive -> cache) beside bare ``umoci unpack``."""
+    t0 = time.perf_counter()
+    Cache(paths.image_cache).get(image)
+    ours = time.perf_counter() - t0
+    target = os.path.join(work, "bare-unpack")
+    t0 = time.perf_counter()
+    subprocess.run(["umoci", "unpack", "--image", layout + ":image",
+                    target], check=True, stdout=subprocess.DEVNULL)
+    bare = time.perf_counter() - t0
+    shutil.rmtree(target)
+    return ours * 1000, bare * 1000
+
+
 def bench_podman(image, runs):
     """`podman run -d` of the same image (loaded from its archive once)."""
     subprocess.run(["podman", "load", "-q", "-i", image], check=True,
@@ -213,6 +248,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--report", default=None)
+    ap.add_argument("--big-mib", type=int, default=200,
+                    help="size of the large image's extra layer")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root (it starts real containers)")
@@ -246,6 +283,16 @@ def main():
             bare.close()
         rows.append(("vdsm-container create->Up (domain XML in)",
                      median_ms(bench_plugin(paths, image, args.runs)),
+                     args.runs))
+        layout, big = big_image(work, image, args.big_mib)
+        ours, bare = bench_unpack(paths, work, big, layout)
+        rows.append(("first unpack, %d MiB image: vdsm-container"
+                     % args.big_mib, ours, 1))
+        rows.append(("first unpack, %d MiB image: bare umoci unpack"
+                     % args.big_mib, bare, 1))
+        rows.append(("vdsm-container create->Up, cached %d MiB image"
+                     % args.big_mib,
+                     median_ms(bench_plugin(paths, big, args.runs)),
                      args.runs))
         bridge = "vcbrbench"
         subprocess.run(["ip", "link", "add", bridge, "type", "bridge"],
