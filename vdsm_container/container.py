@@ -404,21 +404,7 @@ class Container:
         gone afterwards (NoSuchVM for any later verb).
         """
         try:
-            with self._store.lock(self.id), self._lock:
-                timeout = self.paths.stop_timeout if gracefulAttempts else 0
-                try:
-                    self.driver.stop(self.bundle, timeout)
-                except errors.VdsmException:
-                    raise
-                except Exception as e:
-                    raise errors.error(errors.VMDestroyFailed, str(e),
-                                       vmId=self.id)
-                try:
-                    self._teardown()
-                except Exception as e:
-                    raise errors.error(errors.VMDestroyFailed, str(e),
-                                       vmId=self.id)
-                self._store.release(self.id)
+            self._release_host(gracefulAttempts)
         except errors.NoSuchVM:
             if self.lastStatus != constants.DOWN:
                 raise
@@ -427,6 +413,20 @@ class Container:
             self.setDownStatus(constants.NORMAL, reason)
         self._forget()
         return success("Machine destroyed")
+
+    def _release_host(self, gracefulAttempts):
+        """Stop the container and remove all it has on the host."""
+        with self._store.lock(self.id), self._lock:
+            timeout = self.paths.stop_timeout if gracefulAttempts else 0
+            try:
+                self.driver.stop(self.bundle, timeout)
+                self._teardown()
+            except errors.VdsmException:
+                raise
+            except Exception as e:
+                raise errors.error(errors.VMDestroyFailed, str(e),
+                                   vmId=self.id)
+            self._store.release(self.id)
 
     def _forget(self):
         """Leave clientIF's vmContainer, as ``Vm._deleteVm`` does."""

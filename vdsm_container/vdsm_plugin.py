@@ -120,16 +120,8 @@ class VdsmContainer(Container, _vm.Vm):
             pass    # destroyed meanwhile, or never started
         return self.lastStatus
 
-    def destroy(self, gracefulAttempts=1, reason=constants.ADMIN_SHUTDOWN):
-        try:
-            self._call("destroy", gracefulAttempts, reason)
-        except errors.NoSuchVM:
-            if self.lastStatus != constants.DOWN:
-                raise
-        if self.lastStatus != constants.DOWN:
-            self.setDownStatus(constants.NORMAL, reason)
-        self._forget()
-        return response.success(message="Machine destroyed")
+    def _release_host(self, gracefulAttempts):
+        self._call("destroy", gracefulAttempts)
 
     def shutdown(self, delay=None, message=None, reboot=False, timeout=None,
                  force=False):
