@@ -29,6 +29,8 @@ def test_lifecycle(paths, busybox_oci):
     assert "error" not in out
     assert out["state"]["status"] == constants.UP
     assert "xml" not in out["state"]
+    out = roundtrip(privileged.call(vm_id, "refresh", paths_dict=pd))
+    assert out["result"] == {"network": {}, "guest": {}}
     out = roundtrip(privileged.call(vm_id, "pause", paths_dict=pd))
     assert out["state"]["status"] == constants.PAUSED
     out = roundtrip(privileged.call(vm_id, "cont", paths_dict=pd))

@@ -362,12 +362,7 @@ class Container:
         s = self.hierarchy.read(rel) if rel else None
         if s is not None:
             self._samples = (self._samples[1], s)
-        if self.spec.nics:
-            self._net = network.stats(self.paths, self.id)
-            try:
-                self._guest = network.guest_info(self.paths, self.id)
-            except Exception as e:      # the netns went away meanwhile
-                log.debug("Container %s guest info: %s", self.id, e)
+        self.sample_network()
         self._sizes = {}
         for disk in self.spec.disks:
             try:
@@ -375,6 +370,16 @@ class Container:
             except OSError:
                 continue
             self._sizes[disk.path] = (st.st_size, st.st_blocks * 512)
+
+    def sample_network(self):
+        """NIC counters and addresses (needs root: the netns and run dir)."""
+        if not self.spec.nics:
+            return
+        self._net = network.stats(self.paths, self.id)
+        try:
+            self._guest = network.guest_info(self.paths, self.id)
+        except Exception as e:      # the netns went away meanwhile
+            log.debug("Container %s guest info: %s", self.id, e)
 
     # Verbs: served
 

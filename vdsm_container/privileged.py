@@ -55,6 +55,10 @@ def call(vm_id, verb, args=(), kwargs=None, paths_dict=None):
         if verb != "refresh":
             ctr.refresh()
         result = getattr(ctr, verb)(*args, **(kwargs or {}))
+        if verb == "refresh":
+            # What vdsmd can't read itself: the container's netns.
+            ctr.sample_network()
+            result = {"network": ctr._net, "guest": ctr._guest}
     except errors.VdsmException as e:
         return {"state": None, "result": None, "error": errors.describe(e)}
     return _answer(ctr, result)

@@ -115,10 +115,15 @@ class VdsmContainer(Container, _vm.Vm):
 
     def refresh(self):
         try:
-            self._call("refresh")
+            seen = self._call("refresh") or {}
         except errors.NoSuchVM:
-            pass    # destroyed meanwhile, or never started
+            return self.lastStatus  # destroyed meanwhile, or never started
+        self._net = seen.get("network") or {}
+        self._guest = seen.get("guest") or {}
         return self.lastStatus
+
+    def sample_network(self):
+        pass    # refresh brought it from the privileged side
 
     def _release_host(self, gracefulAttempts):
         self._call("destroy", gracefulAttempts)
