@@ -77,3 +77,44 @@ def test_volume_without_filesystem_fails_cleanly(paths, busybox_oci,
         ctr.run()
     assert "cannot mount volume" in str(e.value)
     assert ctr.lastStatus == constants.DOWN
+
+
+@pytest.fixture
+def loop_device(tmp_path):
+    """Attach a file as a block device, as an LV of a block domain is."""
+    made = []
+
+    def attach(path):
+        dev = subprocess.run(["losetup", "--find", "--show", path],
+                             check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout.strip()
+        made.append(dev)
+        return dev
+    yield attach
+    for dev in made:
+        subprocess.run(["losetup", "--detach", dev], check=False)
+
+
+def test_block_domain_image_and_volume(paths, busybox_oci, fs_volume,
+                                       loop_device, tmp_path):
+    # The image volume: the archive, then a tail of garbage, on a block
+    # device rounded up to a whole number of MiB.
+    image = tmp_path / "image-lv"
+    data = open(busybox_oci, "rb").read()
+    size = (len(data) // 2 ** 20 + 2) * 2 ** 20
+    image.write_bytes(data + b"\xa5" * (size - len(data)))
+    image_dev = loop_device(str(image))
+    volume_dev = loop_device(fs_volume)
+    xml = domxml.build(str(uuid.uuid4()), "blk", "runc", image_dev,
+                       block=True, command=["sh", "-c",
+                                            "echo blk > /srv/data/file"],
+                       custom={"containerVolumes": "data:/srv/data"},
+                       disks=[(volume_dev, "data", False)])
+    xml = xml.replace('<source file="%s" />' % volume_dev,
+                      '<source dev="%s" />' % volume_dev)
+    ctr = create(xml, paths=paths)
+    assert ctr.spec.image_disk.block and ctr.spec.disks[1].block
+    assert wait_down(ctr)["exitCode"] == constants.NORMAL
+    ctr.destroy()
+    subprocess.run(["losetup", "--detach", volume_dev], check=True)
+    assert read_volume(fs_volume, "file", tmp_path) == "blk\n"
