@@ -48,6 +48,7 @@ GOOD = {
                          "static:192.0.2.10/24,gw=192.0.2.1|dhcp",
                          "static:2001:db8::5/64"],
     "containerInsecure": ["true", "false"],
+    "containerUserns": ["true", "false"],
 }
 BAD = {
     "containerType": ["docker", "runc ", "RUNC", ""],
@@ -65,6 +66,7 @@ PARSERS = {
     "containerEnv": properties.env,
     "containerVolumes": properties.volumes,
     "containerNetwork": lambda v: properties.network(v, v.count("|") + 1),
+    "containerUserns": properties.userns,
 }
 
 

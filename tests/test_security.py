@@ -1,5 +1,6 @@
 """What a container can't do: the security defaults, tried from inside."""
 
+import os
 import time
 
 import pytest
@@ -82,3 +83,57 @@ def test_seccomp_conversion_follows_capabilities():
     assert out["defaultErrnoRet"] == 1
     out = seccomp.convert(doc, ["CAP_KILL"], machine="aarch64")
     assert [n for r in out["syscalls"] for n in r["names"]] == ["read"]
+
+
+USERNS_PROBE = ("cat /proc/self/uid_map; echo x > /bin/written; "
+                "echo uid=$(id -u); echo done; sleep 1000")
+
+
+@pytest.fixture
+def open_paths(paths, tmp_path_factory):
+    """``paths`` moved to a tree a user namespace's root can walk down
+    (pytest's own tmp tree is private to root)."""
+    import dataclasses
+    import shutil
+    import tempfile
+    from . import leaks
+    base = tempfile.mkdtemp(prefix="vdsm-container-userns-", dir="/var/tmp")
+    os.chmod(base, 0o711)
+    moved = dataclasses.replace(paths, run_dir=base + "/run",
+                                storage_dir=base + "/storage")
+    before = leaks.snapshot(moved)
+    yield moved
+    after = leaks.snapshot(moved)
+    shutil.rmtree(base, ignore_errors=True)
+    leaks.assert_same(before, after)
+
+
+def test_user_namespace_option(open_paths, busybox_oci):
+    import os as _os
+    import uuid as _uuid
+
+    from vdsm_container import domxml
+    from vdsm_container.container import create
+    paths = open_paths
+    xml = domxml.build(str(_uuid.uuid4()), "userns", "runc", busybox_oci,
+                       command=["sh", "-c", USERNS_PROBE],
+                       custom={"containerUserns": "true"})
+    ctr = create(xml, paths=paths)
+    try:
+        deadline = time.monotonic() + 10
+        text = ""
+        while "done" not in text and time.monotonic() < deadline:
+            time.sleep(0.05)
+            text = open(ctr.log_path()).read()
+        mapping = [ln.split(" F ", 1)[-1].split() for ln in
+                   text.splitlines() if " F " in ln]
+        assert ["0", str(paths.userns_base), str(paths.userns_size)] \
+            in mapping
+        assert "uid=0" in text                 # root inside...
+        with open("/proc/%d/status" % ctr.bundle.pid()) as f:
+            uids = [ln for ln in f if ln.startswith("Uid:")][0].split()
+        assert int(uids[1]) == paths.userns_base    # ...not on the host
+        written = _os.path.join(ctr.bundle.upper, "bin", "written")
+        assert _os.stat(written).st_uid == paths.userns_base
+    finally:
+        ctr.destroy(gracefulAttempts=0)

@@ -20,9 +20,22 @@ import logging
 import os
 import shutil
 
+from . import errors
 from . import mounts
 
 log = logging.getLogger("vdsm_container.bundle")
+
+
+def _check_traversable(path):
+    """The user namespace's root is no one on the host: it must be able to
+    walk down to the rootfs (runc mounts it from inside the namespace)."""
+    path = os.path.realpath(path)
+    while path != "/":
+        if not os.stat(path).st_mode & 0o001:
+            raise errors.error(errors.CreateError, "%s is not traversable by "
+                               "a user-namespace container (chmod o+x it)"
+                               % path)
+        path = os.path.dirname(path)
 
 
 class Bundle:
@@ -42,10 +55,16 @@ class Bundle:
         self.work = os.path.join(self.storage_dir, "work")
         self.log_path = os.path.join(self.storage_dir, "container.log")
 
-    def create_dirs(self):
+    def create_dirs(self, owner=None):
+        """Make the directories; ``owner`` is the container root's host uid
+        (and gid) when it runs in a user namespace."""
         for d in (self.dir, self.exit_dir, self.socket_dir, self.rootfs,
                   self.upper, self.work):
             os.makedirs(d, mode=0o700, exist_ok=True)
+        if owner is not None:
+            for d in (self.rootfs, self.upper, self.work):
+                os.chown(d, owner, owner)
+            _check_traversable(self.storage_dir)
         # The rootfs mount point must be traversable by the container's
         # user, which need not be root.
         os.chmod(self.storage_dir, 0o711)

@@ -28,6 +28,10 @@ class Paths:
     cgroup_parent: str = "vdsm-containers.slice"
     # Seconds between SIGTERM and SIGKILL on destroy/shutdown.
     stop_timeout: float = 10.0
+    # containerUserns=true: container uid/gid 0..65535 are host ids
+    # userns_base..userns_base+65535 (one range shared by such containers).
+    userns_base: int = 100000
+    userns_size: int = 65536
 
     @classmethod
     def from_env(cls, environ=os.environ):

@@ -52,6 +52,7 @@ PROP_COMMAND = "containerCommand"
 PROP_ENV = "containerEnv"
 PROP_VOLUMES = "containerVolumes"
 PROP_NETWORK = "containerNetwork"
+PROP_USERNS = "containerUserns"
 
 # Features advertised in Host.getCapabilities()['additionalFeatures'].
 FEATURE = "containers"

@@ -251,7 +251,8 @@ class Container:
     def _check_supported(self):
         """Refuse, before touching the host, what the driver can't do."""
         for feature, wanted in (("nics", self.spec.nics),
-                                ("volumes", self.spec.volumes)):
+                                ("volumes", self.spec.volumes),
+                                ("userns", self.spec.userns)):
             if wanted and not self.driver.capabilities.get(feature):
                 raise errors.error(errors.UnsupportedOperation,
                                    "the %s runtime does not support %s"
@@ -260,11 +261,13 @@ class Container:
 
     def _start(self):
         try:
-            self.bundle.create_dirs()
+            id_map = (self.paths.userns_base, self.paths.userns_size) \
+                if self.spec.userns else None
+            self.bundle.create_dirs(owner=id_map[0] if id_map else None)
             image = None
             if self.driver.capabilities.get("rootfs"):
                 image = images.Cache(self.paths.image_cache).get(
-                    self.spec.image_disk.path, self.spec.image_ref)
+                    self.spec.image_disk.path, self.spec.image_ref, id_map)
                 self._state["image"] = {"key": image.key, "ref": image.ref}
                 self.bundle.mount_rootfs(image.rootfs)
             mounts = volumes.mount_all(self.bundle, self.spec)
@@ -275,7 +278,7 @@ class Container:
             netns = network.setup(self.paths, self.spec) \
                 if self.spec.nics else None
             self.driver.prepare(self.bundle, self.spec, image, mounts=mounts,
-                                netns=netns, blkio=blkio)
+                                netns=netns, blkio=blkio, id_map=id_map)
             pid = self.driver.start(self.bundle)
         except BaseException as e:
             log.error("Container %s failed to start: %s", self.id, e)

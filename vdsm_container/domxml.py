@@ -315,6 +315,7 @@ def parse(xml):
         cpu_quota=quota,
         cpu_period=period,
         blkio_weight=_blkio_weight(root),
+        userns=prop(constants.PROP_USERNS, properties.userns) or False,
         disks=disks,
         nics=nics,
         volumes=volumes,

@@ -70,7 +70,7 @@ class Image:
 
     @property
     def digest(self):
-        return self.key.replace("-", ":", 1)
+        return self.key.split("-u", 1)[0].replace("-", ":", 1)
 
 
 class _Source:
@@ -212,6 +212,7 @@ class _Selection:
         self.key = key
         self.ref = ref
         self.build_layout = build_layout   # fn(layout_dir) -> tag
+        self.id_map = None
 
 
 def _select_oci(src, want):
@@ -395,16 +396,21 @@ class Cache:
         finally:
             os.close(fd)
 
-    def get(self, path, want=None):
+    def get(self, path, want=None, id_map=None):
         """The cached ``Image`` for the archive at ``path``; unpack if new.
 
         ``want`` is ``containerImage``: it picks one image when the archive
-        holds several.  Raises UnsupportedImageFormat (17) for anything that
-        is not a sound image, ImageFileNotFound (13) when there is no file.
+        holds several.  ``id_map`` = (host base, size) unpacks a copy owned
+        by that user-namespace range (``umoci unpack --uid-map``), cached
+        apart.  Raises UnsupportedImageFormat (17) for anything that is not
+        a sound image, ImageFileNotFound (13) when there is no file.
         """
         src = _Source(path)
         try:
             sel = _select(src, want)
+            if id_map:
+                sel.key += "-u%d" % id_map[0]
+                sel.id_map = id_map
             image = self._load(sel.key, sel.ref)
             if image is not None:
                 return image
@@ -426,9 +432,14 @@ class Cache:
             os.makedirs(os.path.join(layout, "blobs", "sha256"))
             tag = sel.build_layout(layout)
             bundle = os.path.join(staging, "bundle")
+            maps = []
+            if sel.id_map:
+                m = "0:%d:%d" % sel.id_map
+                maps = ["--uid-map", m, "--gid-map", m]
             proc = subprocess.run(
-                [self._umoci, "unpack", "--image", "%s:%s" % (layout, tag),
-                 bundle], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                [self._umoci, "unpack"] + maps + [
+                    "--image", "%s:%s" % (layout, tag), bundle],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 universal_newlines=True)
             if proc.returncode != 0:
                 raise _fail(src.path, "umoci unpack failed: %s"

@@ -151,7 +151,7 @@ def resources(spec):
 
 
 def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=(),
-          blkio=None):
+          blkio=None, id_map=None):
     """The config.json dict for ``spec`` running ``image`` at ``rootfs``.
 
     ``mounts`` are extra OCI mount dicts (volumes); ``netns_path`` joins a
@@ -194,10 +194,31 @@ def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=(),
     }
     if blkio:
         config["linux"]["resources"]["blockIO"] = blkio
+    if id_map:
+        _user_namespace(config, id_map, netns_path)
     profile = seccomp.profile(caps)
     if profile is not None:
         config["linux"]["seccomp"] = profile
     return config
+
+
+def _user_namespace(config, id_map, netns_path):
+    """Run in a user namespace: container ids 0.. are host ids base..."""
+    base, size = id_map
+    linux = config["linux"]
+    linux["namespaces"].append({"type": "user"})
+    mapping = [{"containerID": 0, "hostID": base, "size": size}]
+    linux["uidMappings"] = mapping
+    linux["gidMappings"] = [dict(m) for m in mapping]
+    if netns_path:
+        # sysfs can't be mounted from a user namespace that doesn't own the
+        # network namespace (ours is made on the host, for the NICs): bind
+        # the host's read-only instead, as podman does.
+        config["mounts"] = [
+            dict(m, type="bind", source="/sys",
+                 options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+            if m["destination"] == "/sys" else m
+            for m in config["mounts"]]
 
 
 def selfcheck_config(rootfs, cgroups_path, mounts):

@@ -31,6 +31,18 @@ def runtime(value):
     return value
 
 
+def boolean(field):
+    def parse(value):
+        v = value.strip().lower()
+        if v not in ("true", "false"):
+            raise errors.invalid(field, value, "expected true or false")
+        return v == "true"
+    return parse
+
+
+userns = boolean(constants.PROP_USERNS)
+
+
 def image_ref(value):
     """``containerImage``: names the image inside a multi-image archive."""
     value = value.strip()

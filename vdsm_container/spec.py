@@ -84,6 +84,7 @@ class ContainerSpec:
     cpu_quota: Optional[int] = None
     cpu_period: Optional[int] = None
     blkio_weight: Optional[int] = None
+    userns: bool = False
     disks: Tuple[Disk, ...] = ()
     nics: Tuple[Nic, ...] = ()
     volumes: Tuple[Volume, ...] = ()

@@ -40,6 +40,7 @@ PROPERTIES = [
      r"(\|(dhcp|none|static:[0-9a-fA-F.:]+/[0-9]{1,3}"
      r"(,gw=[0-9a-fA-F.:]+)?))*$"),
     ("containerInsecure", r"^(true|false)$"),
+    ("containerUserns", r"^(true|false)$"),
 ]
 
 OURS = {name for name, _ in PROPERTIES}

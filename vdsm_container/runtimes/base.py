@@ -73,6 +73,7 @@ class Driver:
         "nics": False,        # join a prepared network namespace
         "volumes": False,     # bind-mount host directories
         "rootfs": True,       # runs an unpacked image rootfs (the cache)
+        "userns": False,      # runs in a user namespace (containerUserns)
     }
 
     def __init__(self, paths):
@@ -84,12 +85,13 @@ class Driver:
         raise NotImplementedError
 
     def prepare(self, bundle, spec, image, mounts=(), netns=None,
-                blkio=None):
+                blkio=None, id_map=None):
         """Write what the runtime needs to start ``spec`` from ``image``.
 
         ``bundle.rootfs`` is already mounted; ``mounts`` are OCI mount dicts
         of the container's volumes; ``netns`` a network namespace path;
-        ``blkio`` the OCI ``blockIO`` limits (``blockio.resources``).
+        ``blkio`` the OCI ``blockIO`` limits (``blockio.resources``);
+        ``id_map`` = (host base, size) runs it in a user namespace.
         """
         raise NotImplementedError
 

@@ -86,7 +86,7 @@ class OCIDriver(base.Driver):
 
     binary = None
     capabilities = dict(base.Driver.capabilities, pause=True, stats=True,
-                        recover=True, nics=True, volumes=True)
+                        recover=True, nics=True, volumes=True, userns=True)
 
     def __init__(self, paths, hierarchy=None):
         super().__init__(paths)
@@ -178,10 +178,11 @@ class OCIDriver(base.Driver):
     # Lifecycle
 
     def prepare(self, bundle, spec, image, mounts=(), netns=None,
-                blkio=None):
+                blkio=None, id_map=None):
         config = ocispec.build(spec, image, bundle.rootfs,
                                self.cgroups_path_spec(spec.vm_id),
-                               netns_path=netns, mounts=mounts, blkio=blkio)
+                               netns_path=netns, mounts=mounts, blkio=blkio,
+                               id_map=id_map)
         bundle.write_config(config)
         return config
 

@@ -126,7 +126,7 @@ class Driver(base.Driver):
     # Lifecycle
 
     def prepare(self, bundle, spec, image, mounts=(), netns=None,
-                blkio=None):
+                blkio=None, id_map=None):
         if netns or spec.nics:
             raise errors.error(errors.UnsupportedOperation, "the rkt driver "
                                "can't join the VMs' bridges", vmId=spec.vm_id)
