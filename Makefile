@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static iproute2 \
 	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
-	e2fsprogs util-linux gcc python3-dev libxml2-dev
+	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev
 RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq
 DEMO := demo
 DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \
@@ -24,8 +24,10 @@ all: check
 
 system-deps:
 	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
-		udhcpc mkfs.ext4 gcc xml2-config; do \
+		udhcpc mkfs.ext4 gcc xml2-config $(PYTHON); do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
+		missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing runtimes and tools (missing:$$missing)"; \
 		if command -v apt-get >/dev/null 2>&1; then \
