@@ -28,6 +28,8 @@ system-deps:
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
 		missing="$$missing python3-venv"; \
+	[ -e /usr/share/containers/seccomp.json ] || \
+		missing="$$missing seccomp.json"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing runtimes and tools (missing:$$missing)"; \
 		if command -v apt-get >/dev/null 2>&1; then \
