@@ -142,3 +142,38 @@ def test_failing_creates(paths, busybox_oci, tmp_path):
             create(doc, paths=paths)
         assert e.value.code in (9, 17)
     assert Container.load_all(paths=paths) == []
+
+
+@pytest.mark.parametrize("step,settles", [
+    ("start", constants.UP), ("prepare", constants.DOWN)])
+def test_start_interrupted_by_a_dying_process(paths, busybox_oci, step,
+                                              settles):
+    """kill -9 of the process that was starting the container, after the
+    runtime started it or before: the next look settles the VM, and
+    destroy removes everything."""
+    code = ("import sys, os, signal\n"
+            "from vdsm_container import container\n"
+            "from vdsm_container.runtimes import oci\n"
+            "real = oci.OCIDriver.%s\n"
+            "def step(self, *args, **kwargs):\n"
+            "    real(self, *args, **kwargs)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "oci.OCIDriver.%s = step\n"
+            "container.create(sys.stdin.read())\n") % (step, step)
+    vm_id = str(uuid.uuid4())
+    env = dict(os.environ, VDSM_CONTAINER_RUN_DIR=paths.run_dir,
+               VDSM_CONTAINER_STORAGE_DIR=paths.storage_dir,
+               VDSM_CONTAINER_CGROUP_PARENT=paths.cgroup_parent)
+    proc = subprocess.run([sys.executable, "-c", code],
+                          input=xml(busybox_oci, vm_id=vm_id), env=env,
+                          universal_newlines=True)
+    assert proc.returncode == -signal.SIGKILL
+    ctr = Container.load(vm_id, paths=paths)
+    assert ctr.lastStatus == constants.WAIT_FOR_LAUNCH
+    assert ctr.refresh() == settles
+    again = Container.load(vm_id, paths=paths)
+    assert again.lastStatus == settles
+    if settles == constants.DOWN:
+        assert again.getStats()["exitReason"] == \
+            constants.DESTROYED_ON_STARTUP
+    ctr.destroy(gracefulAttempts=0)

@@ -313,25 +313,50 @@ class Container:
 
         Takes the VM's locks in the same order as every verb (state file,
         then object), so a sampler's refresh never deadlocks a destroy.
+        Holding the lock also means no start is under way: a VM still in
+        WaitForLaunch then is one whose starting process died; it becomes
+        Up if its container runs, Down otherwise.  The state file is
+        rewritten only when something changed.
         """
-        if self.lastStatus not in _RUNNING:
+        if self.lastStatus not in _RUNNING + (constants.WAIT_FOR_LAUNCH,):
             return self.lastStatus
         try:
             with self._store.lock(self.id), self._lock:
-                if self.lastStatus not in _RUNNING:
-                    return self.lastStatus
-                rs = self.driver.state(self.bundle)
-                if rs.status == base.RUNNING:
-                    if self.lastStatus == constants.PAUSED:
-                        self._set_status(constants.UP)
-                elif rs.status == base.PAUSED:
-                    self._set_status(constants.PAUSED)
-                elif rs.status in (base.STOPPED, base.GONE):
-                    self.setDownStatus(*self._exit_status(rs))
-                self._save()
+                saved = self._store.read(self.id)
+                if saved:
+                    self._state.update(saved)   # moved on by another process
+                before = (self.lastStatus, self._state.get("pid"))
+                if self.lastStatus == constants.WAIT_FOR_LAUNCH:
+                    self._recover_interrupted_start()
+                elif self.lastStatus in _RUNNING:
+                    self._follow_runtime()
+                if (self.lastStatus, self._state.get("pid")) != before:
+                    self._save()
         except errors.NoSuchVM:
             pass    # destroyed meanwhile
         return self.lastStatus
+
+    def _follow_runtime(self):
+        rs = self.driver.state(self.bundle)
+        if rs.status == base.RUNNING:
+            if self.lastStatus == constants.PAUSED:
+                self._set_status(constants.UP)
+        elif rs.status == base.PAUSED:
+            self._set_status(constants.PAUSED)
+        elif rs.status in (base.STOPPED, base.GONE):
+            self.setDownStatus(*self._exit_status(rs))
+
+    def _recover_interrupted_start(self):
+        rs = self.driver.state(self.bundle)
+        if rs.status in (base.RUNNING, base.PAUSED) and rs.pid:
+            log.warning("Container %s: its start was interrupted after the "
+                        "container started; it is Up", self.id)
+            self._state.update(pid=rs.pid, startTime=time.time())
+            self._set_status(constants.UP)
+        else:
+            self.setDownStatus(constants.ERROR, constants.DESTROYED_ON_STARTUP,
+                               "The start was interrupted (the process "
+                               "starting the container died)")
 
     def _exit_status(self, rs):
         """(exitCode, exitReason, exitMessage) for a container that ended."""
