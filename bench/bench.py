@@ -244,6 +244,16 @@ def _rss_per_container(ctrs):
     return total / max(1, len(ctrs))
 
 
+def _remove_cgroup_parent(parent):
+    import glob
+    for d in glob.glob("/sys/fs/cgroup/*/%s" % parent) + glob.glob(
+            "/sys/fs/cgroup/%s" % parent):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
@@ -312,6 +322,7 @@ def main():
         for ctr in Container.load_all(paths=paths):
             ctr.destroy(gracefulAttempts=0)
         shutil.rmtree(work, ignore_errors=True)
+        _remove_cgroup_parent(paths.cgroup_parent)
     conmon_ms = rows[2][1]
     lines = ["# vdsm-container benchmark", "",
              "Host: %s, runc %s" % (os.uname().release,
