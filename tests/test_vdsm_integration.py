@@ -168,3 +168,28 @@ def test_no_runtime_changes_nothing(paths):
     assert vdsm_plugin.install(paths=paths, availability={
         "runc": Availability("runc", False, "not here")}) is None
     assert (clientif_mod.Vm, vdsm_plugin._caps.get) == before
+
+
+def test_nic_stats_reach_vdsm(cif, bridge, busybox_oci):
+    import subprocess
+    name = "vcbr%s" % uuid.uuid4().hex[:6]
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        vm_id = str(uuid.uuid4())
+        xml = domxml.build(vm_id, "nic", "runc", busybox_oci,
+                           command=["sleep", "1000"],
+                           nics=[(name, "56:6f:00:ab:cd:01")],
+                           custom={"containerNetwork":
+                                   "static:198.18.99.5/24"})
+        call(bridge, "VM.create", vmID=vm_id, vmParams={"xml": xml})
+        wait_for(bridge, vm_id, constants.UP)
+        vdsm_plugin.clientif.sample_all(cif)
+        stats = call(bridge, "VM.getStats", vmID=vm_id)[0]
+        assert stats["guestIPs"] == "198.18.99.5"
+        nics = list(stats["network"].values())
+        assert nics[0]["macAddr"] == "56:6f:00:ab:cd:01"
+        assert Schema().check("VmStats", stats) == []
+        call(bridge, "VM.destroy", vmID=vm_id)
+    finally:
+        subprocess.run(["ip", "link", "del", name], check=True)
