@@ -67,6 +67,13 @@ def test_background_attributes(idle):
     assert idle.isDomainReadyForCommands() is False
     assert idle.io_tune_values() == []
     assert idle.domain.xml == idle.xml and "<domain" in idle.xml
+    # What qemuguestagent, cpumanagement and hugepages read on every VM.
+    assert idle.isDomainRunning() is False
+    assert idle.last_disk_hotplug() is None
+    assert idle.cpu_policy() == "none" and idle.pinned_cpus() == {}
+    assert idle.hugepagesz == idle.nr_hugepages == 0
+    assert idle.mem_size_mb() == idle.spec.memory_kib // 1024
+    assert idle.maybe_kill_paused() is None
 
 
 def test_domain_facade(idle):

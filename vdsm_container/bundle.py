@@ -80,10 +80,6 @@ class Bundle:
             json.dump(config, f, indent=1)
         os.rename(tmp, self.config_path)
 
-    def read_config(self):
-        with open(self.config_path) as f:
-            return json.load(f)
-
     def pid(self):
         """The container's init pid the runtime recorded, or None."""
         try:

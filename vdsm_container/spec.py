@@ -92,10 +92,6 @@ class ContainerSpec:
     custom: Tuple[Tuple[str, str], ...] = ()
 
     @property
-    def memory_bytes(self):
-        return self.memory_kib * 1024
-
-    @property
     def volume_disks(self):
         """The non-image disks, paired with their mount paths."""
         by_name = {}
