@@ -187,7 +187,7 @@ def start_many(paths, image, n):
 
 def bench_stats(paths, image, counts):
     """getAllVmStats over N containers, beside `runc events --stats`."""
-    from vdsm_container import clientif
+    from vdsm_container.vdsm import vmcontainer as clientif
 
     class Cif:
         def __init__(self, ctrs):

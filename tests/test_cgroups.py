@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from vdsm_container import cgroups
+from vdsm_container.stats import cgroups
 
 REL = "/vdsm-containers.slice/vdsm-container-x.scope"
 

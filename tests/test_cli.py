@@ -71,7 +71,7 @@ def test_lifecycle(cli, busybox_oci):
 @pytest.mark.runtime
 @pytest.mark.usefixtures("leakcheck")
 def test_create_from_engine_xml_file(cli, tmp_path, busybox_oci):
-    from vdsm_container import domxml
+    from vdsm_container.spec import domxml
     vm_id = str(uuid.uuid4())
     xml = tmp_path / "vm.xml"
     xml.write_text(domxml.build(vm_id, "x", "runc", busybox_oci,
@@ -133,7 +133,7 @@ def test_mark_host(cli, tmp_path):
 
 
 def test_mark_removed_when_not_capable(tmp_path):
-    from vdsm_container import hostmark
+    from vdsm_container.vdsm import hostmark
     assert hostmark.mark(True, str(tmp_path)) is True
     assert os.path.exists(hostmark.hook_path(str(tmp_path)))
     assert hostmark.mark(False, str(tmp_path)) is False

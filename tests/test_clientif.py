@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from vdsm_container import caps
-from vdsm_container import clientif
+from vdsm_container.vdsm import caps
+from vdsm_container.vdsm import vmcontainer as clientif
 from vdsm_container import constants
-from vdsm_container import domxml
+from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container
 from vdsm_container.runtimes.base import Availability

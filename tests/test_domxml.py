@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vdsm_container import domxml
+from vdsm_container.spec import domxml
 from vdsm_container import errors
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from vdsm_container import errors
-from vdsm_container import properties
+from vdsm_container.spec import properties
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("merge_properties", os.path.join(

@@ -5,9 +5,9 @@ import os
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from vdsm_container import domxml
+from vdsm_container.spec import domxml
 from vdsm_container import errors
-from vdsm_container import properties
+from vdsm_container.spec import properties
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 with open(os.path.join(DATA, "engine-container.xml")) as f:

@@ -13,7 +13,7 @@ import tarfile
 import pytest
 
 from vdsm_container import errors
-from vdsm_container import images
+from vdsm_container.image import cache as images
 
 
 def entry(name, kind=tarfile.REGTYPE, data=b"", linkname=""):

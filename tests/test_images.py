@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from vdsm_container import errors
-from vdsm_container import images
+from vdsm_container.image import cache as images
 
 
 @pytest.fixture

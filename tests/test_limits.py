@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from vdsm_container import blockio
-from vdsm_container import domxml
+from vdsm_container.bundle import blockio
+from vdsm_container.spec import domxml
 from vdsm_container.container import create
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]

@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from vdsm_container import constants
-from vdsm_container import domxml
+from vdsm_container.spec import domxml
 from vdsm_container import errors
-from vdsm_container import network
+from vdsm_container.host import network
 from vdsm_container.container import Container, create
 
 pytestmark = [pytest.mark.runtime, pytest.mark.network,

@@ -3,9 +3,10 @@
 import pytest
 
 from vdsm_container import errors
-from vdsm_container import ocispec
-from vdsm_container.images import Image
-from vdsm_container.spec import ContainerSpec, Disk
+from vdsm_container.bundle import ocispec
+from vdsm_container.image.cache import Image
+from vdsm_container.spec.model import ContainerSpec
+from vdsm_container.spec.model import Disk
 
 from .schemas import oci_validator
 

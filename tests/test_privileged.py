@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from vdsm_container import constants
-from vdsm_container import domxml
+from vdsm_container.spec import domxml
 from vdsm_container import errors
-from vdsm_container import privileged
+from vdsm_container.vdsm import privileged
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 

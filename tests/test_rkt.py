@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from vdsm_container import constants
-from vdsm_container import domxml
+from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container, create
 from vdsm_container.runtimes import rkt

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from vdsm_container import constants
-from vdsm_container import seccomp
+from vdsm_container.bundle import seccomp
 
 from .test_container import started  # noqa: F401 (fixture)
 
@@ -112,7 +112,7 @@ def test_user_namespace_option(open_paths, busybox_oci):
     import os as _os
     import uuid as _uuid
 
-    from vdsm_container import domxml
+    from vdsm_container.spec import domxml
     from vdsm_container.container import create
     paths = open_paths
     xml = domxml.build(str(_uuid.uuid4()), "userns", "runc", busybox_oci,

@@ -23,8 +23,8 @@ except ImportError as e:     # pragma: no cover - depends on the host
                 allow_module_level=True)
 
 from vdsm_container import constants
-from vdsm_container import domxml
-from vdsm_container import vdsm_plugin
+from vdsm_container.spec import domxml
+from vdsm_container.vdsm import plugin as vdsm_plugin
 from vdsm_container.runtimes.base import Availability
 
 from .test_verbs import API_VM_CALLS

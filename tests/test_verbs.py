@@ -6,9 +6,9 @@ import time
 import pytest
 
 from vdsm_container import constants
-from vdsm_container import domain
+from vdsm_container.vdsm import domain
 from vdsm_container import errors
-from vdsm_container import verbs
+from vdsm_container.vdsm import verbs
 from vdsm_container.container import Container
 
 from .test_container import started, xml_for  # noqa: F401 (fixture)

@@ -17,14 +17,14 @@ import sys
 import time
 import uuid
 
-from . import caps
-from . import config
-from . import domxml
-from . import errors
-from . import hostmark
-from . import images
-from . import mounts
-from .container import Container, create
+from vdsm_container.vdsm import caps
+from vdsm_container import config
+from vdsm_container.spec import domxml
+from vdsm_container import errors
+from vdsm_container.vdsm import hostmark
+from vdsm_container.image import cache as images
+from vdsm_container.host import mounts
+from vdsm_container.container import Container, create
 
 # Exit status for errors: 1 for vdsm errors, 2 for usage (argparse's).
 EXIT_ERROR = 1

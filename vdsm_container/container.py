@@ -28,23 +28,23 @@ import signal as signals
 import threading
 import time
 
-from . import blockio
-from . import bundle as bundlemod
-from . import cgroups
-from . import config
-from . import constants
-from . import domain
-from . import domxml
-from . import errors
-from . import images
-from . import network
-from . import runtimes
-from . import state as statemod
-from . import verbs
-from . import vmstats
-from . import volumes
-from .runtimes import base
-from .spec import ContainerSpec
+from vdsm_container.bundle import blockio
+from vdsm_container.bundle import layout as bundlemod
+from vdsm_container.stats import cgroups
+from vdsm_container import config
+from vdsm_container import constants
+from vdsm_container.vdsm import domain
+from vdsm_container.spec import domxml
+from vdsm_container import errors
+from vdsm_container.image import cache as images
+from vdsm_container.host import network
+from vdsm_container import runtimes
+from vdsm_container import state as statemod
+from vdsm_container.vdsm import verbs
+from vdsm_container.stats import vmstats
+from vdsm_container.bundle import volumes
+from vdsm_container.runtimes import base
+from vdsm_container.spec.model import ContainerSpec
 
 log = logging.getLogger("vdsm_container.container")
 

@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 
-from . import errors
+from vdsm_container import errors
 
 log = logging.getLogger("vdsm_container.state")
 

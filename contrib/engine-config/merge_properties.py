@@ -10,7 +10,7 @@ version of them is there) and every other property kept as it was:
     merge_properties.py 'sap_agent=^(true|false)$'        # -> merged value
 
 The regexes are strict: they accept what vdsm-container's parsers accept
-(vdsm_container/properties.py) and refuse the rest in Engine's dialog
+(vdsm_container/spec/properties.py) and refuse the rest in Engine's dialog
 already.  ``containerType`` is an alternation, which Engine's dialog shows
 as a drop-down.
 """

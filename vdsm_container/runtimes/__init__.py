@@ -8,8 +8,8 @@ vdsm computes it once at start-up (capabilities), the command on each call.
 
 from __future__ import annotations
 
-from .. import errors
-from . import crun, rkt, runc
+from vdsm_container import errors
+from vdsm_container.runtimes import crun, rkt, runc
 
 _modules = {
     "runc": runc,

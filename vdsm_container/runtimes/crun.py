@@ -6,7 +6,7 @@ controller ("cgroups in hybrid mode not supported, drop all controllers from
 cgroupv2"); the check reports that at start-up instead of failing a VM.
 """
 
-from . import oci
+from vdsm_container.runtimes import oci
 
 
 class Driver(oci.OCIDriver):

@@ -32,10 +32,10 @@ import subprocess
 import tempfile
 import time
 
-from .. import cgroups
-from .. import errors
-from .. import ocispec
-from . import base
+from vdsm_container.stats import cgroups
+from vdsm_container import errors
+from vdsm_container.bundle import ocispec
+from vdsm_container.runtimes import base
 
 log = logging.getLogger("vdsm_container.runtimes.oci")
 

@@ -35,9 +35,9 @@ import subprocess
 import tarfile
 import time
 
-from .. import errors
-from . import base
-from .oci import systemd_booted
+from vdsm_container import errors
+from vdsm_container.runtimes import base
+from vdsm_container.runtimes.oci import systemd_booted
 
 PROP_INSECURE = "containerInsecure"
 START_TIMEOUT = 60.0

@@ -1,6 +1,6 @@
 """runc: the OCI reference runtime (Debian and EL package ``runc``)."""
 
-from . import oci
+from vdsm_container.runtimes import oci
 
 
 class Driver(oci.OCIDriver):

@@ -9,8 +9,8 @@ host looks exactly as it would without the plugin.
 
 from __future__ import annotations
 
-from . import constants
-from . import runtimes
+from vdsm_container import constants
+from vdsm_container import runtimes
 
 
 def additional_features(availability):

@@ -39,7 +39,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from . import errors
+from vdsm_container import errors
 
 log = logging.getLogger("vdsm_container.images")
 

@@ -37,15 +37,15 @@ from vdsm.host import caps as _caps
 from vdsm.virt import recovery as _recovery
 from vdsm.virt import vm as _vm
 
-from . import caps
-from . import clientif
-from . import config
-from . import constants
-from . import errors
-from . import privileged
-from . import runtimes
-from . import vmstats
-from .container import Container
+from vdsm_container.vdsm import caps
+from vdsm_container.vdsm import vmcontainer as clientif
+from vdsm_container import config
+from vdsm_container import constants
+from vdsm_container import errors
+from vdsm_container.vdsm import privileged
+from vdsm_container import runtimes
+from vdsm_container.stats import vmstats
+from vdsm_container.container import Container
 
 log = logging.getLogger("vdsm_container.vdsm_plugin")
 

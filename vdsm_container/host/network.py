@@ -30,7 +30,7 @@ import subprocess
 import time
 import uuid
 
-from . import errors
+from vdsm_container import errors
 
 # pyroute2 is imported where NICs are handled: importing it costs ~150 ms,
 # which containers without NICs (and most command invocations) never pay.

@@ -11,7 +11,7 @@ become ``supervdsm.getProxy().vdsm_container_create`` and
 
 from vdsm.supervdsm_api import expose
 
-from . import privileged
+from vdsm_container.vdsm import privileged
 
 
 @expose

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import re
 
-from . import errors
-from . import seccomp
+from vdsm_container import errors
+from vdsm_container.bundle import seccomp
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PIDS_LIMIT = 4096

@@ -16,7 +16,7 @@ virterror.h.
 
 from __future__ import annotations
 
-from . import constants
+from vdsm_container import constants
 
 try:  # pragma: no cover - depends on the host
     import libvirt

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from . import constants
+from vdsm_container import constants
 
 # lib/vdsm/virt/vmexitreason.py -> the names vdsm-api.yml's VmExitReason uses
 _NS = 10 ** 9

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from . import domxml
-from . import errors
-from .container import Container
+from vdsm_container.spec import domxml
+from vdsm_container import errors
+from vdsm_container.container import Container
 
 log = logging.getLogger("vdsm_container.clientif")
 

@@ -16,9 +16,9 @@ same functions are called in-process: one protocol, two transports.
 
 from __future__ import annotations
 
-from . import config
-from . import errors
-from .container import Container
+from vdsm_container import config
+from vdsm_container import errors
+from vdsm_container.container import Container
 
 # The verbs vdsmd may ask for, and nothing else.
 VERBS = ("destroy", "shutdown", "pause", "cont", "reset", "refresh")

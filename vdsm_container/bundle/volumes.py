@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from . import errors
+from vdsm_container import errors
 
 
 def _mount(disk, target):

@@ -20,8 +20,8 @@ import logging
 import os
 import shutil
 
-from . import errors
-from . import mounts
+from vdsm_container import errors
+from vdsm_container.host import mounts
 
 log = logging.getLogger("vdsm_container.bundle")
 

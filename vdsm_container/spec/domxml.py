@@ -20,10 +20,12 @@ import shlex
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 
-from . import constants
-from . import errors
-from . import properties
-from .spec import ContainerSpec, Disk, Nic
+from vdsm_container import constants
+from vdsm_container import errors
+from vdsm_container.spec import properties
+from vdsm_container.spec.model import ContainerSpec
+from vdsm_container.spec.model import Disk
+from vdsm_container.spec.model import Nic
 
 _VM = "{%s}vm" % constants.METADATA_VM_NS
 _CUSTOM = "{%s}custom" % constants.METADATA_VM_NS

@@ -13,7 +13,7 @@ The names are those API.py calls (oVirt/vdsm master fd4b0df20), e.g.
 
 from __future__ import annotations
 
-from . import errors
+from vdsm_container import errors
 
 # API.py verbs served by Container itself (or answered with an empty result).
 SERVED = (

@@ -13,9 +13,10 @@ import ipaddress
 import re
 import shlex
 
-from . import constants
-from . import errors
-from .spec import IPConfig, Volume
+from vdsm_container import constants
+from vdsm_container import errors
+from vdsm_container.spec.model import IPConfig
+from vdsm_container.spec.model import Volume
 
 RUNTIMES = ("runc", "crun", "rkt")
 
