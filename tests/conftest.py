@@ -81,3 +81,13 @@ def leakcheck(paths):
     yield
     after = leaks.snapshot(paths)
     leaks.assert_same(before, after)
+
+
+def bundle_of(ctr):
+    """The container's files on the host (its backend runs in-process)."""
+    return ctr.backend.bundle(ctr.id)
+
+
+def driver_of(ctr):
+    """The runtime driver running the container."""
+    return ctr.backend.driver(ctr.spec.runtime)

@@ -2,14 +2,18 @@
 
 A snapshot lists, for one ``Paths`` tree: mounts below it, per-VM files and
 directories, runtime state entries, cgroups below the test's cgroup parent
-(in every hierarchy), network namespaces and veths named by the plugin, and
-live processes that name a per-VM path on their command line.  Zombies are
+(in every hierarchy), the tree's network namespaces (their names carry a
+tag of its run directory) and the veths into them, and live processes that
+name a per-VM path on their command line: only what the test's own tree
+made, so that other runs on the machine don't count.  Zombies are
 ignored: where PID 1 does not reap (as on these CI machines), a dead
 conmon stays a zombie, which holds no resource.
 """
 
 import glob
 import os
+
+from vdsm_container.host import network
 
 
 def _mounts(prefix):
@@ -83,10 +87,26 @@ def snapshot(paths):
             paths.storage_dir),
         "loop devices": loop_devices(os.path.dirname(paths.run_dir)),
         "netns": sorted(n for n in _listdir("/run/netns")
-                        if n.startswith("vdsm-ctr-")),
-        "veths": sorted(n for n in _listdir("/sys/class/net")
-                        if n.startswith("vc") and not n.startswith("vcbr")),
+                        if n.startswith(network.netns_prefix(paths))),
+        "veths": _veths(network.netns_prefix(paths)),
     }
+
+
+def _veths(prefix):
+    """Host-side veths whose peer is in one of this tree's namespaces (a
+    veth whose peer's namespace is gone is gone too)."""
+    import subprocess
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"],
+                         stdout=subprocess.PIPE, universal_newlines=True,
+                         check=True).stdout
+    found = []
+    for line in out.splitlines():
+        words = line.split()
+        if "link-netns" in words:
+            peer_ns = words[words.index("link-netns") + 1]
+            if peer_ns.startswith(prefix):
+                found.append(words[1].split("@")[0])
+    return sorted(found)
 
 
 def _listdir(path):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from vdsm_container.stats import cgroups
+from .conftest import bundle_of, driver_of
 
 REL = "/vdsm-containers.slice/vdsm-container-x.scope"
 
@@ -104,7 +105,7 @@ def test_real_unified_hierarchy(paths, busybox_oci):
     ctr = create(xml_for(busybox_oci, ["sh", "-c", "while :; do :; done"]),
                  paths=paths)
     try:
-        rel = ctr.driver.cgroup_path(ctr.bundle)
+        rel = driver_of(ctr).cgroup_path(bundle_of(ctr))
         v2 = cgroups.Hierarchy(unified, version=2)
         first = v2.read(rel)
         time.sleep(0.3)

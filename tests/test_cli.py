@@ -101,12 +101,13 @@ def test_images_and_prune(cli, busybox_oci, busybox_docker):
     vm_id = str(uuid.uuid4())
     cli("run", "--runtime", "runc", "--image", busybox_oci, "--vm-id", vm_id,
         "--", "sleep", "1000")
+    exited = str(uuid.uuid4())
     cli("run", "--runtime", "runc", "--image", busybox_docker, "--image-ref",
-        "busybox:1.36", "--", "true")
+        "busybox:1.36", "--vm-id", exited, "--", "true")
     listed = json.loads(cli("images").stdout)
     assert len(listed) == 2
-    used = [i for i in listed if i["users"]]
-    assert [i["users"] for i in used] == [[vm_id]] or len(used) == 2
+    # Each image is used by its container, the exited one included.
+    assert sorted(i["users"] for i in listed) == sorted([[vm_id], [exited]])
     # The exited container still holds its image until it is destroyed.
     for vm in json.loads(cli("list").stdout):
         if vm["vmId"] != vm_id:

@@ -1,6 +1,7 @@
 """The plugin inside clientIF, with a small clientIF double; and the
 results vdsm would return, checked against vdsm's API schema."""
 
+import os
 import threading
 import time
 import uuid
@@ -13,9 +14,11 @@ from vdsm_container import constants
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container
+from vdsm_container.host.backend import HostBackend
 from vdsm_container.runtimes.base import Availability
 
 from .vdsmschema import Schema
+from .conftest import bundle_of
 
 
 class ClientIF:
@@ -38,8 +41,8 @@ class ClientIF:
 
     def createVm(self, params, paths, availability):
         """clientIF.createVm with the plugin's factory in place of Vm."""
-        vm = clientif.make_container(Container, self, params, paths,
-                                     availability)
+        vm = clientif.make_container(Container, self, params,
+                                     HostBackend(paths), availability)
         vm.run()
         with self.vm_container_lock:
             self.vmContainer[vm.id] = vm
@@ -65,13 +68,13 @@ def test_incoming_migration_refused(paths, busybox_oci):
     params = params_for(busybox_oci)
     params["_srcDomXML"] = params["xml"]
     with pytest.raises(errors.MigrationError):
-        clientif.make_container(Container, ClientIF(), params, paths,
-                                RUNC_OK)
+        clientif.make_container(Container, ClientIF(), params,
+                                HostBackend(paths), RUNC_OK)
 
 
 def test_unusable_runtime_refused(paths, busybox_oci):
     avail = {"runc": Availability("runc", False, "runc not found in PATH")}
-    with pytest.raises(errors.CreateError) as e:
+    with pytest.raises(errors.CannotCreateVM) as e:
         clientif.make_container(Container, ClientIF(), params_for(
             busybox_oci), paths, avail)
     assert "runc not found" in str(e.value)
@@ -114,9 +117,9 @@ def test_stats_validate_against_vdsm_schema(paths, busybox_oci):
     deadline = time.monotonic() + 10
     while down.refresh() != constants.DOWN and time.monotonic() < deadline:
         time.sleep(0.05)
-    clientif.sample_all(cif)
+    clientif.sample_all(cif, HostBackend(paths))
     time.sleep(0.1)
-    clientif.sample_all(cif)
+    clientif.sample_all(cif, HostBackend(paths))
     all_stats = cif.getAllVmStats()
     assert {s["status"] for s in all_stats} == {"Up", "Down"}
     for stats in all_stats:
@@ -135,14 +138,14 @@ def test_recovery_after_restart(paths, busybox_oci):
     time.sleep(0.3)
     # vdsm restarts: a new clientIF knows nothing until recovery.
     second = ClientIF()
-    recovered = clientif.recover(Container, second, paths)
+    recovered = clientif.recover(Container, second, HostBackend(paths))
     assert sorted(recovered) == sorted([ctr.id, exited.id])
     assert second.vmContainer[ctr.id].lastStatus == constants.UP
     assert second.vmContainer[exited.id].lastStatus == constants.DOWN
     assert second.vmContainer[ctr.id].getStats()["pid"] == \
-        str(ctr.bundle.pid())
+        str(bundle_of(ctr).pid())
     # Recovering again adds nothing twice.
-    assert clientif.recover(Container, second, paths) == []
+    assert clientif.recover(Container, second, HostBackend(paths)) == []
     for v in second.getVMs().values():
         v.destroy(gracefulAttempts=0)
 
@@ -154,10 +157,55 @@ def test_sampler_reports_exit_as_event(paths, busybox_oci):
     ctr = cif.createVm(params_for(busybox_oci, ("sh", "-c", "sleep 0.3")),
                        paths, RUNC_OK)
     time.sleep(0.6)
-    clientif.sample_all(cif)
+    clientif.sample_all(cif, HostBackend(paths))
     event = "|virt|VM_status|%s" % ctr.id
     statuses = [p[ctr.id]["status"] for e, p in cif.events if e == event]
     assert statuses == ["Up", "Down"]
     down = [p[ctr.id] for e, p in cif.events if e == event][-1]
     assert down["exitCode"] == constants.NORMAL
     ctr.destroy()
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_destroy_during_the_background_start_ends_down(paths, busybox_oci):
+    """vdsm's ``_destroy_requested``: a destroy that arrives while VM.create
+    still starts the container ends Down, with no Up event before or
+    after."""
+    cif = ClientIF()
+    ctr = clientif.make_container(Container, cif, params_for(busybox_oci),
+                                  HostBackend(paths), RUNC_OK)
+    ctr.start_in_background()
+    ctr.destroy(gracefulAttempts=0)
+    assert ctr.lastStatus == constants.DOWN
+    statuses = [p[ctr.id]["status"] for e, p in cif.events
+                if e == "|virt|VM_status|%s" % ctr.id]
+    assert statuses == [constants.DOWN]
+    assert HostBackend(paths).load_all() == {}
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_recovery_survives_an_unreadable_record(paths, busybox_oci):
+    """A record of an older format, or a truncated one, is that VM Down
+    with the reason; the others come back; destroy removes it."""
+    first = ClientIF()
+    good = first.createVm(params_for(busybox_oci), paths, RUNC_OK)
+    bad = first.createVm(params_for(busybox_oci), paths, RUNC_OK)
+    record = os.path.join(paths.vm_run_dir(bad.id), "state.json")
+    with open(record) as f:
+        text = f.read()
+    with open(record, "w") as f:
+        f.write(text[:len(text) // 2])
+    second = ClientIF()
+    backend = HostBackend(paths)
+    assert sorted(clientif.recover(Container, second, backend)) == \
+        sorted([good.id, bad.id])
+    assert second.vmContainer[good.id].lastStatus == constants.UP
+    lost = second.vmContainer[bad.id]
+    assert lost.lastStatus == constants.DOWN
+    assert "can't be read" in lost.status()["exitMessage"]
+    assert Schema().check("VmStats", lost.getStats()) == []
+    for v in list(second.getVMs().values()):
+        v.destroy(gracefulAttempts=0)
+    assert backend.load_all() == {}

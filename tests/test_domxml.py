@@ -50,7 +50,6 @@ def test_engine_xml():
     assert spec.env == (("TZ", "UTC"), ("GREETING", "hello world"))
     assert spec.memory_kib == 524288
     assert spec.current_memory_kib == 262144
-    assert spec.max_memory_kib == 2097152
     assert spec.vcpus == 2           # <vcpu current='2'>16</vcpu>
     assert spec.cpu_shares == 2048
     # The cdrom is skipped; the boot disk is the image.
@@ -118,15 +117,15 @@ def set_attr(path, attr, value):
 BAD = [
     # (what, xml or edit, vdsm error class, field named in the error)
     ("not XML", "<domain><name>", errors.InvalidParameter, "xml"),
-    ("empty", "", errors.MissParam, "xml"),
+    ("empty", "", errors.MissingParameter, "xml"),
     ("not a domain", "<vm/>", errors.InvalidParameter, "xml"),
-    ("no uuid", drop("uuid"), errors.MissParam, "uuid"),
+    ("no uuid", drop("uuid"), errors.MissingParameter, "uuid"),
     ("bad uuid", set_text("uuid", "1234"), errors.InvalidParameter, "uuid"),
-    ("not a container", set_prop("containerType", None), errors.MissParam,
-     "containerType"),
+    ("not a container", set_prop("containerType", None),
+     errors.MissingParameter, "containerType"),
     ("unknown runtime", set_prop("containerType", "docker"),
      errors.InvalidParameter, "containerType"),
-    ("no image disk", drop("devices/disk"), errors.MissParam, "disk"),
+    ("no image disk", drop("devices/disk"), errors.MissingParameter, "disk"),
     ("qcow2 image", set_attr("devices/disk[2]/driver", "type", "qcow2"),
      errors.UnsupportedImageFormat, None),
     ("bad MAC", set_attr("devices/interface/mac", "address", "56:6f:zz"),
@@ -134,12 +133,12 @@ BAD = [
     ("multicast MAC", set_attr("devices/interface/mac", "address",
                                "01:00:5e:00:00:01"),
      errors.InvalidParameter, "interface/mac"),
-    ("no bridge", drop("devices/interface/source"), errors.MissParam,
+    ("no bridge", drop("devices/interface/source"), errors.MissingParameter,
      "interface/source"),
     ("memory 0", set_text("memory", "0"), errors.InvalidParameter, "memory"),
     ("memory not a number", set_text("memory", "lots"),
      errors.InvalidParameter, "memory"),
-    ("no memory", drop("memory"), errors.MissParam, "memory"),
+    ("no memory", drop("memory"), errors.MissingParameter, "memory"),
     ("current above memory", set_text("currentMemory", "9999999"),
      errors.InvalidParameter, "currentMemory"),
     ("vcpu 0", set_attr("vcpu", "current", "0"), errors.InvalidParameter,

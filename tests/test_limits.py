@@ -8,6 +8,7 @@ import pytest
 from vdsm_container.bundle import blockio
 from vdsm_container.spec import domxml
 from vdsm_container.container import create
+from .conftest import bundle_of, driver_of
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -36,9 +37,9 @@ def read(path):
 def test_limits_in_the_cgroup(paths, busybox_oci):
     ctr = create(sized_xml(busybox_oci), paths=paths)
     try:
-        h = ctr.hierarchy
-        rel = ctr.driver.cgroup_path(ctr.bundle)
-        major, minor = blockio.device_of(ctr.bundle.upper)
+        h = ctr.backend.hierarchy
+        rel = driver_of(ctr).cgroup_path(bundle_of(ctr))
+        major, minor = blockio.device_of(bundle_of(ctr).upper)
         dev = "%d:%d" % (major, minor)
         if h.version == 1:
             mem = h.path(rel, "memory")

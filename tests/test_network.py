@@ -3,6 +3,7 @@ test addresses (198.18.0.0/15, the benchmarking range, on a bridge with no
 uplink: nothing leaves this machine)."""
 
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -14,6 +15,8 @@ from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.host import network
 from vdsm_container.container import Container, create
+
+from .conftest import bundle_of
 
 pytestmark = [pytest.mark.runtime, pytest.mark.network,
               pytest.mark.usefixtures("leakcheck")]
@@ -97,6 +100,7 @@ def test_static_addresses_reachability_and_stats(paths, busybox_oci,
     nic = stats["network"][network.host_name(a.id, 0)]
     assert nic["macAddr"] == "56:6f:00:aa:00:01"
     assert nic["state"] == "up"
+    assert nic["speed"] == "1000"       # vmstats.py nic_info, virtio
     assert int(nic["rx"]) > 0 and int(nic["tx"]) > 0
     assert stats["guestIPs"] == net + ".10"
     assert stats["netIfaces"][0]["hw"] == "56:6f:00:aa:00:01"
@@ -107,7 +111,7 @@ def test_static_addresses_reachability_and_stats(paths, busybox_oci,
 def test_mtu_link_state_and_naming(paths, busybox_oci, bridge):
     name, net = bridge
     xml = domxml.build(str(uuid.uuid4()), "net", "runc", busybox_oci,
-                       command=["sleep", "1000"],
+                       command=["sh", "-c", "ip -o link; sleep 1000"],
                        nics=[(name, "56:6f:00:bb:00:01"),
                              (name, "56:6f:00:bb:00:02")],
                        custom={"containerNetwork": "none"})
@@ -124,9 +128,17 @@ def test_mtu_link_state_and_naming(paths, busybox_oci, bridge):
     eth1 = [ln for ln in links.splitlines() if " eth1@" in ln][0]
     assert "mtu 1400" in eth0 and "56:6f:00:bb:00:01" in eth0
     assert "56:6f:00:bb:00:02" in eth1 and "state DOWN" in eth1
-    # The container itself sees the same NICs.
-    log = ctr.log_path()
-    assert os.path.exists(log)
+    # The container itself sees the same NICs: it listed them at start.
+    deadline = time.monotonic() + 10
+    seen = ""
+    while "eth1" not in seen and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with open(ctr.log_path(), errors="replace") as f:
+            seen = f.read()
+    own = [ln for ln in seen.splitlines() if " eth0@" in ln]
+    assert own and "mtu 1400" in own[0] and "56:6f:00:bb:00:01" in own[0]
+    assert any(" eth1@" in ln and "56:6f:00:bb:00:02" in ln
+               for ln in seen.splitlines())
     ctr.destroy(gracefulAttempts=0)
 
 
@@ -148,7 +160,7 @@ def test_missing_bridge_leaves_nothing(paths, busybox_oci):
         str(uuid.uuid4()), "net", "runc", busybox_oci,
         command=["sleep", "1000"], nics=[("nosuchbr0", "56:6f:00:dd:00:01")]),
         paths=paths)
-    with pytest.raises(errors.CreateError) as e:
+    with pytest.raises(errors.CannotCreateVM) as e:
         ctr.run()
     assert "nosuchbr0" in str(e.value)
     assert ctr.lastStatus == constants.DOWN
@@ -156,9 +168,19 @@ def test_missing_bridge_leaves_nothing(paths, busybox_oci):
 
 def test_teardown_after_a_crash(paths, busybox_oci, bridge):
     name, net = bridge
-    ctr = make(paths, busybox_oci, [(name, "56:6f:00:ee:00:01")], "none",
-               command=("sh", "-c", "sleep 0.2; kill -KILL 1"))
-    time.sleep(0.5)
+    ctr = make(paths, busybox_oci, [(name, "56:6f:00:ee:00:01")], "none")
+    host_end = network.host_name(ctr.id, 0)
+    assert os.path.exists("/sys/class/net/" + host_end)
+    # The container's init dies (from the host: PID 1 of a namespace
+    # ignores SIGKILL sent from inside it).
+    os.kill(bundle_of(ctr).pid(), signal.SIGKILL)
     again = Container.load(ctr.id, paths=paths)
-    again.refresh()
+    deadline = time.monotonic() + 10
+    while again.refresh() != constants.DOWN and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert again.lastStatus == constants.DOWN
+    assert "SIGKILL" in again.status()["exitMessage"]
+    assert os.path.exists("/sys/class/net/" + host_end)    # until destroy
     again.destroy()
+    assert not os.path.exists("/sys/class/net/" + host_end)

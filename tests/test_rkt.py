@@ -17,6 +17,7 @@ from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container, create
 from vdsm_container.runtimes import rkt
+from .conftest import bundle_of, driver_of
 
 DOUBLE = os.path.join(os.path.dirname(__file__), "doubles", "rkt")
 
@@ -91,31 +92,32 @@ def test_parse_status_as_documented():
 def test_exact_command_line(double, paths, aci, tmp_path):
     ctr = Container.from_xml(xml(aci, custom={"containerEnv": "A=1"}),
                              paths=paths)
-    ctr.bundle.create_dirs()
+    bundle_of(ctr).create_dirs()
     mounts = [{"destination": "/data", "source": "/mnt/v0",
                "type": "bind", "options": ["rbind", "ro"]}]
-    argv = ctr.driver.prepare(ctr.bundle, ctr.spec, None, mounts=mounts)
+    argv = driver_of(ctr).prepare(bundle_of(ctr), ctr.spec, None,
+                                  mounts=mounts)
     root = paths.runtime_root("rkt")
     assert argv == [
         DOUBLE, "--dir=" + root, "--insecure-options=image", "run",
-        "--uuid-file-save=" + os.path.join(ctr.bundle.dir, "rkt.uuid"),
+        "--uuid-file-save=" + os.path.join(bundle_of(ctr).dir, "rkt.uuid"),
         "--net=none", "--hostname=rkt-vm", "--set-env=A=1",
         "--volume=vol0,kind=host,source=/mnt/v0,readOnly=true",
-        os.path.join(ctr.bundle.dir, "image.aci"),
+        os.path.join(bundle_of(ctr).dir, "image.aci"),
         "--memory=128M", "--cpu=2000m",
         "--mount=volume=vol0,target=/data",
         "--exec=/bin/app", "--", "--serve"]
     # The image copy stops at the end of the tar: the tail is gone.
-    copied = open(os.path.join(ctr.bundle.dir, "image.aci"), "rb").read()
+    copied = open(os.path.join(bundle_of(ctr).dir, "image.aci"), "rb").read()
     assert copied.endswith(b"\0" * 1024)
     assert len(copied) < os.path.getsize(aci)
-    ctr.bundle.teardown()
-    ctr._store.release(ctr.id)
+    bundle_of(ctr).teardown()
+    ctr.backend.store.release(ctr.id)
 
 
 def test_secure_by_default(double, paths, aci):
     ctr = Container.from_xml(xml(aci, insecure=False), paths=paths)
-    with pytest.raises(errors.CreateError) as e:
+    with pytest.raises(errors.CannotCreateVM) as e:
         ctr.run()
     assert "signature" in str(e.value)
     run = [c for c in double() if "run" in c][0]
@@ -126,10 +128,10 @@ def test_secure_by_default(double, paths, aci):
 def test_lifecycle(double, paths, aci):
     ctr = create(xml(aci), paths=paths)
     assert ctr.lastStatus == constants.UP
-    pid = ctr.bundle.pid() or ctr.getStats()["pid"]
+    pid = bundle_of(ctr).pid() or ctr.getStats()["pid"]
     assert int(pid) > 0
     assert ctr.refresh() == constants.UP
-    uuid_ = open(os.path.join(ctr.bundle.dir, "rkt.uuid")).read()
+    uuid_ = open(os.path.join(bundle_of(ctr).dir, "rkt.uuid")).read()
     ctr.destroy()
     root = "--dir=" + paths.runtime_root("rkt")
     assert all(c[0] == root for c in double())
@@ -165,7 +167,7 @@ def test_exit_status_reported(double, paths, aci, monkeypatch):
 def test_run_failure_leaves_nothing(double, paths, aci, monkeypatch):
     monkeypatch.setenv("RKT_DOUBLE_FAIL", "run")
     ctr = Container.from_xml(xml(aci), paths=paths)
-    with pytest.raises(errors.CreateError) as e:
+    with pytest.raises(errors.CannotCreateVM) as e:
         ctr.run()
     assert "image not found" in str(e.value)
     assert ctr.lastStatus == constants.DOWN

@@ -9,6 +9,7 @@ from vdsm_container import constants
 from vdsm_container.bundle import seccomp
 
 from .test_container import started  # noqa: F401 (fixture)
+from .conftest import bundle_of
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -130,10 +131,10 @@ def test_user_namespace_option(open_paths, busybox_oci):
         assert ["0", str(paths.userns_base), str(paths.userns_size)] \
             in mapping
         assert "uid=0" in text                 # root inside...
-        with open("/proc/%d/status" % ctr.bundle.pid()) as f:
+        with open("/proc/%d/status" % bundle_of(ctr).pid()) as f:
             uids = [ln for ln in f if ln.startswith("Uid:")][0].split()
         assert int(uids[1]) == paths.userns_base    # ...not on the host
-        written = _os.path.join(ctr.bundle.upper, "bin", "written")
+        written = _os.path.join(bundle_of(ctr).upper, "bin", "written")
         assert _os.stat(written).st_uid == paths.userns_base
     finally:
         ctr.destroy(gracefulAttempts=0)

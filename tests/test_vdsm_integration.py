@@ -24,7 +24,10 @@ except ImportError as e:     # pragma: no cover - depends on the host
 
 from vdsm_container import constants
 from vdsm_container.spec import domxml
+from vdsm_container.host.backend import HostBackend
 from vdsm_container.vdsm import plugin as vdsm_plugin
+from vdsm_container.vdsm import vmcontainer
+from vdsm_container.vdsm.vm import VdsmContainer
 from vdsm_container.runtimes.base import Availability
 
 from .test_verbs import API_VM_CALLS
@@ -73,18 +76,61 @@ def wait_for(bridge, vm_id, status, timeout=15):
         stats = call(bridge, "VM.getStats", vmID=vm_id)[0]
         if stats["status"] == status:
             return stats
-        vdsm_plugin.clientif.sample_all(clientif_mod.clientIF._instance)
+        vmcontainer.sample_all(clientif_mod.clientIF._instance,
+                               vdsm_plugin._plugin.backend)
         time.sleep(0.05)
     raise AssertionError("%s never became %s" % (vm_id, status))
 
 
 def test_container_is_a_vdsm_vm():
-    assert issubclass(vdsm_plugin.VdsmContainer, vdsm_vm.Vm)
+    assert issubclass(VdsmContainer, vdsm_vm.Vm)
     # Every verb API.py calls is the Container's, not libvirt-bound Vm code.
     for name in API_VM_CALLS:
-        owner = next(c for c in vdsm_plugin.VdsmContainer.__mro__
+        owner = next(c for c in VdsmContainer.__mro__
                      if name in c.__dict__)
         assert owner is not vdsm_vm.Vm, name
+
+
+def test_background_attributes(paths, busybox_oci):
+    """What vdsm's periodic operations, recovery and API read on every VM."""
+    idle = VdsmContainer.from_xml(domxml.build(
+        str(uuid.uuid4()), "idle", "runc", busybox_oci, command=["true"]),
+        paths=paths)
+    assert idle.monitorable is False
+    assert idle.isMigrating() is False
+    assert idle.isDomainReadyForCommands() is False
+    assert idle.io_tune_values() == []
+    assert idle.domain.xml == idle.xml and "<domain" in idle.xml
+    assert idle.guestAgent.isResponsive() is False
+    assert idle.isDomainRunning() is False
+    assert idle.last_disk_hotplug() is None
+    assert idle.cpu_policy() == "none" and idle.pinned_cpus() == {}
+    assert idle.hugepagesz == idle.nr_hugepages == 0
+    assert idle.mem_size_mb() == idle.spec.memory_kib // 1024
+    assert idle.maybe_kill_paused() is None
+    # periodic.py's NVRAM and TPM monitors: vdsm's own Vm method answers.
+    assert idle.update_external_data("tpm") is None
+    assert idle.update_external_data("nvram") is None
+    # Recovery calls preparePaths on every VM; without a clientIF, no-op.
+    assert idle.preparePaths() is None
+
+
+def test_cpu_figures_match_vdsm_vmstats(paths):
+    """Our cgroup-based cpu() against vdsm's own on the same numbers."""
+    from vdsm.virt import vmstats as vdsm_vmstats
+    from vdsm_container.stats import vmstats
+    from vdsm_container.stats.cgroups import Sample
+    first = Sample(timestamp=0.0, cpu_usage_ns=10**9, cpu_user_ns=4 * 10**8,
+                   cpu_system_ns=10**8)
+    last = Sample(timestamp=2.0, cpu_usage_ns=4 * 10**9,
+                  cpu_user_ns=16 * 10**8, cpu_system_ns=3 * 10**8)
+    bulk = [{"cpu.user": s.cpu_user_ns, "cpu.system": s.cpu_system_ns,
+             "cpu.time": s.cpu_usage_ns} for s in (first, last)]
+    theirs = vdsm_vmstats.cpu({}, bulk[0], bulk[1], 2.0)
+    ours = vmstats.cpu(first, last)
+    assert float(ours["cpuSys"]) == round(theirs["cpuSys"], 2)
+    assert float(ours["cpuUser"]) == round(theirs["cpuUser"], 2)
+    assert ours["cpuUsage"] == theirs["cpuUsage"]
 
 
 def test_create_stats_migrate_destroy(cif, bridge, busybox_oci):
@@ -93,10 +139,10 @@ def test_create_stats_migrate_destroy(cif, bridge, busybox_oci):
                        command=["sleep", "1000"])
     created = call(bridge, "VM.create", vmID=vm_id, vmParams={"xml": xml})
     assert created["vmId"] == vm_id
-    assert isinstance(cif.vmContainer[vm_id], vdsm_plugin.VdsmContainer)
+    assert isinstance(cif.vmContainer[vm_id], VdsmContainer)
     stats = wait_for(bridge, vm_id, constants.UP)
     schema = Schema()
-    vdsm_plugin.clientif.sample_all(cif)
+    vmcontainer.sample_all(cif, vdsm_plugin._plugin.backend)
     all_stats = call(bridge, "Host.getAllVmStats")
     assert [s["vmId"] for s in all_stats] == [vm_id]
     for s in all_stats + [stats]:
@@ -149,7 +195,7 @@ def test_recovery_after_vdsm_restart(cif, paths, busybox_oci, bridge):
     call(bridge, "VM.create", vmID=vm_id, vmParams={"xml": xml})
     wait_for(bridge, vm_id, constants.UP)
     cif.vmContainer.clear()          # vdsm restarted: it knows nothing
-    vdsm_plugin.clientif.recover(vdsm_plugin.VdsmContainer, cif, paths)
+    vmcontainer.recover(VdsmContainer, cif, HostBackend(paths))
     assert cif.vmContainer[vm_id].lastStatus == constants.UP
     assert call(bridge, "VM.getStats", vmID=vm_id)[0]["status"] == "Up"
 
@@ -184,7 +230,7 @@ def test_nic_stats_reach_vdsm(cif, bridge, busybox_oci):
                                    "static:198.18.99.5/24"})
         call(bridge, "VM.create", vmID=vm_id, vmParams={"xml": xml})
         wait_for(bridge, vm_id, constants.UP)
-        vdsm_plugin.clientif.sample_all(cif)
+        vmcontainer.sample_all(cif, vdsm_plugin._plugin.backend)
         stats = call(bridge, "VM.getStats", vmID=vm_id)[0]
         assert stats["guestIPs"] == "198.18.99.5"
         nics = list(stats["network"].values())

@@ -12,6 +12,7 @@ from vdsm_container.vdsm import verbs
 from vdsm_container.container import Container
 
 from .test_container import started, xml_for  # noqa: F401 (fixture)
+from .conftest import bundle_of
 
 # The methods lib/vdsm/API.py (class VM, oVirt/vdsm fd4b0df20) calls on a Vm
 # object; test_vdsm_integration re-reads them from the real API.py.
@@ -47,7 +48,7 @@ def idle(paths, busybox_oci):
 
 @pytest.mark.parametrize("name", sorted(verbs.REFUSED))
 def test_refused_with_vdsm_error(idle, paths, name):
-    cls = getattr(errors, verbs.REFUSED[name][0])
+    cls = verbs.REFUSED[name][0]
     with pytest.raises(cls) as e:
         getattr(idle, name)({"some": "params"})
     assert e.value.code == cls.code != 100
@@ -55,29 +56,15 @@ def test_refused_with_vdsm_error(idle, paths, name):
     assert not os.path.exists(paths.run_dir)    # nothing touched
 
 
-def test_no_guest_agent(idle):
-    assert idle.guestAgent.isResponsive() is False
+def test_no_guest_agent():
+    agent = verbs.NoGuestAgent()
+    assert agent.isResponsive() is False
     with pytest.raises(errors.NonResponsiveGuestAgent):
-        idle.guestAgent.desktopLock()
-
-
-def test_background_attributes(idle):
-    assert idle.monitorable is False
-    assert idle.isMigrating() is False
-    assert idle.isDomainReadyForCommands() is False
-    assert idle.io_tune_values() == []
-    assert idle.domain.xml == idle.xml and "<domain" in idle.xml
-    # What qemuguestagent, cpumanagement and hugepages read on every VM.
-    assert idle.isDomainRunning() is False
-    assert idle.last_disk_hotplug() is None
-    assert idle.cpu_policy() == "none" and idle.pinned_cpus() == {}
-    assert idle.hugepagesz == idle.nr_hugepages == 0
-    assert idle.mem_size_mb() == idle.spec.memory_kib // 1024
-    assert idle.maybe_kill_paused() is None
+        agent.desktopLock()
 
 
 def test_domain_facade(idle):
-    dom = idle._dom
+    dom = domain.ContainerDomain(idle)
     assert dom.UUIDString() == idle.id
     assert dom.name() == idle.name
     assert dom.XMLDesc(0) == idle.xml
@@ -96,26 +83,27 @@ def test_domain_facade(idle):
 @pytest.mark.usefixtures("leakcheck")
 def test_facade_follows_the_container(started):  # noqa: F811
     ctr = started()
-    assert ctr._dom.state() == [domain.VIR_DOMAIN_RUNNING,
-                                domain.VIR_DOMAIN_RUNNING_BOOTED]
-    assert ctr._dom.ID() == ctr.bundle.pid()
+    dom = domain.ContainerDomain(ctr)
+    assert dom.state() == [domain.VIR_DOMAIN_RUNNING,
+                           domain.VIR_DOMAIN_RUNNING_BOOTED]
+    assert dom.ID() == bundle_of(ctr).pid()
     ctr.pause()
-    assert ctr._dom.state()[0] == domain.VIR_DOMAIN_PAUSED
+    assert dom.state()[0] == domain.VIR_DOMAIN_PAUSED
     ctr.cont()
-    ctr._dom.destroyFlags()
-    assert ctr._dom.state()[0] == domain.VIR_DOMAIN_SHUTOFF
+    dom.destroyFlags()
+    assert dom.state()[0] == domain.VIR_DOMAIN_SHUTOFF
 
 
 @pytest.mark.runtime
 @pytest.mark.usefixtures("leakcheck")
 def test_reset_restarts_the_process(started):  # noqa: F811
     ctr = started(("sh", "-c", "echo started >> /tmp/boots; sleep 1000"))
-    first = ctr.bundle.pid()
+    first = bundle_of(ctr).pid()
     assert ctr.reset()["status"]["code"] == 0
     assert ctr.lastStatus == constants.UP
-    second = ctr.bundle.pid()
+    second = bundle_of(ctr).pid()
     assert second and second != first
     time.sleep(0.3)
-    boots = open(os.path.join(ctr.bundle.upper, "tmp", "boots")).read()
+    boots = open(os.path.join(bundle_of(ctr).upper, "tmp", "boots")).read()
     assert boots.count("started") == 2      # the writable layer stayed
     assert ctr.refresh() == constants.UP

@@ -73,7 +73,7 @@ def test_volume_without_filesystem_fails_cleanly(paths, busybox_oci,
     raw.write_bytes(b"\0" * 1024 * 1024)
     ctr = Container.from_xml(vm_with_volume(busybox_oci, str(raw), False,
                                             ["true"]), paths=paths)
-    with pytest.raises(errors.CreateError) as e:
+    with pytest.raises(errors.CannotCreateVM) as e:
         ctr.run()
     assert "cannot mount volume" in str(e.value)
     assert ctr.lastStatus == constants.DOWN

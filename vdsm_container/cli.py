@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -59,7 +60,8 @@ def cmd_create(args, paths):
         with open(args.xml) as f:
             xml = f.read()
     except OSError as e:
-        raise errors.invalid("xml", args.xml, e.strerror or str(e))
+        raise errors.invalid("xml", args.xml, e.strerror or str(e)) \
+            from None
     _print(create(xml, paths=paths).status())
 
 
@@ -85,8 +87,10 @@ def cmd_list(args, paths):
     result = []
     for ctr in Container.load_all(paths=paths):
         ctr.refresh()
-        result.append({"vmId": ctr.id, "vmName": ctr.name,
-                       "status": ctr.lastStatus})
+        entry = ctr.status()
+        entry.pop("statusTime")
+        entry["vmName"] = ctr.name
+        result.append(entry)
     _print(result)
 
 
@@ -102,11 +106,14 @@ def cmd_stats(args, paths):
 def cmd_logs(args, paths):
     ctr = _load(paths, args.vm_id)
     try:
-        with open(ctr.log_path()) as f:
+        if args.raw:
+            with open(ctr.log_path(), "rb") as f:
+                sys.stdout.flush()
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            return
+        # A container writes whatever bytes it likes: never fail on them.
+        with open(ctr.log_path(), errors="replace") as f:
             for line in f:
-                if args.raw:
-                    sys.stdout.write(line)
-                    continue
                 # k8s-file lines: TIMESTAMP STREAM P|F TEXT
                 parts = line.rstrip("\n").split(" ", 3)
                 text = parts[3] if len(parts) == 4 else line.rstrip("\n")
@@ -117,7 +124,9 @@ def cmd_logs(args, paths):
 
 
 def cmd_shutdown(args, paths):
-    _print(_load(paths, args.vm_id).shutdown())
+    ctr = _load(paths, args.vm_id)
+    result = ctr.shutdown(timeout=args.timeout, force=args.force, wait=True)
+    _print(dict(result, vmStatus=ctr.status()))
 
 
 def cmd_destroy(args, paths):
@@ -139,7 +148,7 @@ def cmd_migrate(args, paths):
 def _image_users(paths):
     users = {}
     for ctr in Container.load_all(paths=paths):
-        key = (ctr._state.get("image") or {}).get("key")
+        key = (ctr.image or {}).get("key")
         if key:
             users.setdefault(key, []).append(ctr.id)
     return users
@@ -218,6 +227,12 @@ def parser():
         if name == "stats":
             sp.add_argument("--interval", type=float, default=1.0,
                             help="seconds between the two samples")
+        if name == "shutdown":
+            sp.add_argument("--timeout", type=float, metavar="SECONDS",
+                            help="how long to wait for the container to "
+                            "end (default: the stop timeout)")
+            sp.add_argument("--force", action="store_true",
+                            help="kill it when it has not ended by then")
         if name == "logs":
             sp.add_argument("--raw", action="store_true",
                             help="conmon's k8s-file lines as they are")

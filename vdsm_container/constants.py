@@ -10,8 +10,6 @@ UP = "Up"
 DOWN = "Down"
 PAUSED = "Paused"
 POWERING_DOWN = "Powering down"
-POWERING_UP = "Powering up"
-REBOOT_IN_PROGRESS = "RebootInProgress"
 WAIT_FOR_LAUNCH = "WaitForLaunch"
 
 # lib/vdsm/common/define.py: exit codes of a Down VM
@@ -42,7 +40,6 @@ EXIT_REASONS = {
 # lib/vdsm/virt/metadata.py, lib/vdsm/virt/xmlconstants.py
 METADATA_VM_NS = "http://ovirt.org/vm/1.0"
 METADATA_VM_NS_PREFIX = "ovirt-vm"
-METADATA_TUNE_NS = "http://ovirt.org/vm/tune/1.0"
 
 # The custom properties this plugin reads (engine-config
 # UserDefinedVMProperties, see contrib/engine-config).

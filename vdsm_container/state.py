@@ -7,6 +7,13 @@ domain, so this file plays that part.  Each VM has a directory
 the vmId (two creates of one vmId: the second gets VMExists), an ``flock`` on
 it serialises the verbs acting on that VM across processes, and
 ``state.json`` in it is replaced atomically (write, fsync, rename).
+
+Only root reads and writes these files (0700 directories under root's run
+directory): vdsmd, which runs as user vdsm, reaches them through its
+backend (``vdsm_container.vdsm.supervdsm``).  Each file carries a format
+``version``; one this code can't read (an older format after an upgrade, a
+truncated write) is reported as ``Unreadable``, never as an exception that
+would stop vdsm's recovery.
 """
 
 from __future__ import annotations
@@ -24,6 +31,16 @@ from vdsm_container import errors
 log = logging.getLogger("vdsm_container.state")
 
 STATE_FILE = "state.json"
+# The format of state.json; bump it when its keys change meaning.
+VERSION = 1
+
+
+class Busy(Exception):
+    """The VM's lock is held (a verb or a start is under way)."""
+
+
+class Unreadable(Exception):
+    """The VM's state file exists but can't be used; says why."""
 
 
 class StateStore:
@@ -38,24 +55,37 @@ class StateStore:
         try:
             os.mkdir(self._paths.vm_run_dir(vm_id), 0o700)
         except FileExistsError:
-            raise errors.error(errors.VMExists, "VM %s exists" % vm_id,
-                               vmId=vm_id)
+            raise errors.VMExists("VM %s exists" % vm_id,
+                                  vmId=vm_id) from None
 
     @contextlib.contextmanager
-    def lock(self, vm_id):
-        """Hold the VM's lock; NoSuchVM if the VM is gone (or going)."""
+    def lock(self, vm_id, wait=True):
+        """Hold the VM's lock; NoSuchVM if the VM is gone (or going).
+
+        The lock is on the VM's directory.  Holding it proves that the
+        directory is the live one: a destroy may have removed it while we
+        waited, and a create of the same vmId made a new one, whose lock
+        is another.  ``wait=False`` raises ``Busy`` instead of waiting.
+        """
         path = self._paths.vm_run_dir(vm_id)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
-            raise errors.error(errors.NoSuchVM, "no container %s" % vm_id,
-                               vmId=vm_id)
+            raise errors.NoSuchVM("no container %s" % vm_id,
+                                  vmId=vm_id) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # Removed while we waited for the lock: it is gone.
-            if not os.path.exists(path):
-                raise errors.error(errors.NoSuchVM, "no container %s" % vm_id,
-                                   vmId=vm_id)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else
+                                                 fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise Busy(vm_id) from None
+            try:
+                live = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                live = False
+            if not live:
+                raise errors.NoSuchVM("no container %s" % vm_id,
+                                      vmId=vm_id)
             yield
         finally:
             os.close(fd)
@@ -64,24 +94,33 @@ class StateStore:
         path = os.path.join(self._paths.vm_run_dir(vm_id), STATE_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(state, f, indent=1, sort_keys=True)
+            json.dump(dict(state, version=VERSION), f, indent=1,
+                      sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
 
     def read(self, vm_id):
-        """The VM's state dict, or None when it has none (yet, or any more)."""
+        """The VM's state dict, or None when it has none (yet, or any more).
+
+        Raises ``Unreadable`` for a file that is not this code's format.
+        """
         path = os.path.join(self._paths.vm_run_dir(vm_id), STATE_FILE)
         try:
             with open(path) as f:
-                return json.load(f)
+                state = json.load(f)
         except FileNotFoundError:
             return None
-        except ValueError as e:
-            log.error("Corrupt state file %s: %s", path, e)
-            return None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise Unreadable("%s is not JSON: %s" % (path, e)) from None
+        if not isinstance(state, dict) or state.get("version") != VERSION:
+            found = state.get("version") if isinstance(state, dict) else None
+            raise Unreadable("%s has format version %r, this vdsm-container "
+                             "reads %d" % (path, found, VERSION))
+        return state
 
     def vm_ids(self):
+        """The vmIds that have a directory (claimed, maybe not written)."""
         try:
             return sorted(os.listdir(self._root))
         except OSError as e:

@@ -32,9 +32,9 @@ def _check_traversable(path):
     path = os.path.realpath(path)
     while path != "/":
         if not os.stat(path).st_mode & 0o001:
-            raise errors.error(errors.CreateError, "%s is not traversable by "
-                               "a user-namespace container (chmod o+x it)"
-                               % path)
+            raise errors.CannotCreateVM(
+                "%s is not traversable by a user-namespace container "
+                "(chmod o+x it)" % path)
         path = os.path.dirname(path)
 
 

@@ -30,9 +30,9 @@ def _mount(disk, target):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     if proc.returncode != 0:
-        raise errors.error(errors.CreateError, "cannot mount volume %s: %s"
-                           % (disk.path, proc.stderr.strip()),
-                           disk=disk.target)
+        raise errors.CannotCreateVM("cannot mount volume %s: %s"
+                                    % (disk.path, proc.stderr.strip()),
+                                    disk=disk.target)
 
 
 def mount_all(bundle, spec):
@@ -43,8 +43,8 @@ def mount_all(bundle, spec):
     result = []
     for i, (disk, path) in enumerate(spec.volume_disks):
         if not os.path.exists(disk.path):
-            raise errors.error(errors.ImageFileNotFound, "volume %s is "
-                               "missing" % disk.path, disk=disk.target)
+            raise errors.ImageFileNotFound(
+                "volume %s is missing" % disk.path, disk=disk.target)
         target = os.path.join(bundle.storage_dir, "volumes", str(i))
         os.makedirs(target, mode=0o700, exist_ok=True)
         _mount(disk, target)

@@ -61,6 +61,15 @@ exit 0
 """
 
 
+def netns_prefix(paths):
+    """What the names of this run directory's network namespaces start
+    with: "vdsm-ctr-" and a tag of the run directory, so that namespaces
+    are told apart by owner (another plugin tree, a test) at a glance and
+    by a garbage collector."""
+    tag = hashlib.sha1(paths.run_dir.encode()).hexdigest()[:6]
+    return "vdsm-ctr-%s-" % tag
+
+
 def host_name(vm_id, index):
     """Host-side veth name: <= 15 characters, stable for (vmId, NIC)."""
     return "vc%s%d" % (hashlib.sha1(vm_id.encode()).hexdigest()[:8], index)
@@ -92,7 +101,8 @@ def setup(paths, spec):
     cause (e.g. a bridge that doesn't exist).
     """
     from pyroute2 import IPRoute, NetNS, netns as pyroute2_netns
-    name = "vdsm-ctr-%s-%s" % (spec.vm_id[:8], uuid.uuid4().hex[:6])
+    name = "%s%s-%s" % (netns_prefix(paths), spec.vm_id[:8],
+                        uuid.uuid4().hex[:6])
     state = {"netns": name, "nics": [], "dhcp": []}
     _write_state(paths, spec.vm_id, state)
     try:
@@ -117,17 +127,17 @@ def setup(paths, spec):
         teardown(paths, spec.vm_id)
         if isinstance(e, errors.VdsmException):
             raise
-        raise errors.error(errors.CreateError, "network setup failed: %s"
-                           % e, vmId=spec.vm_id)
+        raise errors.CannotCreateVM("network setup failed: %s" % e,
+                                    vmId=spec.vm_id) from e
     return os.path.join(NETNS_DIR, name)
 
 
 def _check_bridges(spec):
     for nic in spec.nics:
         if not os.path.isdir("/sys/class/net/%s/bridge" % nic.bridge):
-            raise errors.error(errors.CreateError, "bridge %s does not "
-                               "exist on this host" % nic.bridge,
-                               bridge=nic.bridge, mac=nic.mac)
+            raise errors.CannotCreateVM("bridge %s does not "
+                                        "exist on this host" % nic.bridge,
+                                        bridge=nic.bridge, mac=nic.mac)
 
 
 def _add_nic(host, ns, netns_name, hname, index, nic):
@@ -228,12 +238,11 @@ def teardown(paths, vm_id):
         _stop_dhcp(pidfile, state["netns"])
     with IPRoute() as host:
         for nic in state.get("nics", ()):
-            for name in (nic["host"], nic["host"] + "p"):
-                for idx in host.link_lookup(ifname=name):
-                    try:
-                        host.link("del", index=idx)
-                    except Exception as e:
-                        log.warning("Cannot remove %s: %s", name, e)
+            for idx in host.link_lookup(ifname=nic["host"]):
+                try:
+                    host.link("del", index=idx)
+                except Exception as e:
+                    log.warning("Cannot remove %s: %s", nic["host"], e)
     if os.path.exists(os.path.join(NETNS_DIR, state["netns"])):
         pyroute2_netns.remove(state["netns"])
     os.unlink(_state_path(paths, vm_id))
@@ -255,7 +264,7 @@ def stats(paths, vm_id, now=None):
         if not os.path.isdir(base):
             continue
 
-        def counter(name):
+        def counter(name, base=base):
             try:
                 with open("%s/statistics/%s" % (base, name)) as f:
                     return f.read().strip()
@@ -271,7 +280,9 @@ def stats(paths, vm_id, now=None):
             "name": nic["host"],
             "macAddr": nic["mac"],
             "state": oper if oper in ("up", "down") else "unknown",
-            "speed": "10000",
+            # vmstats.py nic_info: "1000" for e1000, e1000e and virtio
+            # NICs, a container's veth stands for a virtio one.
+            "speed": "1000",
             # The host end's tx is what the container received.
             "rx": counter("tx_bytes"), "tx": counter("rx_bytes"),
             "rxErrors": counter("tx_errors"),

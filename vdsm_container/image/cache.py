@@ -56,7 +56,7 @@ _READY = "ready.json"
 
 
 def _fail(path, reason):
-    return errors.error(errors.UnsupportedImageFormat, reason, image=path)
+    return errors.UnsupportedImageFormat(reason, image=path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +85,8 @@ class _Source:
         try:
             self._file = open(path, "rb")
         except OSError as e:
-            raise errors.error(errors.ImageFileNotFound, str(e),
-                               path=path)
+            raise errors.ImageFileNotFound(str(e),
+                                           path=path)
         try:
             # "r:" reads headers only and seeks over member data; it stops
             # at the end-of-archive marker, ignoring whatever follows it.

@@ -8,6 +8,8 @@ vdsm computes it once at start-up (capabilities), the command on each call.
 
 from __future__ import annotations
 
+import shutil
+
 from vdsm_container import errors
 from vdsm_container.runtimes import crun, rkt, runc
 
@@ -27,10 +29,26 @@ def probe(paths):
     return {name: mod.Driver.probe(paths) for name, mod in _modules.items()}
 
 
+def capabilities(name):
+    """What runtime ``name``'s driver can do (``base.Driver.capabilities``);
+    InvalidParameter if there is no such runtime."""
+    return _module(name).Driver.capabilities
+
+
+def installed(name):
+    """Whether runtime ``name``'s program is on this host at all."""
+    program = getattr(_module(name).Driver, "binary", None) or name
+    return shutil.which(program) is not None
+
+
+def _module(name):
+    try:
+        return _modules[name]
+    except KeyError:
+        raise errors.invalid("containerType", name,
+                             "unknown runtime") from None
+
+
 def driver(name, paths):
     """The driver for ``name``; InvalidParameter if there is none."""
-    try:
-        mod = _modules[name]
-    except KeyError:
-        raise errors.invalid("containerType", name, "unknown runtime")
-    return mod.Driver(paths)
+    return _module(name).Driver(paths)

@@ -215,10 +215,9 @@ class OCIDriver(base.Driver):
         pid = self._create(bundle)
         out = _run(self._args() + ["start", bundle.vm_id])
         if out.returncode != 0:
-            raise errors.error(errors.CreateError,
-                               "%s start failed: %s"
-                               % (self.name, _message(out.stderr)),
-                               vmId=bundle.vm_id)
+            raise errors.CannotCreateVM("%s start failed: %s"
+                                        % (self.name, _message(out.stderr)),
+                                        vmId=bundle.vm_id)
         return pid
 
     def _create(self, bundle):
@@ -232,8 +231,7 @@ class OCIDriver(base.Driver):
         except OSError as e:
             os.close(rfd)
             os.close(wfd)
-            raise errors.error(errors.CreateError,
-                               "cannot run conmon: %s" % e)
+            raise errors.CannotCreateVM("cannot run conmon: %s" % e)
         os.close(wfd)
         try:
             line = self._read_sync(rfd)
@@ -253,9 +251,9 @@ class OCIDriver(base.Driver):
         if not isinstance(pid, int) or pid <= 0:
             detail = _message(msg.get("message") or conmon_err or
                               "conmon reported no pid")
-            raise errors.error(errors.CreateError, "%s create failed: %s"
-                               % (self.name, detail.strip()),
-                               vmId=bundle.vm_id)
+            raise errors.CannotCreateVM("%s create failed: %s"
+                                        % (self.name, detail.strip()),
+                                        vmId=bundle.vm_id)
         return pid
 
     def _read_sync(self, fd):
@@ -370,9 +368,8 @@ class OCIDriver(base.Driver):
                         bundle.vm_id, timeout)
         self.kill(bundle, signals.SIGKILL)
         if not self._wait_stopped(bundle, KILL_WAIT):
-            raise errors.error(errors.VMDestroyFailed,
-                               "container still running after SIGKILL",
-                               vmId=bundle.vm_id)
+            raise errors.VMDestroyFailed(
+                "container still running after SIGKILL", vmId=bundle.vm_id)
 
     def pause(self, bundle):
         self._simple("pause", bundle)
@@ -383,10 +380,9 @@ class OCIDriver(base.Driver):
     def _simple(self, verb, bundle):
         out = _run(self._args() + [verb, bundle.vm_id])
         if out.returncode != 0:
-            raise errors.error(errors.UnsupportedOperation,
-                               "%s %s failed: %s" % (self.name, verb,
-                                                     _message(out.stderr)),
-                               vmId=bundle.vm_id)
+            raise errors.UnsupportedOperation(
+                "%s %s failed: %s" % (self.name, verb, _message(out.stderr)),
+                vmId=bundle.vm_id)
 
     def cleanup(self, bundle):
         out = _run(self._args() + ["delete", "--force", bundle.vm_id])

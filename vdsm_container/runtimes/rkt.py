@@ -128,11 +128,11 @@ class Driver(base.Driver):
     def prepare(self, bundle, spec, image, mounts=(), netns=None,
                 blkio=None, id_map=None):
         if netns or spec.nics:
-            raise errors.error(errors.UnsupportedOperation, "the rkt driver "
-                               "can't join the VMs' bridges", vmId=spec.vm_id)
+            raise errors.UnsupportedOperation(
+                "the rkt driver can't join the VMs' bridges", vmId=spec.vm_id)
         if blkio:
-            raise errors.error(errors.UnsupportedOperation, "rkt has no "
-                               "block I/O limits", vmId=spec.vm_id)
+            raise errors.UnsupportedOperation(
+                "rkt has no block I/O limits", vmId=spec.vm_id)
         custom = dict(spec.custom)
         insecure = custom.get(PROP_INSECURE, "").lower() == "true"
         target = self._image(bundle, spec, insecure)
@@ -163,9 +163,9 @@ class Driver(base.Driver):
     def _image(self, bundle, spec, insecure):
         if spec.image_ref and spec.image_ref.startswith("docker://"):
             if not insecure:
-                raise errors.error(errors.CreateError, "rkt runs docker:// "
-                                   "images only unsigned: set %s=true"
-                                   % PROP_INSECURE, vmId=spec.vm_id)
+                raise errors.CannotCreateVM("rkt runs docker:// "
+                                            "images only unsigned: set %s=true"
+                                            % PROP_INSECURE, vmId=spec.vm_id)
             return spec.image_ref
         target = os.path.join(bundle.dir, "image.aci")
         copy_tar(spec.image_disk.path, target)
@@ -201,8 +201,8 @@ class Driver(base.Driver):
             time.sleep(0.02)
         detail = _tail(bundle.log_path)
         self.cleanup(bundle)
-        raise errors.error(errors.CreateError, "rkt run failed: %s" % detail,
-                           vmId=bundle.vm_id)
+        raise errors.CannotCreateVM("rkt run failed: %s" % detail,
+                                    vmId=bundle.vm_id)
 
     def state(self, bundle):
         uuid = self._uuid(bundle)
@@ -235,9 +235,9 @@ class Driver(base.Driver):
                 return
         _run(self._global() + ["stop", "--force", uuid])
         if not self._wait_stopped(bundle, 10):
-            raise errors.error(errors.VMDestroyFailed, "rkt pod still "
-                               "running after stop --force",
-                               vmId=bundle.vm_id)
+            raise errors.VMDestroyFailed("rkt pod still "
+                                         "running after stop --force",
+                                         vmId=bundle.vm_id)
 
     def _wait_stopped(self, bundle, timeout):
         deadline = time.monotonic() + timeout
@@ -311,8 +311,8 @@ def copy_tar(src, dest):
                 pass
             end = t.offset
     except (OSError, tarfile.TarError) as e:
-        raise errors.error(errors.UnsupportedImageFormat, "not an ACI "
-                           "archive: %s" % e, image=src)
+        raise errors.UnsupportedImageFormat("not an ACI "
+                                            "archive: %s" % e, image=src)
     with open(src, "rb") as f, open(dest, "wb") as out:
         left = end
         while left:

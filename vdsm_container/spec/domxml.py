@@ -6,7 +6,7 @@ generated.  We read the same elements vdsm reads for a VM:
 - custom properties from ``<metadata><ovirt-vm:vm><ovirt-vm:custom>``
   (lib/vdsm/virt/metadata.py, ``Descriptor._load``: each child element of
   ``custom`` is one property, its tag the name, its text the value);
-- ``<uuid>``, ``<name>``, ``<memory>``, ``<currentMemory>``, ``<maxMemory>``,
+- ``<uuid>``, ``<name>``, ``<memory>``, ``<currentMemory>``,
   ``<vcpu>`` and ``<cputune>`` as lib/vdsm/virt/domain_descriptor.py does;
 - ``<devices><disk device='disk'>`` and ``<interface type='bridge'>``.
 
@@ -211,10 +211,9 @@ def _image_disk(disks):
     booted = [d for d in disks if d.boot_order is not None]
     image = min(booted, key=lambda d: d.boot_order) if booted else disks[0]
     if image.fmt != "raw":
-        raise errors.error(errors.UnsupportedImageFormat,
-                           "the image volume %s is %s; container images "
-                           "need a raw volume holding the archive"
-                           % (image.target, image.fmt))
+        raise errors.UnsupportedImageFormat(
+            "the image volume %s is %s; container images need a raw volume "
+            "holding the archive" % (image.target, image.fmt))
     return image
 
 
@@ -285,7 +284,6 @@ def parse(xml):
 
     memory = _kib(root, "memory", required=True)
     current = _kib(root, "currentMemory", required=False) or memory
-    maximum = _kib(root, "maxMemory", required=False)
     if current > memory:
         raise errors.invalid("currentMemory", current,
                              "larger than <memory> (%d KiB)" % memory)
@@ -311,7 +309,6 @@ def parse(xml):
         env=prop(constants.PROP_ENV, properties.env) or (),
         memory_kib=memory,
         current_memory_kib=current,
-        max_memory_kib=maximum,
         vcpus=_vcpus(root),
         cpu_shares=shares,
         cpu_quota=quota,

@@ -78,7 +78,6 @@ class ContainerSpec:
     env: Tuple[Tuple[str, str], ...] = ()
     memory_kib: int = 0
     current_memory_kib: int = 0
-    max_memory_kib: Optional[int] = None
     vcpus: int = 1
     cpu_shares: Optional[int] = None
     cpu_quota: Optional[int] = None

@@ -33,20 +33,27 @@ def _pct(delta_ns, interval):
 
 
 def cpu(first, last):
-    """cpuUser, cpuSys, cpuUsage, cpuActual from two cgroup samples."""
+    """cpuUser, cpuSys, cpuUsage, cpuActual from two cgroup samples.
+
+    As lib/vdsm/virt/vmstats.py ``cpu`` computes them from libvirt's bulk
+    stats, whose cpu.user, cpu.system and cpu.time are the cgroup's user
+    time, system time and total usage: cpuSys is the user *plus* system
+    time of the interval (sic), cpuUser the rest of the total, never below
+    zero, and cpuUsage the user plus system time so far.
+    """
     stats = {"cpuUser": "0.00", "cpuSys": "0.00", "cpuActual": False}
     if last is not None:
-        stats["cpuUsage"] = str(last.cpu_usage_ns)
+        stats["cpuUsage"] = str(last.cpu_user_ns + last.cpu_system_ns)
     if first is None or last is None:
         return stats
     interval = last.timestamp - first.timestamp
     if interval <= 0:
         return stats
     total = last.cpu_usage_ns - first.cpu_usage_ns
-    sys_ = last.cpu_system_ns - first.cpu_system_ns
-    user = max(0, total - sys_)
-    stats["cpuUser"] = "%.2f" % _pct(user, interval)
-    stats["cpuSys"] = "%.2f" % _pct(sys_, interval)
+    cpu_sys = (last.cpu_user_ns - first.cpu_user_ns) + \
+        (last.cpu_system_ns - first.cpu_system_ns)
+    stats["cpuUser"] = "%.2f" % max(0.0, _pct(total - cpu_sys, interval))
+    stats["cpuSys"] = "%.2f" % _pct(cpu_sys, interval)
     stats["cpuActual"] = True
     return stats
 

@@ -107,6 +107,14 @@ def _unsupported(name):
     return method
 
 
+class DomainXML:
+    """``Vm.domain``: Host.dumpxmls reads ``.xml``."""
+
+    def __init__(self, xml):
+        self.xml = xml
+        self.devices_hash = None
+
+
 class ContainerDomain:
     """The virDomain of one container (``Container._dom``)."""
 
@@ -122,13 +130,13 @@ class ContainerDomain:
         return self._ctr.name
 
     def ID(self):
-        pid = self._ctr._state.get("pid")
+        pid = self._ctr.init_pid
         return pid if self.isActive() and pid else -1
 
     def state(self, flags=0):
         status = self._ctr.lastStatus
         if status == constants.DOWN:
-            code = self._ctr._state.get("exitCode", constants.NORMAL)
+            code = self._ctr.exit_code or constants.NORMAL
             return [VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_SHUTDOWN
                     if code == constants.NORMAL
                     else VIR_DOMAIN_SHUTOFF_CRASHED]
@@ -137,7 +145,9 @@ class ContainerDomain:
     def info(self):
         """[state, maxMem KiB, memory KiB, nrVirtCpu, cpuTime ns]."""
         spec = self._ctr.spec
-        last = self._ctr._samples[1]
+        if spec is None:
+            return [self.state()[0], 0, 0, 0, 0]
+        last = self._ctr.last_sample
         return [self.state()[0], spec.memory_kib, spec.current_memory_kib,
                 spec.vcpus, last.cpu_usage_ns if last else 0]
 

@@ -21,132 +21,37 @@ few places the feature page names, leaving every VM flow as it was:
 With no usable runtime on the host ``install()`` changes nothing at all:
 vdsm behaves exactly as without the plugin (opt-in).
 
-This module imports vdsm; the rest of the package does not.
+This module, ``vm`` and ``supervdsm_api`` import vdsm; the rest of the
+package does not.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
 
 from vdsm import clientIF as _clientif
-from vdsm.common import response
 from vdsm.host import caps as _caps
 from vdsm.virt import recovery as _recovery
-from vdsm.virt import vm as _vm
 
-from vdsm_container.vdsm import caps
-from vdsm_container.vdsm import vmcontainer as clientif
 from vdsm_container import config
-from vdsm_container import constants
-from vdsm_container import errors
-from vdsm_container.vdsm import privileged
-from vdsm_container import runtimes
-from vdsm_container.stats import vmstats
-from vdsm_container.container import Container
+from vdsm_container.host.backend import HostBackend
+from vdsm_container.vdsm import caps
+from vdsm_container.vdsm import vmcontainer
+from vdsm_container.vdsm.supervdsm import SupervdsmBackend
+from vdsm_container.vdsm.vm import VdsmContainer
 
 log = logging.getLogger("vdsm_container.vdsm_plugin")
 
 STATUS_INTERVAL = 2.0
 
 
-class VdsmContainer(Container, _vm.Vm):
-    """A Container that *is* a vdsm Vm, for vdsm code that checks.
-
-    ``Vm.__init__`` is never called: it opens a libvirt connection and
-    builds devices from the domain XML, neither of which a container has.
-    Container's methods come first in the MRO, and every VM verb API.py
-    calls is defined by Container (served, or refused by ``verbs``), so no
-    libvirt-bound Vm method is reached through the API.
-    """
-
-    def __init__(self, spec, paths=None, cif=None, **kwargs):
-        Container.__init__(self, spec, paths=paths, cif=cif, **kwargs)
-        self.log = logging.getLogger("virt.vm.container")
-
-    # Everything that needs root goes through ``privileged``: in-process
-    # when vdsm runs as root, through supervdsm otherwise.
-
-    def _transport(self):
-        if os.geteuid() == 0:
-            return privileged.create, privileged.call
-        from vdsm.common import supervdsm
-        proxy = supervdsm.getProxy()
-        return proxy.vdsm_container_create, proxy.vdsm_container_call
-
-    def _apply(self, out):
-        """Take the privileged side's state; send an event if it changed."""
-        new = out.get("state")
-        if new:
-            before = self.lastStatus
-            self._state.update(new)
-            if self.lastStatus != before:
-                self._state["statusTime"] = vmstats.status_time()
-                self.send_status_event()
-        if out.get("error"):
-            raise errors.from_info(out["error"])
-        return out.get("result")
-
-    def _call(self, verb, *args, **kwargs):
-        _, call = self._transport()
-        return self._apply(call(self.id, verb, args, kwargs,
-                                dataclasses.asdict(self.paths)))
-
-    def run(self):
-        """``Vm.run``: validate, start in a thread, answer at once."""
-        self._check_supported()
-        threading.Thread(target=self._create_in_background,
-                         name="ctr/" + self.id[:8], daemon=True).start()
-        status = self.status()
-        status["xml"] = self.xml
-        return response.success(vmList=status)
-
-    def _create_in_background(self):
-        create, _ = self._transport()
-        try:
-            self._apply(create(self.xml, dataclasses.asdict(self.paths)))
-        except Exception as e:
-            if self.lastStatus != constants.DOWN:
-                self.setDownStatus(constants.ERROR, constants.GENERIC_ERROR,
-                                   str(e))
-            log.error("Container %s failed to start: %s", self.id, e)
-
-    def refresh(self):
-        try:
-            seen = self._call("refresh") or {}
-        except errors.NoSuchVM:
-            return self.lastStatus  # destroyed meanwhile, or never started
-        self._net = seen.get("network") or {}
-        self._guest = seen.get("guest") or {}
-        return self.lastStatus
-
-    def sample_network(self):
-        pass    # refresh brought it from the privileged side
-
-    def _release_host(self, gracefulAttempts):
-        self._call("destroy", gracefulAttempts)
-
-    def shutdown(self, delay=None, message=None, reboot=False, timeout=None,
-                 force=False):
-        return self._call("shutdown", reboot=reboot)
-
-    def pause(self):
-        return self._call("pause")
-
-    def cont(self):
-        return self._call("cont")
-
-    def reset(self):
-        return self._call("reset")
-
-
 class Plugin:
     """What ``install`` set up: kept so that ``uninstall`` can undo it."""
 
-    def __init__(self, paths, availability):
-        self.paths = paths
+    def __init__(self, backend, availability):
+        self.backend = backend
         self.availability = availability
         self.features = caps.additional_features(availability)
         self._orig_vm = _clientif.Vm
@@ -157,15 +62,15 @@ class Plugin:
 
     def vm_factory(self, cif, params, recover=False):
         """clientIF's ``Vm``: a VdsmContainer for container VMs."""
-        if not clientif.wants_container(params):
+        if not vmcontainer.wants_container(params):
             return self._orig_vm(cif, params, recover)
-        return clientif.make_container(VdsmContainer, cif, params,
-                                       self.paths, self.availability)
+        return vmcontainer.make_container(VdsmContainer, cif, params,
+                                          self.backend, self.availability)
 
     def all_domains(self, cif):
         """Recovery runs once at clientIF start: recover, then sample."""
         self._orig_all_domains(cif)
-        clientif.recover(VdsmContainer, cif, self.paths)
+        vmcontainer.recover(VdsmContainer, cif, self.backend)
         if self._thread is None:
             self.start_sampler(cif, _sample_interval())
 
@@ -185,7 +90,8 @@ class Plugin:
         n = 0
         while not self._stop.wait(STATUS_INTERVAL):
             n += 1
-            clientif.sample_all(cif, take_sample=(n % ticks == 0))
+            vmcontainer.sample_all(cif, self.backend,
+                                   take_sample=(n % ticks == 0))
 
     def stop(self):
         self._stop.set()
@@ -194,19 +100,36 @@ class Plugin:
 _plugin = None
 
 
-def install(paths=None, availability=None, cif=None, sample_interval=None):
+def backend_for(paths):
+    """Where the root work runs: here when vdsm is root, else supervdsmd."""
+    if os.geteuid() == 0:
+        return HostBackend(paths)
+    return SupervdsmBackend(paths)
+
+
+def install(paths=None, availability=None, cif=None, sample_interval=None,
+            backend=None):
     """Wire the plugin into vdsm; return the Plugin, or None (opt-in).
 
     Called once at vdsm start-up, before clientIF recovers VMs; the sampler
-    starts after recovery, or at once when a built ``cif`` is given.
+    starts after recovery, or at once when a built ``cif`` is given.  The
+    runtimes' self-checks run where root is (supervdsmd when vdsm is not
+    root); whatever goes wrong there leaves the plugin off with the reason
+    logged, and vdsm starts as it would without it.
     """
     global _plugin
     if _plugin is not None:
         return _plugin
     paths = paths or config.Paths.from_env()
+    backend = backend or backend_for(paths)
     if availability is None:
-        availability = runtimes.probe(paths)
-    plugin = Plugin(paths, availability)
+        try:
+            availability = backend.probe()
+        except Exception as e:
+            log.warning("Container runtimes could not be probed (%s): "
+                        "plugin inactive", e)
+            return None
+    plugin = Plugin(backend, availability)
     if not plugin.features:
         log.info("No container runtime usable here (%s): plugin inactive",
                  "; ".join("%s: %s" % (n, a.reason)

@@ -1,24 +1,38 @@
-"""The container verbs supervdsmd exposes to vdsmd (root side).
+"""The container verbs supervdsmd runs for vdsmd (the root side).
 
 supervdsmd imports every module of the ``vdsm.supervdsm_api`` package and
-exposes the functions marked with ``@expose`` (lib/vdsm/supervdsm_server.py,
+exposes the functions marked with ``@expose`` (lib/vdsm/supervdsm_server.py
 ``main``; lib/vdsm/supervdsm_api/__init__.py ``expose``).  The package
 installs contrib/vdsm/supervdsm_api_vdsm_container.py there as
-``vdsm_container.py``; it imports this module, so these two functions
-become ``supervdsm.getProxy().vdsm_container_create`` and
-``vdsm_container_call``.
+``vdsm_container.py``; it imports this module, so ``vdsm_container``
+becomes ``supervdsm.getProxy().vdsm_container``, the one entry point of
+``supervdsm.SupervdsmBackend``.  It runs with supervdsmd's own paths
+(``config.Paths.from_env``): what vdsmd sends is arguments, never where
+root writes.
 """
+
+from __future__ import annotations
+
+import threading
 
 from vdsm.supervdsm_api import expose
 
-from vdsm_container.vdsm import privileged
+from vdsm_container import config
+from vdsm_container.host.backend import HostBackend
+from vdsm_container.vdsm import supervdsm
+
+_host = None
+_host_lock = threading.Lock()
+
+
+def _backend():
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = HostBackend(config.Paths.from_env())
+        return _host
 
 
 @expose
-def vdsm_container_create(xml, paths_dict=None):
-    return privileged.create(xml, paths_dict)
-
-
-@expose
-def vdsm_container_call(vm_id, verb, args=(), kwargs=None, paths_dict=None):
-    return privileged.call(vm_id, verb, args, kwargs, paths_dict)
+def vdsm_container(method, *args):
+    return supervdsm.serve(_backend(), method, args)

@@ -24,73 +24,94 @@ SERVED = (
 _NO_MIGRATION = "containers cannot be migrated"
 _NO_HOTPLUG = "containers have no hot-pluggable devices"
 
-# method name -> (vdsm error class name, reason)
+# method name -> (vdsm error class, reason)
 REFUSED = {
-    "migrate": ("MigrationError", _NO_MIGRATION),
-    "migrateStatus": ("MigrationNotInProgress", _NO_MIGRATION),
-    "migrateCancel": ("MigrationNotInProgress", _NO_MIGRATION),
-    "migrateChangeParams": ("MigrationNotInProgress", _NO_MIGRATION),
-    "waitForMigrationDestinationPrepare": ("MigrationError", _NO_MIGRATION),
-    "changeCD": ("ChangeDiskFailed", "containers have no CD-ROM"),
-    "changeFloppy": ("ChangeDiskFailed", "containers have no floppy"),
-    "hotplugNic": ("HotplugNicFailed", _NO_HOTPLUG),
-    "hotunplugNic": ("HotunplugNicFailed", _NO_HOTPLUG),
-    "hotplugDisk": ("HotplugDiskFailed", _NO_HOTPLUG),
-    "hotunplugDisk": ("HotunplugDiskFailed", _NO_HOTPLUG),
-    "hotplugHostdev": ("UnsupportedOperation", _NO_HOTPLUG),
-    "hotunplugHostdev": ("UnsupportedOperation", _NO_HOTPLUG),
-    "hotplugLease": ("HotplugLeaseFailed", _NO_HOTPLUG),
-    "hotunplugLease": ("HotunplugLeaseFailed", _NO_HOTPLUG),
-    "hotplugMemory": ("HotplugMemFailed", _NO_HOTPLUG),
-    "hotunplugMemory": ("HotunplugMemFailed", _NO_HOTPLUG),
-    "setNumberOfCpus": ("SetNumberOfCpusFailed", _NO_HOTPLUG),
-    "updateDevice": ("UpdateDeviceFailed", "containers can't update devices"),
-    "updateVmPolicy": ("UpdateVMPolicyFailed",
+    "migrate": (errors.MigrationError, _NO_MIGRATION),
+    "migrateStatus": (errors.MigrationNotInProgress, _NO_MIGRATION),
+    "migrateCancel": (errors.MigrationNotInProgress, _NO_MIGRATION),
+    "migrateChangeParams": (errors.MigrationNotInProgress, _NO_MIGRATION),
+    "waitForMigrationDestinationPrepare": (errors.MigrationError,
+                                           _NO_MIGRATION),
+    "changeCD": (errors.ChangeDiskFailed, "containers have no CD-ROM"),
+    "changeFloppy": (errors.ChangeDiskFailed, "containers have no floppy"),
+    "hotplugNic": (errors.HotplugNicFailed, _NO_HOTPLUG),
+    "hotunplugNic": (errors.HotunplugNicFailed, _NO_HOTPLUG),
+    "hotplugDisk": (errors.HotplugDiskFailed, _NO_HOTPLUG),
+    "hotunplugDisk": (errors.HotunplugDiskFailed, _NO_HOTPLUG),
+    "hotplugHostdev": (errors.UnsupportedOperation, _NO_HOTPLUG),
+    "hotunplugHostdev": (errors.UnsupportedOperation, _NO_HOTPLUG),
+    "hotplugLease": (errors.HotplugLeaseFailed, _NO_HOTPLUG),
+    "hotunplugLease": (errors.HotunplugLeaseFailed, _NO_HOTPLUG),
+    "hotplugMemory": (errors.HotplugMemFailed, _NO_HOTPLUG),
+    "hotunplugMemory": (errors.HotunplugMemFailed, _NO_HOTPLUG),
+    "setNumberOfCpus": (errors.SetNumberOfCpusFailed, _NO_HOTPLUG),
+    "updateDevice": (errors.UpdateDeviceFailed,
+                     "containers can't update devices"),
+    "updateVmPolicy": (errors.UpdateVMPolicyFailed,
                        "container sizing is fixed at create"),
-    "setCpuTuneQuota": ("CpuTuneError", "container sizing is fixed at create"),
-    "setCpuTunePeriod": ("CpuTuneError",
+    "setCpuTuneQuota": (errors.CpuTuneError,
+                        "container sizing is fixed at create"),
+    "setCpuTunePeriod": (errors.CpuTuneError,
                          "container sizing is fixed at create"),
-    "setIoTune": ("UpdateIOTuneError", "container sizing is fixed at create"),
-    "setBalloonTarget": ("BalloonError", "containers have no balloon"),
-    "diskReplicateStart": ("ReplicaError", "containers can't replicate"),
-    "diskReplicateFinish": ("ReplicaError", "containers can't replicate"),
-    "diskSizeExtend": ("UnsupportedOperation", "containers can't resize"),
-    "merge": ("MergeFailed", "container volumes have no snapshots"),
-    "snapshot": ("SnapshotFailed", "containers can't be snapshotted"),
-    "freeze": ("FreezeGuestFSFailed", "containers have no guest agent"),
-    "thaw": ("ThawGuestFSFailed", "containers have no guest agent"),
-    "setTicket": ("SpiceTicketError", "containers have no display"),
-    "screenshot": ("UnsupportedOperation", "containers have no display"),
-    "getDiskAlignment": ("UnsupportedOperation", "not for containers"),
-    "getExternalData": ("ExternalDataFailed", "containers have no TPM or "
+    "setIoTune": (errors.UpdateIOTuneError,
+                  "container sizing is fixed at create"),
+    "setBalloonTarget": (errors.BalloonError, "containers have no balloon"),
+    "diskReplicateStart": (errors.ReplicaError, "containers can't replicate"),
+    "diskReplicateFinish": (errors.ReplicaError, "containers can't replicate"),
+    "diskSizeExtend": (errors.UnsupportedOperation, "containers can't resize"),
+    "merge": (errors.MergeFailed, "container volumes have no snapshots"),
+    "snapshot": (errors.SnapshotFailed, "containers can't be snapshotted"),
+    "freeze": (errors.FreezeGuestFSFailed, "containers have no guest agent"),
+    "thaw": (errors.ThawGuestFSFailed, "containers have no guest agent"),
+    "setTicket": (errors.SpiceTicketError, "containers have no display"),
+    "screenshot": (errors.UnsupportedOperation, "containers have no display"),
+    "getDiskAlignment": (errors.UnsupportedOperation, "not for containers"),
+    "getExternalData": (errors.ExternalDataFailed, "containers have no TPM or "
                         "NVRAM"),
-    "refresh_disk": ("UnsupportedOperation", "not for containers"),
-    "set_destroy_on_reboot": ("UnsupportedOperation", "not for containers"),
-    "start_backup": ("BackupError", "containers can't be backed up"),
-    "stop_backup": ("BackupError", "containers can't be backed up"),
-    "backup_info": ("BackupError", "containers can't be backed up"),
-    "delete_checkpoints": ("CheckpointError", "containers have no "
+    "refresh_disk": (errors.UnsupportedOperation, "not for containers"),
+    "set_destroy_on_reboot": (errors.UnsupportedOperation,
+                              "not for containers"),
+    "start_backup": (errors.BackupError, "containers can't be backed up"),
+    "stop_backup": (errors.BackupError, "containers can't be backed up"),
+    "backup_info": (errors.BackupError, "containers can't be backed up"),
+    "delete_checkpoints": (errors.CheckpointError, "containers have no "
                            "checkpoints"),
-    "redefine_checkpoints": ("CheckpointError", "containers have no "
+    "redefine_checkpoints": (errors.CheckpointError, "containers have no "
                              "checkpoints"),
-    "list_checkpoints": ("CheckpointError", "containers have no "
+    "list_checkpoints": (errors.CheckpointError, "containers have no "
                          "checkpoints"),
-    "dump_checkpoint": ("CheckpointError", "containers have no "
+    "dump_checkpoint": (errors.CheckpointError, "containers have no "
                         "checkpoints"),
 }
 
 
-def _refusal(name, cls_name, reason):
+def _refusal(name, error, reason):
     def refuse(self, *args, **kwargs):
-        raise errors.error(getattr(errors, cls_name), reason, vmId=self.id)
+        raise error(reason, vmId=self.id)
     refuse.__name__ = name
-    refuse.__doc__ = "Refused: %s (vdsm %s)." % (reason, cls_name)
+    refuse.__doc__ = "Refused: %s (vdsm %s)." % (reason, error.__name__)
     return refuse
 
 
 def add_refusals(cls):
     """Class decorator: define each ``REFUSED`` verb on ``cls``."""
-    for name, (cls_name, reason) in REFUSED.items():
+    for name, (error, reason) in REFUSED.items():
         if name not in cls.__dict__:
-            setattr(cls, name, _refusal(name, cls_name, reason))
+            setattr(cls, name, _refusal(name, error, reason))
     return cls
+
+
+class NoGuestAgent:
+    """``Vm.guestAgent`` for API.py's desktop* verbs: there is no agent."""
+
+    def isResponsive(self):
+        return False
+
+    def _refuse(self, *args, **kwargs):
+        raise errors.NonResponsiveGuestAgent("containers have no guest agent")
+
+    desktopLock = desktopLogin = desktopLogoff = desktopSendHcCommand = \
+        _refuse
+
+    def stop(self):
+        pass

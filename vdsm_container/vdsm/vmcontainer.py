@@ -1,20 +1,21 @@
-"""What the plugin does inside vdsm's clientIF, free of vdsm imports.
+"""The containers among clientIF's VMs: create, sample, recover.
 
-``vdsm_plugin`` hooks these into a real vdsm; tests drive them with a
-small clientIF double.  A clientIF, for these functions, is what
-lib/vdsm/clientIF.py's clientIF offers: ``vmContainer`` (vmId -> Vm),
-``vm_container_lock``, ``getVMs()`` and ``notify(event_id, params)``.
+Free of vdsm imports, so tests drive it with a small clientIF double.  A
+clientIF, for these functions, is what lib/vdsm/clientIF.py's clientIF
+offers: ``vmContainer`` (vmId -> Vm), ``vm_container_lock``, ``getVMs()``
+and ``notify(event_id, params)``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container
+from vdsm_container.host.backend import check_supported
+from vdsm_container.spec import domxml
 
-log = logging.getLogger("vdsm_container.clientif")
+log = logging.getLogger("vdsm_container.vdsm.vmcontainer")
 
 
 def wants_container(params):
@@ -23,23 +24,23 @@ def wants_container(params):
     return bool(xml) and domxml.is_container(xml)
 
 
-def make_container(cls, cif, params, paths, availability):
+def make_container(cls, cif, params, backend, availability):
     """Build the ``cls`` (a Container) for VM.create's ``params``.
 
-    Refuses an incoming migration (containers never migrate) and a runtime
-    that the start-up probe found unusable, with vdsm's errors, before
-    anything touches the host.
+    Refuses an incoming migration (containers never migrate), what the
+    runtime can't do, and a runtime that the start-up probe found unusable,
+    with vdsm's errors, before anything touches the host.
     """
     if "_srcDomXML" in params or params.get("migrationDest"):
-        raise errors.error(errors.MigrationError,
-                           "containers cannot be migrated",
-                           vmId=params.get("vmId"))
-    ctr = cls.from_xml(params["xml"], paths=paths, cif=cif)
+        raise errors.MigrationError("containers cannot be migrated",
+                                    vmId=params.get("vmId"))
+    ctr = cls.from_xml(params["xml"], backend=backend, cif=cif)
+    check_supported(ctr.spec)
     avail = availability.get(ctr.spec.runtime)
     if avail is not None and not avail.available:
-        raise errors.error(errors.CreateError, "runtime %s is not usable on "
-                           "this host: %s" % (ctr.spec.runtime, avail.reason),
-                           vmId=ctr.id)
+        raise errors.CannotCreateVM(
+            "runtime %s is not usable on this host: %s"
+            % (ctr.spec.runtime, avail.reason), vmId=ctr.id)
     return ctr
 
 
@@ -47,31 +48,46 @@ def containers(cif):
     return [v for v in cif.getVMs().values() if isinstance(v, Container)]
 
 
-def sample_all(cif, take_sample=True):
-    """One sampler round: refresh status (sends events), sample cgroups."""
-    for ctr in containers(cif):
+def sample_all(cif, backend, take_sample=True):
+    """One sampler round: one backend call observes every container; each
+    follows its container (sending events) and keeps the sample."""
+    ctrs = containers(cif)
+    if not ctrs:
+        return
+    try:
+        seen = backend.observe([c.id for c in ctrs], sample=take_sample)
+    except Exception:
+        log.exception("Observing %d containers failed", len(ctrs))
+        return
+    for ctr in ctrs:
         try:
-            ctr.refresh()
-            if take_sample:
-                ctr.sample()
+            ctr.apply(seen.get(ctr.id) or {"gone": True})
         except Exception:
-            log.exception("Sampling container %s failed", ctr.id)
+            log.exception("Following container %s failed", ctr.id)
 
 
-def recover(cls, cif, paths):
+def recover(cls, cif, backend):
     """Bring back the containers of an earlier vdsm into ``vmContainer``.
 
-    Mirrors lib/vdsm/virt/recovery.py ``all_domains``, with state files in
-    place of libvirt's domain list.
+    Mirrors lib/vdsm/virt/recovery.py ``all_domains``, with the backend's
+    records in place of libvirt's domain list.  Never raises: a failure
+    here must not keep vdsm in recovery (it retries recovery forever and
+    answers every verb with "Recovering"), so an unreadable record is a VM
+    Down with the reason, and a backend that can't be reached is logged.
     """
+    try:
+        ctrs = cls.load_all(backend=backend, cif=cif)
+    except Exception:
+        log.exception("recovery: containers could not be listed")
+        return []
     recovered = []
-    for ctr in cls.load_all(paths=paths, cif=cif):
+    for ctr in ctrs:
         if ctr.id in cif.vmContainer:
             continue
-        ctr.refresh()
-        ctr.sample()
         with cif.vm_container_lock:
             cif.vmContainer[ctr.id] = ctr
-        recovered.append(ctr.id)
+        recovered.append(ctr)
+    sample_all(cif, backend)
+    for ctr in recovered:
         log.info("recovery: container %s is %s", ctr.id, ctr.lastStatus)
-    return recovered
+    return [c.id for c in recovered]

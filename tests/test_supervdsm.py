@@ -1,0 +1,105 @@
+"""The root side as vdsmd reaches it through supervdsm: every answer
+crosses a pickle, vdsm errors come back with their codes, only the
+backend's verbs run, and the root side trusts no vmId or field it did not
+check."""
+
+import pickle
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import errors
+from vdsm_container.host.backend import HostBackend
+from vdsm_container.spec import domxml
+from vdsm_container.vdsm import supervdsm
+
+
+class PicklingProxy:
+    """supervdsm's proxy: arguments and answers cross a socket pickled."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.calls = []
+
+    def vdsm_container(self, method, *args):
+        self.calls.append(method)
+        method, args = pickle.loads(pickle.dumps((method, args)))
+        answer = supervdsm.serve(self.backend, method, args)
+        return pickle.loads(pickle.dumps(answer))
+
+
+@pytest.fixture
+def proxy(paths):
+    return PicklingProxy(HostBackend(paths))
+
+
+@pytest.fixture
+def remote(paths, proxy):
+    return supervdsm.SupervdsmBackend(paths, proxy=proxy)
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_lifecycle_through_the_proxy(remote, proxy, busybox_oci):
+    vm_id = str(uuid.uuid4())
+    xml = domxml.build(vm_id, "p", "runc", busybox_oci,
+                       command=["sleep", "1000"])
+    state = remote.start(xml)
+    assert state["status"] == constants.UP and state["pid"] > 0
+    assert "xml" not in state
+    seen = remote.observe([vm_id], sample=True)[vm_id]
+    assert seen["runtime"].status == "running"
+    assert seen["cgroup"] is not None
+    remote.pause(vm_id)
+    assert remote.observe([vm_id])[vm_id]["runtime"].status == "paused"
+    remote.resume(vm_id)
+    remote.stop(vm_id, 0)
+    with pytest.raises(errors.NoSuchVM) as e:
+        remote.load(vm_id)
+    assert e.value.code == 1
+    assert proxy.calls == ["start", "observe", "pause", "observe",
+                           "resume", "stop", "load"]
+
+
+def test_failed_start_carries_the_error(remote, tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"x" * 4096)
+    vm_id = str(uuid.uuid4())
+    xml = domxml.build(vm_id, "p", "runc", str(bad), command=["true"])
+    with pytest.raises(errors.UnsupportedImageFormat) as e:
+        remote.start(xml)
+    assert e.value.code == 17
+    with pytest.raises(errors.NoSuchVM):
+        remote.load(vm_id)      # nothing recorded, nothing left
+
+
+def test_only_backend_verbs(proxy):
+    answer = proxy.vdsm_container("__init__")
+    assert answer["error"]["code"] == errors.InvalidParameter.code
+    answer = proxy.vdsm_container("store")
+    assert answer["error"]["code"] == errors.InvalidParameter.code
+
+
+@pytest.mark.parametrize("vm_id", [
+    "/etc", "../../etc", "", "6d1c7e4a", str(uuid.uuid4()).upper()])
+def test_vm_ids_are_checked(remote, vm_id):
+    with pytest.raises(errors.InvalidParameter):
+        remote.stop(vm_id, 0)
+
+
+def test_caller_writes_vm_state_fields_only(remote, paths):
+    vm_id = str(uuid.uuid4())
+    with pytest.raises(errors.InvalidParameter):
+        remote.save(vm_id, {"spec": {"runtime": "runc"}})
+    with pytest.raises(errors.NoSuchVM):
+        remote.save(vm_id, {"status": constants.UP})
+
+
+def test_unexpected_errors_become_general_exception(paths):
+    class Broken:
+        def load_all(self):
+            raise RuntimeError("boom")
+    answer = supervdsm.serve(Broken(), "load_all", ())
+    assert answer["error"]["code"] == 100
+    assert "boom" in answer["error"]["message"]

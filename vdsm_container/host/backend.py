@@ -1,0 +1,320 @@
+"""The root side of every container verb: ``HostBackend``.
+
+``container.Container`` keeps vdsm's VM states; whatever needs root (state
+files under root's run directory, mounts, the runtime, cgroups, network
+namespaces) it asks of a backend.  This one does the work in the calling
+process, which must be root: the ``vdsm-container`` command, tests, a vdsm
+that runs as root, and supervdsmd, which serves it to vdsmd through
+``vdsm_container.vdsm.supervdsm`` (vdsmd runs as user vdsm).  Both offer
+the same methods, with plain, picklable arguments and results.
+
+Nothing here trusts its caller beyond the verbs' arguments: vmIds must be
+UUIDs (a path would escape the run directory), the container's spec is the
+one this side parsed from the domain XML at start and recorded, and the
+paths are this process's own (``config.Paths.from_env``).  A caller may
+change only the VM-state fields of the record (``CALLER_FIELDS``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+
+from vdsm_container import constants
+from vdsm_container import errors
+from vdsm_container import exit_status
+from vdsm_container import runtimes
+from vdsm_container import state as statemod
+from vdsm_container.bundle import layout
+from vdsm_container.host import lifecycle
+from vdsm_container.runtimes import base
+from vdsm_container.spec import domxml
+from vdsm_container.spec.model import ContainerSpec
+from vdsm_container.stats import cgroups
+
+log = logging.getLogger("vdsm_container.host.backend")
+
+# What the caller (Container) may write into a VM's record.
+CALLER_FIELDS = frozenset((
+    "status", "statusTime", "exitCode", "exitReason", "exitMessage",
+    "shutdownRequested", "forcedShutdown", "pid", "startTime",
+))
+
+
+def check_vm_id(vm_id):
+    """InvalidParameter unless ``vm_id`` is a UUID in its canonical form."""
+    try:
+        ok = str(uuid.UUID(vm_id)) == vm_id
+    except (TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise errors.invalid("vmId", vm_id, "not a UUID")
+    return vm_id
+
+
+def check_supported(spec):
+    """Refuse, before anything touches the host, what the runtime can't do.
+
+    The one place where a driver's ``capabilities`` turn into refusals of
+    a create (vdsm's VM.create calls it before it answers, the root side
+    again before it starts).
+    """
+    capabilities = runtimes.capabilities(spec.runtime)
+    runtime = spec.runtime
+    for feature, wanted in (("nics", spec.nics), ("volumes", spec.volumes),
+                            ("userns", spec.userns)):
+        if wanted and not capabilities.get(feature):
+            raise errors.UnsupportedOperation(
+                "the %s runtime does not support %s" % (runtime, feature),
+                vmId=spec.vm_id)
+
+
+class HostBackend:
+    """Root work for containers, in this process."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.store = statemod.StateStore(paths)
+        self.hierarchy = cgroups.Hierarchy()
+        self._drivers = {}
+
+    # Reaching a VM's parts (also for tests and the command).
+
+    def driver(self, runtime):
+        if runtime not in self._drivers:
+            self._drivers[runtime] = runtimes.driver(runtime, self.paths)
+        return self._drivers[runtime]
+
+    def bundle(self, vm_id):
+        return layout.Bundle(self.paths, check_vm_id(vm_id))
+
+    def _record(self, vm_id):
+        """(state, spec) of a VM; NoSuchVM, or Unreadable."""
+        state = self.store.read(check_vm_id(vm_id))
+        if state is None:
+            raise errors.NoSuchVM("no container %s" % vm_id, vmId=vm_id)
+        try:
+            spec = ContainerSpec.from_dict(state["spec"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise statemod.Unreadable("the recorded spec is unusable: %r"
+                                      % e) from None
+        return state, spec
+
+    # Verbs
+
+    def probe(self):
+        """``{runtime: Availability}``: the self-checks need root too."""
+        return runtimes.probe(self.paths)
+
+    def start(self, xml):
+        """Create and start the container of Engine's domain ``xml``.
+
+        Returns the VM's state (Up, with its pid).  Errors: the parser's
+        (bad XML), VMExists, UnsupportedOperation, and CannotCreateVM or a
+        more precise vdsm error when the start failed; then nothing is
+        left on the host, or, when even the cleanup failed, the VM stays
+        recorded Down with what is left, for ``stop`` to retry.
+        """
+        spec = domxml.parse(xml)
+        vm_id = spec.vm_id
+        check_supported(spec)
+        driver = self.driver(spec.runtime)
+        self.store.claim(vm_id)
+        state = {"vmId": vm_id, "spec": spec.to_dict(), "xml": xml,
+                 "runtime": spec.runtime, "createTime": time.time(),
+                 "status": constants.WAIT_FOR_LAUNCH, "starter": os.getpid()}
+        self.store.write(vm_id, state)
+        bundle = layout.Bundle(self.paths, vm_id)
+        try:
+            image = lifecycle.prepare_image(self.paths, spec, driver)
+            with self.store.lock(vm_id):
+                pid = lifecycle.start(self.paths, spec, driver, bundle,
+                                      self.hierarchy, image)
+                state.pop("starter")
+                state.update(status=constants.UP, pid=pid,
+                             startTime=time.time())
+                if image is not None:
+                    state["image"] = {"key": image.key, "ref": image.ref}
+                self.store.write(vm_id, state)
+        except errors.NoSuchVM:
+            # Destroyed while the image was prepared: stop removed all.
+            raise errors.CannotCreateVM(
+                constants.EXIT_REASONS[constants.DESTROYED_ON_STARTUP],
+                vmId=vm_id) from None
+        except BaseException as e:
+            self._forget_failed_start(vm_id, state, driver, bundle, e)
+            if isinstance(e, errors.VdsmException) or \
+                    not isinstance(e, Exception):
+                raise
+            raise errors.CannotCreateVM(str(e), vmId=vm_id) from e
+        return _public(state)
+
+    def _forget_failed_start(self, vm_id, state, driver, bundle, error):
+        try:
+            lifecycle.teardown(self.paths, driver, bundle)
+        except Exception as e:
+            code, reason, message = exit_status.of_failed_start(error)
+            state.update(status=constants.DOWN, exitCode=code,
+                         exitReason=reason, exitMessage="%s; cleanup failed "
+                         "too, destroy the VM to retry: %s" % (message, e))
+            state.pop("starter", None)
+            self.store.write(vm_id, state)
+            return
+        self.store.release(vm_id)
+
+    def save(self, vm_id, changes):
+        """Record the caller's VM-state ``changes`` (CALLER_FIELDS only)."""
+        unknown = set(changes) - CALLER_FIELDS
+        if unknown:
+            raise errors.invalid("state", sorted(unknown), "not a VM-state "
+                                 "field")
+        with self.store.lock(check_vm_id(vm_id)):
+            state = self.store.read(vm_id)
+            if state is None:
+                raise errors.NoSuchVM("no container %s" % vm_id, vmId=vm_id)
+            state.update(changes)
+            self.store.write(vm_id, state)
+
+    def load(self, vm_id):
+        """The VM's recorded state; NoSuchVM if it has none.
+
+        A record this code can't read comes back as ``{"vmId",
+        "unreadable": reason}`` rather than an error, so that recovery
+        goes on with the other VMs.
+        """
+        try:
+            state, _ = self._record(vm_id)
+        except statemod.Unreadable as e:
+            return {"vmId": vm_id, "unreadable": str(e)}
+        return state
+
+    def load_all(self):
+        """``{vmId: state}`` of every recorded VM (see ``load``)."""
+        result = {}
+        for vm_id in self.store.vm_ids():
+            try:
+                result[vm_id] = self.load(vm_id)
+            except errors.VdsmException:
+                continue    # claimed, not written yet; or just removed
+        return result
+
+    def observe(self, vm_ids, sample=False):
+        """What the host shows of each VM: ``{vmId: observation}``.
+
+        An observation has ``state`` (the record: another process may have
+        moved it on) and ``runtime`` (a ``RuntimeState``); with ``sample``
+        also ``cgroup``, ``network``, ``guest`` and ``sizes``.  A VM whose
+        lock is held (a verb or the end of a start is under way) is
+        ``{"busy": True}``: a sampler never waits for a start.  A VM that is
+        gone is ``{"gone": True}``.  One call serves every VM, so a sampler
+        through supervdsm costs one round trip a round.
+        """
+        result = {}
+        for vm_id in vm_ids:
+            try:
+                result[vm_id] = self._observe(vm_id, sample)
+            except statemod.Busy:
+                result[vm_id] = {"busy": True}
+            except errors.NoSuchVM:
+                result[vm_id] = {"gone": True}
+            except statemod.Unreadable as e:
+                result[vm_id] = {"state": {"vmId": vm_id,
+                                           "unreadable": str(e)}}
+        return result
+
+    def _observe(self, vm_id, sample):
+        with self.store.lock(check_vm_id(vm_id), wait=False):
+            state, spec = self._record(vm_id)
+            driver = self.driver(spec.runtime)
+            seen = lifecycle.observe(self.paths, spec, driver,
+                                     layout.Bundle(self.paths, vm_id),
+                                     self.hierarchy, sample)
+            starter = state.get("starter")
+            seen["starting"] = bool(starter) and _alive(starter)
+            seen["state"] = _public(state)
+            return seen
+
+    def stop(self, vm_id, timeout):
+        """Stop the container (SIGTERM, SIGKILL after ``timeout`` s) and
+        remove everything it has on the host, its record last."""
+        with self.store.lock(check_vm_id(vm_id)):
+            try:
+                _, spec = self._record(vm_id)
+                drivers = [self.driver(spec.runtime)]
+            except statemod.Unreadable:
+                # Which runtime ran it is unknown: each one installed here
+                # removes its record of this vmId, if it has one.
+                drivers = [self.driver(n) for n in runtimes.names()
+                           if runtimes.installed(n)]
+            bundle = layout.Bundle(self.paths, vm_id)
+            try:
+                for driver in drivers:
+                    driver.stop(bundle, timeout)
+                for driver in drivers:
+                    lifecycle.teardown(self.paths, driver, bundle)
+            except errors.VdsmException:
+                raise
+            except Exception as e:
+                raise errors.VMDestroyFailed(str(e), vmId=vm_id) from e
+            self.store.release(vm_id)
+
+    def signal(self, vm_id, signum):
+        """Send ``signum`` to the container's init process (resumed first
+        when frozen: a frozen process can't act on a signal)."""
+        def send(driver, bundle):
+            if driver.state(bundle).status == base.PAUSED:
+                driver.resume(bundle)
+            driver.kill(bundle, signum)
+        self._act(vm_id, send)
+
+    def pause(self, vm_id):
+        self._act(vm_id, lambda driver, bundle: driver.pause(bundle),
+                  needs="pause")
+
+    def resume(self, vm_id):
+        self._act(vm_id, lambda driver, bundle: driver.resume(bundle),
+                  needs="pause")
+
+    def restart(self, vm_id):
+        """Kill the container's process and start it again in place (the
+        writable layer, NICs and volumes stay); returns the new pid."""
+        def again(driver, bundle):
+            driver.stop(bundle, 0)
+            driver.cleanup(bundle)
+            bundle.clear_runtime_files()
+            return driver.start(bundle)
+        return self._act(vm_id, again)
+
+    def _act(self, vm_id, action, needs=None):
+        with self.store.lock(check_vm_id(vm_id)):
+            try:
+                _, spec = self._record(vm_id)
+            except statemod.Unreadable as e:
+                raise errors.UnsupportedOperation(str(e), vmId=vm_id) \
+                    from None
+            driver = self.driver(spec.runtime)
+            if needs and not driver.capabilities.get(needs):
+                raise errors.UnsupportedOperation(
+                    "%s can't %s containers" % (driver.name, needs),
+                    vmId=vm_id)
+            return action(driver, layout.Bundle(self.paths, vm_id))
+
+    def log_path(self, vm_id):
+        return self.bundle(vm_id).log_path
+
+
+def _public(state):
+    """The record without the domain XML, which the caller has."""
+    return {k: v for k, v in state.items() if k != "xml"}
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

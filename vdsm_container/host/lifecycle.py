@@ -1,0 +1,123 @@
+"""The host side of a container's life: start it, look at it, remove it.
+
+These functions hold the order of the steps and nothing else: which files,
+mounts, links and runtime records one container has, built in the order
+"image -> bundle -> volumes -> block I/O -> NICs -> runtime", and removed
+in the reverse one.  They keep no state of their own and know nothing of
+vdsm's VM states (``container.Container`` does): a ``HostBackend`` calls
+them with root's paths, in whichever process is root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from vdsm_container.bundle import blockio
+from vdsm_container.bundle import volumes
+from vdsm_container.host import network
+from vdsm_container.image import cache as imagecache
+from vdsm_container.runtimes import base
+
+log = logging.getLogger("vdsm_container.host.lifecycle")
+
+
+def prepare_image(paths, spec, driver):
+    """The image's cached rootfs (unpacked on first use), or None.
+
+    Called before the VM's lock is taken: a first unpack may take minutes,
+    and nothing else of this VM needs to wait for it (the cache has its own
+    per-image lock).
+    """
+    if not driver.capabilities.get("rootfs"):
+        return None
+    return imagecache.Cache(paths.image_cache).get(
+        spec.image_disk.path, spec.image_ref, id_map(paths, spec))
+
+
+def id_map(paths, spec):
+    """(host base id, size) for a user-namespace container, else None."""
+    if not spec.userns:
+        return None
+    return (paths.userns_base, paths.userns_size)
+
+
+def start(paths, spec, driver, bundle, hierarchy, image):
+    """Build the container's bundle and start it; return its pid.
+
+    On failure everything built so far is removed before the error goes
+    up, so a failed start leaves nothing on the host.
+    """
+    try:
+        idm = id_map(paths, spec)
+        bundle.create_dirs(owner=idm[0] if idm else None)
+        if image is not None:
+            bundle.mount_rootfs(image.rootfs)
+        mounts = volumes.mount_all(bundle, spec)
+        blkio = blockio.resources(
+            spec, bundle,
+            {disk.path: m["source"] for (disk, _), m in zip(
+                spec.volume_disks, mounts)}, hierarchy)
+        netns = network.setup(paths, spec) if spec.nics else None
+        driver.prepare(bundle, spec, image, mounts=mounts, netns=netns,
+                       blkio=blkio, id_map=idm)
+        return driver.start(bundle)
+    except BaseException as e:
+        log.error("Container %s failed to start: %s", spec.vm_id, e)
+        try:
+            teardown(paths, driver, bundle)
+        except Exception as cleanup_error:
+            # The run directory stays: it is the record of what is left.
+            log.error("Container %s: cleanup after the failed start "
+                      "failed too: %s", spec.vm_id, cleanup_error)
+        raise
+
+
+def teardown(paths, driver, bundle):
+    """Remove everything the container has on the host; idempotent.
+
+    Every step runs even when an earlier one failed; the first error is
+    raised at the end.
+    """
+    first_error = None
+    steps = (lambda: driver.cleanup(bundle),
+             lambda: network.teardown(paths, bundle.vm_id),
+             bundle.teardown)
+    for step in steps:
+        try:
+            step()
+        except Exception as e:
+            log.error("Container %s teardown: %s", bundle.vm_id, e)
+            first_error = first_error or e
+    if first_error is not None:
+        raise first_error
+
+
+def observe(paths, spec, driver, bundle, hierarchy, sample):
+    """What the host shows of one container right now.
+
+    Always the runtime's state; with ``sample``, also a cgroup sample, the
+    NICs' counters and addresses, and the disks' sizes (what VmStats
+    reports).  Changes nothing.
+    """
+    rs = driver.state(bundle)
+    seen = {"runtime": rs}
+    if not sample or rs.status not in (base.RUNNING, base.PAUSED):
+        return seen
+    rel = driver.cgroup_path(bundle)
+    seen["cgroup"] = hierarchy.read(rel) if rel else None
+    if spec.nics:
+        seen["network"] = network.stats(paths, spec.vm_id)
+        try:
+            seen["guest"] = network.guest_info(paths, spec.vm_id)
+        except Exception as e:      # the netns went away meanwhile
+            log.debug("Container %s guest info: %s", spec.vm_id, e)
+    sizes = {}
+    for disk in spec.disks:
+        try:
+            st = os.stat(disk.path)
+        except OSError:
+            continue
+        sizes[disk.path] = (st.st_size, st.st_blocks * 512)
+    seen["sizes"] = sizes
+    return seen

@@ -1,0 +1,98 @@
+"""``SupervdsmBackend``: a container's root work, done by supervdsmd.
+
+vdsmd runs as user vdsm; mounts, the runtime, cgroups and network
+namespaces need root, which vdsm gets from supervdsmd
+(lib/vdsm/common/supervdsm.py ``getProxy()``: each call runs an ``@expose``d
+function of a ``vdsm.supervdsm_api`` module in supervdsmd).  This class
+offers ``host.backend.HostBackend``'s methods and runs each there through
+the one exposed function of ``supervdsm_api.py``, which hands it to
+``serve``.  Both ends of that protocol are here, free of vdsm imports: a
+method name from ``METHODS`` and plain arguments in; ``{"result": ...}`` or
+``{"error": {"code", "message"}}`` out, the error raised again on vdsmd's
+side with its code.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from vdsm_container import errors
+
+log = logging.getLogger("vdsm_container.vdsm.supervdsm")
+
+# The HostBackend methods vdsmd may run as root, and no others.
+METHODS = frozenset((
+    "probe", "start", "save", "load", "load_all", "observe", "stop",
+    "signal", "pause", "resume", "restart", "log_path",
+))
+
+
+def serve(backend, method, args):
+    """Run ``backend.<method>(*args)`` for vdsmd (the root side)."""
+    if method not in METHODS:
+        return {"error": errors.invalid("method", method,
+                                        "not a container verb").info()}
+    try:
+        return {"result": getattr(backend, method)(*args)}
+    except errors.VdsmException as e:
+        if not e.expected:
+            log.exception("vdsm_container %s failed", method)
+        return {"error": e.info()}
+    except Exception as e:
+        log.exception("vdsm_container %s failed", method)
+        return {"error": errors.describe(e)}
+
+
+class SupervdsmBackend:
+    """HostBackend's methods, each one call to supervdsmd."""
+
+    def __init__(self, paths, proxy=None):
+        # vdsmd's own settings (the stop timeout); the root side uses
+        # supervdsmd's paths, never these.
+        self.paths = paths
+        self._proxy = proxy
+
+    def _call(self, method, *args):
+        if self._proxy is None:
+            from vdsm.common import supervdsm
+            self._proxy = supervdsm.getProxy()
+        answer = self._proxy.vdsm_container(method, *args)
+        if "error" in answer:
+            raise errors.from_info(answer["error"])
+        return answer["result"]
+
+    def probe(self):
+        return self._call("probe")
+
+    def start(self, xml):
+        return self._call("start", xml)
+
+    def save(self, vm_id, changes):
+        return self._call("save", vm_id, changes)
+
+    def load(self, vm_id):
+        return self._call("load", vm_id)
+
+    def load_all(self):
+        return self._call("load_all")
+
+    def observe(self, vm_ids, sample=False):
+        return self._call("observe", list(vm_ids), sample)
+
+    def stop(self, vm_id, timeout):
+        return self._call("stop", vm_id, timeout)
+
+    def signal(self, vm_id, signum):
+        return self._call("signal", vm_id, int(signum))
+
+    def pause(self, vm_id):
+        return self._call("pause", vm_id)
+
+    def resume(self, vm_id):
+        return self._call("resume", vm_id)
+
+    def restart(self, vm_id):
+        return self._call("restart", vm_id)
+
+    def log_path(self, vm_id):
+        return self._call("log_path", vm_id)
