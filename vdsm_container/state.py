@@ -27,6 +27,7 @@ import os
 import shutil
 
 from vdsm_container import errors
+from vdsm_container import files
 
 log = logging.getLogger("vdsm_container.state")
 
@@ -92,13 +93,9 @@ class StateStore:
 
     def write(self, vm_id, state):
         path = os.path.join(self._paths.vm_run_dir(vm_id), STATE_FILE)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(dict(state, version=VERSION), f, indent=1,
-                      sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
+        files.write_atomically(path, json.dumps(
+            dict(state, version=VERSION), indent=1, sort_keys=True),
+            fsync=True)
 
     def read(self, vm_id):
         """The VM's state dict, or None when it has none (yet, or any more).

@@ -21,6 +21,7 @@ import os
 import shutil
 
 from vdsm_container import errors
+from vdsm_container import files
 from vdsm_container.host import mounts
 
 log = logging.getLogger("vdsm_container.bundle")
@@ -75,10 +76,8 @@ class Bundle:
         mounts.overlay(lower, self.upper, self.work, self.rootfs)
 
     def write_config(self, config):
-        tmp = self.config_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(config, f, indent=1)
-        os.rename(tmp, self.config_path)
+        files.write_atomically(self.config_path,
+                               json.dumps(config, indent=1))
 
     def pid(self):
         """The container's init pid the runtime recorded, or None."""

@@ -31,6 +31,7 @@ import time
 import uuid
 
 from vdsm_container import errors
+from vdsm_container import files
 
 # pyroute2 is imported where NICs are handled: importing it costs ~150 ms,
 # which containers without NICs (and most command invocations) never pay.
@@ -80,10 +81,7 @@ def _state_path(paths, vm_id):
 
 
 def _write_state(paths, vm_id, state):
-    path = _state_path(paths, vm_id)
-    with open(path + ".tmp", "w") as f:
-        json.dump(state, f)
-    os.rename(path + ".tmp", path)
+    files.write_atomically(_state_path(paths, vm_id), json.dumps(state))
 
 
 def _read_state(paths, vm_id):
@@ -192,23 +190,13 @@ def _stop_dhcp(pidfile, netns_name):
     deadline = time.monotonic() + 2
     pid = None
     while pid is None and time.monotonic() < deadline:
-        try:
-            with open(pidfile) as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError):
+        pid = files.read_pid(pidfile)
+        if pid is None:
             # Started but not yet written its pid: find it by netns.
             pid = _find_udhcpc(pidfile)
             if pid is None:
                 time.sleep(0.02)
-    if pid is None:
-        return
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            if pidfile.encode() not in f.read():
-                return      # not ours (reused pid)
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ProcessLookupError):
-        pass
+    files.kill_if_ours(pid, pidfile, signal.SIGTERM)
 
 
 def _find_udhcpc(pidfile):
