@@ -9,8 +9,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static iproute2 \
 	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
-	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev
-RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq
+	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
+	rpm rpmlint cpio
+RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq \
+	rpm-build rpmlint
+# EL9's Python build tools (python3-setuptools 53, python3-wheel 0.36), in
+# a venv of Debian's python3: tests/test_rpm.py builds the RPM with them.
+EL9_VENV := .venv-el9
+EL9_BUILD_TOOLS := setuptools==53.0.0 wheel==0.36.2
 DEMO := demo
 DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \
 	VDSM_CONTAINER_STORAGE_DIR=$(CURDIR)/$(DEMO)/storage \
@@ -24,7 +30,7 @@ all: check
 
 system-deps:
 	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
-		udhcpc mkfs.ext4 gcc xml2-config $(PYTHON); do \
+		udhcpc mkfs.ext4 gcc xml2-config rpmbuild rpmlint cpio $(PYTHON); do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
 		missing="$$missing python3-venv"; \
@@ -46,7 +52,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-deps: system-deps $(VENV)/.installed
+$(EL9_VENV)/.installed: $(VENV)/.installed
+	/usr/bin/python3 -m venv --without-pip $(EL9_VENV)
+	$(PY) -m pip --python $(EL9_VENV)/bin/python install -q \
+		$(EL9_BUILD_TOOLS)
+	touch $@
+
+deps: system-deps $(VENV)/.installed $(EL9_VENV)/.installed
 
 demo: deps
 	mkdir -p $(DEMO)
@@ -79,13 +91,16 @@ bench: deps
 wheel: deps
 	$(PY) -m pip wheel --no-deps -w dist .
 
+# On EL9 (dnf install rpm-build pyproject-rpm-macros python3-devel
+# systemd-rpm-macros): the source tarball and rpmbuild -ta.  On Debian,
+# tests/test_rpm.py builds it with EL9's macros defined.
+VERSION = $$($(PYTHON) -c 'import vdsm_container as v; print(v.__version__)')
 rpm:
 	command -v rpmbuild >/dev/null || { echo "rpmbuild not found"; exit 1; }
 	mkdir -p dist
-	git archive --prefix=vdsm-container-$$($(PYTHON) -c \
-		'import vdsm_container as v; print(v.__version__)')/ \
-		-o dist/vdsm-container.tar.gz HEAD
-	rpmbuild -ta dist/vdsm-container.tar.gz
+	git archive --prefix=vdsm-container-$(VERSION)/ \
+		-o dist/vdsm-container-$(VERSION).tar.gz HEAD
+	rpmbuild -ta dist/vdsm-container-$(VERSION).tar.gz
 
 clean:
-	rm -rf $(VENV) $(DEMO) dist build *.egg-info
+	rm -rf $(VENV) $(EL9_VENV) $(DEMO) dist build *.egg-info

@@ -125,7 +125,7 @@ def test_images_and_prune(cli, busybox_oci, busybox_docker):
 def test_mark_host(cli, tmp_path):
     hooks = tmp_path / "hooks"
     out = json.loads(cli("mark-host", "--hooks-dir", str(hooks)).stdout)
-    path = hooks / "before_vm_start" / "50_vdsm_container"
+    path = hooks / "container_capable" / "50_vdsm_container"
     assert out["installed"] == bool(out["additionalFeatures"])
     assert path.exists() == out["installed"]
     if out["installed"]:

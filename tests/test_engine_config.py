@@ -2,8 +2,10 @@
 into UserDefinedVMProperties."""
 
 import importlib.util
+import json
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -16,6 +18,96 @@ spec = importlib.util.spec_from_file_location("merge_properties", os.path.join(
 merge = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(merge)
 REGEX = dict(merge.PROPERTIES)
+SCRIPT = os.path.join(os.path.dirname(HERE), "contrib", "engine-config",
+                      "container-properties.sh")
+DOUBLES = os.path.join(HERE, "doubles")
+
+# What a real Engine holds (0000_config.sql stores UserDefinedVMProperties
+# for 4.2 ... 4.8), with other hooks' properties set at some levels.
+OTHERS = ("sndbuf=^[0-9]+$;vhost=^(([a-zA-Z0-9_]*):(true|false),?)*$;"
+          "sap_agent=^(true|false)$")
+LEVELS = ["4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8"]
+
+
+@pytest.fixture
+def engine_config(tmp_path, monkeypatch):
+    """The engine-config stand-in (tests/doubles/engine-config) on PATH."""
+    db = tmp_path / "db.json"
+    rows = [[v, OTHERS if v in ("4.7", "4.8") else ""] for v in LEVELS]
+    # The database's order, not sorted: the script must not rely on it.
+    rows = rows[3:] + rows[:3]
+    db.write_text(json.dumps({"UserDefinedVMProperties": rows}))
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("ENGINE_CONFIG_DB", str(db))
+    monkeypatch.setenv("ENGINE_CONFIG_LOG", str(log))
+    monkeypatch.setenv("PATH", DOUBLES + os.pathsep + os.environ["PATH"])
+
+    def values():
+        return dict(json.loads(db.read_text())["UserDefinedVMProperties"])
+
+    def calls():
+        return [json.loads(line) for line in log.read_text().splitlines()]
+    return values, calls
+
+
+def test_stand_in_prints_what_engine_config_prints(engine_config):
+    # EngineConfigLogic.printAllValuesForKey / printKeyWithSpecifiedVersion
+    def get(*args):
+        return subprocess.run(["engine-config", "-g",
+                               "UserDefinedVMProperties"] + list(args),
+                              check=True, capture_output=True,
+                              text=True).stdout
+    listing = get()
+    assert ("UserDefinedVMProperties: %s version: 4.8\n" % OTHERS) in listing
+    assert "UserDefinedVMProperties:  version: 4.2\n" in listing
+    assert get("--cver=4.8") == OTHERS + "\n"
+    assert get("--cver=4.2") == "\n"
+    assert merge.levels(listing) == LEVELS
+
+
+def test_script_keeps_other_hooks_at_every_level(engine_config):
+    values, calls = engine_config
+    out = subprocess.run(["sh", SCRIPT], check=True, capture_output=True,
+                         text=True).stdout
+    after = values()
+    assert sorted(after) == LEVELS          # no level added or lost
+    for level in LEVELS:
+        props = dict(merge.parse(after[level]))
+        for name, regex in merge.PROPERTIES:
+            assert props[name] == regex, (level, name)
+        if level in ("4.7", "4.8"):
+            # sndbuf, vhost, sap_agent survive, unchanged
+            assert merge.parse(after[level])[:3] == merge.parse(OTHERS)
+        else:
+            assert set(props) == merge.OURS
+    sets = [c for c in calls() if c[0] == "-s"]
+    assert sorted(c[-1] for c in sets) == ["--cver=%s" % v for v in LEVELS]
+    assert "cluster 4.8: " in out
+    # A second run changes nothing.
+    subprocess.run(["sh", SCRIPT], check=True, capture_output=True)
+    assert values() == after
+
+
+def test_script_only_at_the_levels_given(engine_config):
+    values, _ = engine_config
+    before = values()
+    subprocess.run(["sh", SCRIPT, "4.8"], check=True, capture_output=True)
+    after = values()
+    assert {v for v in LEVELS if after[v] != before[v]} == {"4.8"}
+    assert merge.parse(after["4.8"])[:3] == merge.parse(OTHERS)
+    # A level Engine lacks: engine-config's error, nothing written.
+    before = after
+    r = subprocess.run(["sh", SCRIPT, "4.9"], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "no such entry with version '4.9'" in r.stderr
+    assert values() == before
+
+
+def test_merge_refuses_engine_configs_listing_line():
+    # Never written back into Engine: a "KEY: ... version: X" line is not
+    # a value.
+    with pytest.raises(ValueError):
+        merge.merge("UserDefinedVMProperties: %s version: 4.7" % OTHERS)
 
 
 def test_merge_keeps_other_hooks_and_replaces_ours():

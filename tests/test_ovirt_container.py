@@ -12,7 +12,7 @@ pytest.importorskip("ovirtsdk4", reason="ovirt-engine-sdk-python is not "
 
 from ovirtsdk4 import types  # noqa: E402
 
-from .engine.fake_engine import Engine, PASSWORD  # noqa: E402
+from .engine.fake_engine import Engine, PASSWORD, Refused  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = os.path.join(os.path.dirname(HERE), "contrib", "ovirt-container",
@@ -41,9 +41,12 @@ def run(engine, monkeypatch, capsys):
     return run
 
 
-def test_hosts_lists_those_with_the_hook(engine, run):
+def test_hosts_lists_those_with_the_marker(engine, run):
     engine.add_host("host1", True)
     engine.add_host("host2", False)
+    # A host with only the old before_vm_start marker: vdsm ran it before
+    # every VM start; mark-host moves it (test_hostmark.py).
+    engine.add_host("host3", True, hook_event="before_vm_start")
     assert run("hosts") == (0, "host1\n", "")
 
 
@@ -62,39 +65,214 @@ def test_sync_hosts_labels_exactly_the_capable_ones(engine, run):
     assert engine.labels["lbl"]["hosts"] == [h1.id]
 
 
+def _hosts_rule(group):
+    rule = group.hosts_rule
+    return (rule.enabled, rule.enforcing, rule.positive)
+
+
+def test_sync_hosts_keeps_an_enforcing_group_per_cluster(engine, run):
+    # Cluster levels >= 4.4 have no implicit label groups
+    # (FeatureSupported.isImplicitAffinityGroupSupported): only an
+    # affinity group with a hosts rule keeps container VMs on the label's
+    # hosts.
+    engine.add_cluster("Edge")
+    engine.add_host("host1", True)
+    engine.add_host("edge1", True, cluster="Edge")
+    image = engine.add_disk("busybox")
+    assert run("create", "web", "--cluster", "Default",
+               "--image-disk", image.id)[0] == 0
+    assert run("create", "cache", "--cluster", "Edge",
+               "--image-disk", image.id)[0] == 0
+    plain = types.Vm(id="plain", name="plain-vm", custom_properties=[],
+                     cluster=types.Cluster(id=engine.cluster("Edge").id))
+    engine.vms["plain"] = plain
+    label_id = next(iter(engine.labels))
+    members = {}
+    for cluster in ("Default", "Edge"):
+        group = engine.group(cluster)[tool.GROUP]
+        assert _hosts_rule(group["group"]) == (True, True, True)
+        assert group["group"].vms_rule.enabled is False
+        assert group["hostlabels"] == [label_id]
+        members[cluster] = [engine.vms[v].name for v in group["vms"]]
+    assert members == {"Default": ["web"], "Edge": ["cache"]}
+
+    # Someone weakens the rule and drops a VM; a plain VM slips in.
+    group = engine.group("Edge")[tool.GROUP]
+    group["group"].hosts_rule = types.AffinityRule(
+        enabled=True, enforcing=False, positive=True)
+    group["vms"] = ["plain"]
+    assert run("sync-hosts") == (0, "edge1\nhost1\n", "")
+    group = engine.group("Edge")[tool.GROUP]
+    assert _hosts_rule(group["group"]) == (True, True, True)
+    assert [engine.vms[v].name for v in group["vms"]] == ["cache"]
+    assert len(engine.group("Edge")) == 1       # one group, not two
+
+
 def test_create_sends_the_container_vm(engine, run):
     engine.add_host("host1", True)
+    image = engine.add_disk("nginx-image")
+    data = engine.add_disk("data")
+    profile = engine.add_profile("ovirtmgmt")
     rc, out, err = run("create", "web", "--cluster", "Default",
-                       "--image-disk", "disk-1", "--runtime", "runc",
+                       "--image-disk", image.id, "--runtime", "runc",
                        "--image-ref", "docker.io/library/nginx:1.25",
                        "--memory", "512", "--cpus", "2", "--host", "host1",
-                       "--nic", "profile-1",
-                       "--volume", "disk-2:data:/var/lib/data",
-                       "--command", "nginx -g 'daemon off;'",
+                       "--nic", profile,
+                       "--volume", "%s:/var/lib/data" % data.id,
+                       "--command", "nginx -g 'daemon off'",
                        "--network", "dhcp")
     assert rc == 0, err
     vm = engine.sent("POST", "/ovirt-engine/api/vms")[0]
-    assert vm.name == "web" and vm.cluster.name == "Default"
+    assert vm.name == "web"
+    assert vm.cluster.id == engine.cluster("Default").id
     assert vm.memory == 512 * 2 ** 20
     assert vm.cpu.topology.sockets == 2
     props = {p.name: p.value for p in vm.custom_properties}
     assert props == {"containerType": "runc",
                      "containerImage": "docker.io/library/nginx:1.25",
-                     "containerCommand": "nginx -g 'daemon off;'",
+                     "containerCommand": "nginx -g 'daemon off'",
                      "containerNetwork": "dhcp",
-                     "containerVolumes": "data:/var/lib/data"}
+                     # the disk id: the host finds it as the <serial>
+                     "containerVolumes": "%s:/var/lib/data" % data.id}
     assert vm.placement_policy.hosts[0].name == "host1"
     assert vm.placement_policy.affinity == types.VmAffinity.PINNED
     vm_id = out.strip()
     disks = engine.sent("POST", "/ovirt-engine/api/vms/%s/diskattachments"
                         % vm_id)
-    assert [(d.disk.id, d.bootable) for d in disks] == [("disk-1", True),
-                                                        ("disk-2", False)]
+    assert [(d.disk.id, d.bootable, bool(d.read_only)) for d in disks] == [
+        (image.id, True, True), (data.id, False, False)]
     nics = engine.sent("POST", "/ovirt-engine/api/vms/%s/nics" % vm_id)
-    assert nics[0].vnic_profile.id == "profile-1"
+    assert nics[0].vnic_profile.id == profile
     labelled = engine.sent("POST", "/ovirt-engine/api/affinitylabels/"
                            "[^/]+/vms")
     assert [v.id for v in labelled] == [vm_id]
+    assert engine.group("Default")[tool.GROUP]["vms"] == [vm_id]
+
+
+@pytest.mark.parametrize("option, value, why", [
+    # REST joins custom properties with ';' (CustomPropertiesParser.parse)
+    ("--command", "nginx -g 'daemon off;'", "holds ';'"),
+    ("--env", "A=1;B=2", "holds ';'"),
+    ("--network", "static:192.0.2.10", "does not match"),
+    ("--image-ref", "two words", "does not match"),
+])
+def test_create_refuses_what_engine_refuses(engine, run, option, value,
+                                            why):
+    engine.add_host("host1", True)
+    image = engine.add_disk("busybox")
+    rc, out, err = run("create", "web", "--cluster", "Default",
+                       "--image-disk", image.id, option, value)
+    assert (rc, out) == (1, "")
+    assert err.startswith("ovirt-container: container")
+    assert why in err and len(err.splitlines()) == 1
+    assert engine.requests == []        # refused before any request
+    # What the tool refuses, the fake Engine refuses too.
+    name = {"--command": "containerCommand", "--env": "containerEnv",
+            "--network": "containerNetwork",
+            "--image-ref": "containerImage"}[option]
+    with pytest.raises(Refused):
+        engine._check_custom_properties([
+            types.CustomProperty(name="containerType", value="runc"),
+            types.CustomProperty(name=name, value=value)])
+
+
+def test_create_volume_needs_a_disk_id_and_a_path(engine, run):
+    image = engine.add_disk("busybox")
+    rc, _, err = run("create", "web", "--cluster", "Default",
+                     "--image-disk", image.id,
+                     "--volume", "disk-2:data:/var/lib/data")
+    assert rc == 1
+    assert "expected DISK_ID:/PATH" in err and engine.requests == []
+
+
+def test_create_end_to_end_to_the_domain_xml_vdsm_gets(engine, run):
+    """The VM ovirt-container makes -> the domain XML Engine would send
+    (LibvirtVmXmlBuilder's shape) -> domxml.parse finds the volumes."""
+    from vdsm_container.spec import domxml
+
+    from .engine.libvirt_xml import domain_xml
+
+    engine.add_host("host1", True)
+    image = engine.add_disk("zz-image")      # sorts last by alias
+    data = engine.add_disk("data")
+    logs = engine.add_disk("logs")
+    mgmt = engine.add_profile("ovirtmgmt")
+    backend = engine.add_profile("backend")
+    empty = engine.add_profile(None)         # the empty profile
+    # The MAC pool hands out descending addresses: Engine writes NICs
+    # sorted by MAC (LibvirtVmXmlBuilder.writeInterfaces), not by name.
+    engine.macs = ["56:6f:3a:1b:00:03", "56:6f:3a:1b:00:02",
+                   "56:6f:3a:1b:00:01"]
+    rc, out, err = run(
+        "create", "web", "--cluster", "Default", "--image-disk", image.id,
+        "--nic", mgmt, "--nic", backend, "--nic", empty,
+        "--volume", "%s:/var/lib/data" % data.id,
+        "--volume", "%s:/var/log/app" % logs.id,
+        "--network", "none|static:192.0.2.10/24,gw=192.0.2.1|dhcp")
+    assert rc == 0, err
+    spec = domxml.parse(domain_xml(engine, out.strip()))
+    assert spec.image_disk.serial == image.id
+    assert spec.image_disk.readonly
+    found = {}
+    for volume in spec.volumes:
+        disk, = [d for d in spec.disks if volume.disk in d.names()]
+        found[volume.mount_path] = disk
+    assert found["/var/lib/data"].serial == data.id
+    assert found["/var/log/app"].serial == logs.id
+    assert data.id in found["/var/lib/data"].path
+    # NICs come in MAC order: nic3 (empty profile) first.
+    assert [(n.mac, n.bridge, n.link_up) for n in spec.nics] == [
+        ("56:6f:3a:1b:00:01", ";vdsmdummy;", False),
+        ("56:6f:3a:1b:00:02", "backend", True),
+        ("56:6f:3a:1b:00:03", "ovirtmgmt", True)]
+    assert [c.mode for c in spec.ip_configs] == ["none", "static", "dhcp"]
+
+
+def test_container_vms_of_one_image_share_its_disk(engine, run):
+    from vdsm_container.spec import domxml
+
+    from .engine.libvirt_xml import domain_xml
+
+    engine.add_host("host1", True)
+    image = engine.add_disk("busybox")
+    ids = []
+    for name in ("web1", "web2", "web3"):
+        rc, out, err = run("create", name, "--cluster", "Default",
+                           "--image-disk", image.id)
+        assert rc == 0, err
+        ids.append(out.strip())
+    assert engine.disks[image.id].shareable
+    made_shareable = engine.sent("PUT", "/ovirt-engine/api/disks/%s"
+                                 % image.id)
+    assert [d.shareable for d in made_shareable] == [True]     # once
+    paths = set()
+    for vm_id in ids:
+        spec = domxml.parse(domain_xml(engine, vm_id))
+        assert spec.image_disk.readonly
+        paths.add(spec.image_disk.path)
+    assert len(paths) == 1
+
+
+def test_create_refuses_an_image_disk_engine_cannot_share(engine, run):
+    engine.add_host("host1", True)
+    image = engine.add_disk("busybox", fmt=types.DiskFormat.COW)
+    rc, out, err = run("create", "web", "--cluster", "Default",
+                       "--image-disk", image.id)
+    assert rc == 1
+    assert err.startswith("ovirt-container: image disk %s can't be made "
+                          "shareable" % image.id)
+    assert "copy it" in err and engine.vms == {}
+
+
+def test_create_leaves_no_half_made_vm(engine, run):
+    engine.add_host("host1", True)
+    image = engine.add_disk("busybox")
+    rc, out, err = run("create", "web", "--cluster", "Default",
+                       "--image-disk", image.id,
+                       "--volume", "no-such-disk:/data")
+    assert rc == 1 and "The disk doesn't exist" in err
+    assert engine.vms == {} and engine.attachments == {}
+    assert all(not g["vms"] for g in engine.group("Default").values())
 
 
 def test_create_without_capable_host(engine, run):
@@ -108,7 +286,9 @@ def test_create_without_capable_host(engine, run):
 
 def test_list_start_stop_remove(engine, run):
     engine.add_host("host1", True)
-    run("create", "web", "--cluster", "C", "--image-disk", "d")
+    image = engine.add_disk("busybox")
+    assert run("create", "web", "--cluster", "Default",
+               "--image-disk", image.id)[0] == 0
     plain = types.Vm(id="plain", name="plain-vm",
                      status=types.VmStatus.UP, custom_properties=[])
     engine.vms["plain"] = plain

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """ovirt-container: container VMs from an admin's shell, through Engine.
 
 Built on ovirt-engine-sdk-python.  A container VM is a VM whose custom
@@ -6,19 +6,40 @@ properties carry ``containerType`` (see contrib/engine-config), whose boot
 disk holds the image archive, and which runs only on hosts that can run
 containers.
 
-Engine's API does not show vdsm's capabilities and no scheduling filter
-reads ``additionalFeatures``, so placement is made visible another way:
-vdsm-container installs the vdsm hook ``before_vm_start/50_vdsm_container``
-on hosts that can run containers, Engine lists it under the host's hooks,
-and this command keeps the affinity label ``container-capable`` on exactly
-those hosts (``sync-hosts``) and on every container VM it creates, so that
-Engine's VM-to-host affinity places container VMs only where they can run.
+Placement.  Engine's API does not show vdsm's capabilities and no
+scheduling filter reads ``additionalFeatures``.  vdsm-container puts the
+marker ``container_capable/50_vdsm_container`` in vdsm's hooks directory on
+hosts that can run containers (vdsm_container/vdsm/hostmark.py); vdsm
+reports it with the host's hooks and Engine lists it under
+``/hosts/{id}/hooks``.  ``sync-hosts`` keeps the affinity label
+``container-capable`` on exactly those hosts.  A label alone steers
+nothing on cluster levels >= 4.4: Engine made implicit label groups
+(FeatureSupported.isImplicitAffinityGroupSupported, true below 4.4 only)
+give way to affinity groups.  So ``sync-hosts`` and ``create`` keep, in
+each cluster, the affinity group ``container-capable``: an enforcing,
+positive hosts rule whose hosts are the label's (the group's host labels)
+and whose VMs are the cluster's container VMs (AffinityGroupService's
+host_labels_service and vms_service).
+
+Values.  Engine joins a VM's custom properties with ';' (REST:
+CustomPropertiesParser.parse) and checks each against the regex
+engine-config holds (CustomPropertiesUtils.validateProperties).  Every
+value is checked here against the same regexes first
+(contrib/engine-config/merge_properties.py), so a refusal is a clear
+message before anything is created.
+
+Disks.  Engine's domain XML names a disk by alias ``ua-<diskId>``, serial
+``<diskId>`` and target ``sdX`` (LibvirtVmXmlBuilder.writeDisk); so
+``--volume DISK_ID:/PATH`` writes ``containerVolumes=DISK_ID:/PATH``, which
+the host matches against the serial.  The image disk is attached read-only
+and made shareable, so several container VMs can use one image disk
+(AttachDiskToVmCommand refuses a second VM a disk that is not shareable).
 
     ovirt-container --url https://engine/ovirt-engine/api --user admin@internal
         hosts | sync-hosts | list
         create NAME --cluster C --image-disk DISK_ID --runtime runc
                [--memory MiB] [--cpus N] [--nic PROFILE_ID]... [--host H]
-               [--volume DISK_ID:ALIAS:/path]... [--command ...] [--env ...]
+               [--volume DISK_ID:/PATH]... [--command ...] [--env ...]
                [--network dhcp|none|static:...]
         start|stop|remove NAME
 
@@ -27,15 +48,40 @@ line on stderr and a non-zero exit status.
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 
 import ovirtsdk4 as sdk
 from ovirtsdk4 import types
 
-HOOK_EVENT = "before_vm_start"
+
+def _load_merge_properties():
+    """contrib/engine-config/merge_properties.py: the regexes Engine holds.
+
+    Installed beside this script (the RPM's %{_datadir}/vdsm-container/
+    engine), or found in the source tree.
+    """
+    here = os.path.dirname(os.path.realpath(__file__))
+    for d in (here, os.path.join(os.path.dirname(here), "engine-config")):
+        path = os.path.join(d, "merge_properties.py")
+        if os.path.exists(path):
+            spec = importlib.util.spec_from_file_location(
+                "merge_properties", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError("merge_properties.py not found beside %s" % here)
+
+
+merge_properties = _load_merge_properties()
+
+# vdsm_container/vdsm/hostmark.py: a directory vdsm's hooks.installed()
+# lists but no vdsm event runs.
+HOOK_EVENT = "container_capable"
 HOOK_NAME = "50_vdsm_container"
 LABEL = "container-capable"
+GROUP = "container-capable"
 
 
 class Failure(Exception):
@@ -55,7 +101,7 @@ def connect(args):
 
 
 def container_hosts(system):
-    """Hosts whose hooks include vdsm-container's marker hook."""
+    """Hosts whose hooks include vdsm-container's marker."""
     hosts_service = system.hosts_service()
     capable = []
     for host in hosts_service.list():
@@ -66,30 +112,102 @@ def container_hosts(system):
     return capable
 
 
-def label_service(system, create=True):
+def label_service(system):
+    """(id, service) of the affinity label, created when missing."""
     labels = system.affinity_labels_service()
-    for label in labels.list():
-        if label.name == LABEL:
-            return labels.label_service(label.id)
-    if not create:
-        return None
-    label = labels.add(types.AffinityLabel(name=LABEL))
-    return labels.label_service(label.id)
+    label = next((lb for lb in labels.list() if lb.name == LABEL), None)
+    if label is None:
+        label = labels.add(types.AffinityLabel(name=LABEL))
+    return label.id, labels.label_service(label.id)
+
+
+HOSTS_RULE = dict(enabled=True, enforcing=True, positive=True)
+
+
+def _rule_holds(rule):
+    return rule is not None and all(getattr(rule, k) is v
+                                    for k, v in HOSTS_RULE.items())
+
+
+def group_service(system, cluster_id, label_id):
+    """The cluster's ``container-capable`` affinity group, kept right.
+
+    Its hosts rule is enabled, enforcing and positive: a member VM runs
+    only on a host of the group (Engine's VmToHostAffinityFilterPolicyUnit);
+    the hosts are those carrying the label (host_labels); the VMs rule is
+    off: container VMs need not run together.
+    """
+    groups = system.clusters_service().cluster_service(
+        cluster_id).affinity_groups_service()
+    group = next((g for g in groups.list() if g.name == GROUP), None)
+    if group is None:
+        group = groups.add(types.AffinityGroup(
+            name=GROUP,
+            description="vdsm-container: container VMs run only on hosts "
+            "labelled %s (ovirt-container sync-hosts)" % LABEL,
+            hosts_rule=types.AffinityRule(**HOSTS_RULE),
+            vms_rule=types.AffinityRule(enabled=False)))
+    service = groups.group_service(group.id)
+    if not _rule_holds(group.hosts_rule):
+        service.update(types.AffinityGroup(
+            hosts_rule=types.AffinityRule(**HOSTS_RULE)))
+    host_labels = service.host_labels_service()
+    if label_id not in {lb.id for lb in host_labels.list()}:
+        host_labels.add(types.AffinityLabel(id=label_id))
+    return service
+
+
+def is_container(vm):
+    return any(p.name == "containerType"
+               for p in (vm.custom_properties or ()))
+
+
+def sync_groups(system, label_id, clusters=()):
+    """Each cluster with container VMs (or in ``clusters``): its group
+    holds the label's hosts and exactly the cluster's container VMs."""
+    by_cluster = {c: set() for c in clusters}
+    for vm in system.vms_service().list():
+        if is_container(vm) and vm.cluster is not None:
+            by_cluster.setdefault(vm.cluster.id, set()).add(vm.id)
+    for cluster_id, vm_ids in sorted(by_cluster.items()):
+        vms = group_service(system, cluster_id, label_id).vms_service()
+        members = {v.id for v in vms.list()}
+        for vm_id in sorted(vm_ids - members):
+            vms.add(types.Vm(id=vm_id))
+        for vm_id in sorted(members - vm_ids):
+            vms.vm_service(vm_id).remove()
 
 
 def sync_hosts(system):
-    """The label on exactly the container-capable hosts."""
+    """The label on exactly the container-capable hosts; every cluster's
+    affinity group in step."""
     capable = {h.id: h for h in container_hosts(system)}
-    service = label_service(system)
+    label_id, service = label_service(system)
     labelled = {h.id for h in service.hosts_service().list()}
     for host_id in sorted(set(capable) - labelled):
         service.hosts_service().add(types.Host(id=host_id))
     for host_id in sorted(labelled - set(capable)):
         service.hosts_service().host_service(host_id).remove()
+    clusters = {h.cluster.id for h in capable.values() if h.cluster}
+    sync_groups(system, label_id, clusters)
     return sorted(h.name for h in capable.values())
 
 
+def volumes(specs):
+    """``DISK_ID:/PATH`` -> [(disk_id, path)]."""
+    result = []
+    for spec in specs or ():
+        disk_id, sep, path = spec.partition(":")
+        if not sep or not disk_id or not path.startswith("/"):
+            raise Failure("--volume %s: expected DISK_ID:/PATH (the disk's "
+                          "id, which the host finds as the disk's serial)"
+                          % spec)
+        result.append((disk_id, path))
+    return result
+
+
 def custom_properties(args):
+    """The VM's custom properties, each checked as Engine will check it."""
     props = [("containerType", args.runtime)]
     for name, value in (("containerImage", args.image_ref),
                         ("containerCommand", args.command),
@@ -99,19 +217,48 @@ def custom_properties(args):
             props.append((name, value))
     if args.volume:
         props.append(("containerVolumes", ",".join(
-            "%s:%s" % tuple(v.split(":", 2)[1:]) for v in args.volume)))
+            "%s:%s" % v for v in volumes(args.volume))))
+    for name, value in props:
+        why = merge_properties.check(name, value)
+        if why:
+            raise Failure(why)
     return [types.CustomProperty(name=n, value=v) for n, v in props]
 
 
-def create(system, args):
+def find_cluster(system, name):
+    found = system.clusters_service().list(search="name=%s" % name)
+    if not found:
+        raise Failure("no cluster named %s" % name)
+    return found[0]
+
+
+def share_image_disk(system, disk_id):
+    """Make the image disk shareable, so that every container VM of the
+    image attaches it (read-only).  Engine refuses it for a qcow2 disk or
+    one with snapshots (UpdateDiskCommand.validateCanUpdateShareable): the
+    admin then copies the disk, one copy per VM (README)."""
+    service = system.disks_service().disk_service(disk_id)
+    disk = service.get()
+    if not disk.shareable:
+        try:
+            service.update(types.Disk(shareable=True))
+        except sdk.Error as e:
+            raise Failure("image disk %s can't be made shareable (%s): copy "
+                          "it, one copy per container VM"
+                          % (disk_id, str(e).splitlines()[0]))
+
+
+def create(system, args, props):
     capable = sync_hosts(system)
     if not capable:
         raise Failure("no container-capable host: install vdsm-container "
-                      "on a host (its hook %s/%s marks it)"
-                      % (HOOK_EVENT, HOOK_NAME))
+                      "on a host (its marker %s/%s in vdsm's hooks "
+                      "directory)" % (HOOK_EVENT, HOOK_NAME))
     if args.host and args.host not in capable:
         raise Failure("host %s can't run containers; capable: %s"
                       % (args.host, ", ".join(capable)))
+    cluster = find_cluster(system, args.cluster)
+    share_image_disk(system, args.image_disk)
     placement = None
     if args.host:
         placement = types.VmPlacementPolicy(
@@ -120,30 +267,41 @@ def create(system, args):
     vms = system.vms_service()
     vm = vms.add(types.Vm(
         name=args.name,
-        cluster=types.Cluster(name=args.cluster),
+        cluster=types.Cluster(id=cluster.id),
         template=types.Template(name="Blank"),
         memory=args.memory * 2 ** 20,
         memory_policy=types.MemoryPolicy(guaranteed=args.memory * 2 ** 20),
         cpu=types.Cpu(topology=types.CpuTopology(sockets=args.cpus, cores=1,
                                                  threads=1)),
-        custom_properties=custom_properties(args),
+        custom_properties=props,
         placement_policy=placement,
     ))
     vm_service = vms.vm_service(vm.id)
-    disks = vm_service.disk_attachments_service()
-    disks.add(types.DiskAttachment(
-        disk=types.Disk(id=args.image_disk), bootable=True, active=True,
-        interface=types.DiskInterface.VIRTIO_SCSI))
-    for spec in args.volume or ():
-        disk_id, alias, _ = spec.split(":", 2)
+    try:
+        disks = vm_service.disk_attachments_service()
         disks.add(types.DiskAttachment(
-            disk=types.Disk(id=disk_id), bootable=False, active=True,
-            interface=types.DiskInterface.VIRTIO_SCSI))
-    for i, profile in enumerate(args.nic or ()):
-        vm_service.nics_service().add(types.Nic(
-            name="nic%d" % (i + 1), vnic_profile=types.VnicProfile(
-                id=profile)))
-    label_service(system).vms_service().add(types.Vm(id=vm.id))
+            disk=types.Disk(id=args.image_disk), bootable=True, active=True,
+            read_only=True, interface=types.DiskInterface.VIRTIO_SCSI))
+        for disk_id, _ in volumes(args.volume):
+            disks.add(types.DiskAttachment(
+                disk=types.Disk(id=disk_id), bootable=False, active=True,
+                interface=types.DiskInterface.VIRTIO_SCSI))
+        for i, profile in enumerate(args.nic or ()):
+            vm_service.nics_service().add(types.Nic(
+                name="nic%d" % (i + 1), vnic_profile=types.VnicProfile(
+                    id=profile)))
+        label_id, label = label_service(system)
+        label.vms_service().add(types.Vm(id=vm.id))
+        group_service(system, cluster.id, label_id).vms_service().add(
+            types.Vm(id=vm.id))
+    except BaseException:
+        # Nothing half-made left behind: the VM goes, with its attachments
+        # (the disks themselves stay: detach_only).
+        try:
+            vm_service.remove(detach_only=True)
+        except sdk.Error:
+            pass
+        raise
     return {"id": vm.id, "name": args.name}
 
 
@@ -152,11 +310,6 @@ def find_vm(system, name):
     if not found:
         raise Failure("no VM named %s" % name)
     return system.vms_service().vm_service(found[0].id)
-
-
-def is_container(vm):
-    return any(p.name == "containerType"
-               for p in (vm.custom_properties or ()))
 
 
 def list_containers(system):
@@ -175,6 +328,8 @@ def list_containers(system):
 
 
 def run(args):
+    # Values first: a refusal costs no request.
+    props = custom_properties(args) if args.cmd == "create" else None
     conn = connect(args)
     try:
         system = conn.system_service()
@@ -188,7 +343,7 @@ def run(args):
                 print("%(name)s\t%(status)s\t%(ips)s" % dict(
                     vm, ips=" ".join(vm["ips"])))
         elif args.cmd == "create":
-            print(create(system, args)["id"])
+            print(create(system, args, props)["id"])
         elif args.cmd in ("start", "stop"):
             getattr(find_vm(system, args.name), args.cmd)()
         elif args.cmd == "remove":
@@ -212,8 +367,8 @@ def parser():
     p.add_argument("--timeout", type=int, default=30)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("hosts", help="hosts that can run containers")
-    sub.add_parser("sync-hosts", help="label exactly those hosts "
-                   + LABEL)
+    sub.add_parser("sync-hosts", help="label exactly those hosts %s and "
+                   "keep each cluster's affinity group %s" % (LABEL, GROUP))
     sub.add_parser("list", help="container VMs, status and IPs")
     c = sub.add_parser("create", help="create a container VM")
     c.add_argument("name")
@@ -227,7 +382,8 @@ def parser():
     c.add_argument("--host", help="pin to this container-capable host")
     c.add_argument("--nic", action="append", metavar="PROFILE_ID")
     c.add_argument("--volume", action="append",
-                   metavar="DISK_ID:ALIAS:/PATH")
+                   metavar="DISK_ID:/PATH",
+                   help="attach disk DISK_ID, mounted at /PATH")
     c.add_argument("--command", help="containerCommand")
     c.add_argument("--env", help="containerEnv")
     c.add_argument("--network", help="containerNetwork")

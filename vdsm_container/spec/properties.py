@@ -95,7 +95,10 @@ def _absolute_clean_path(field, value, path):
 def volumes(value):
     """``containerVolumes``: ``disk:/path,disk:/path``.
 
-    ``disk`` is a disk's alias, serial or target name.
+    ``disk`` is a disk's alias, serial or target name.  Engine writes a
+    disk's alias as ``ua-<diskId>`` and its serial as ``<diskId>``
+    (ovirt-engine LibvirtVmXmlBuilder.writeDisk), so the disk's id is what
+    contrib/ovirt-container writes.
     """
     field = constants.PROP_VOLUMES
     result = []

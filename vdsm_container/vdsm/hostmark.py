@@ -1,29 +1,37 @@
-"""The vdsm hook that tells Engine this host can run containers.
+"""The marker in vdsm's hooks directory that tells Engine this host can run
+containers.
 
 Engine's REST API shows neither vdsm's capabilities nor a way to schedule
 on ``additionalFeatures``, but it lists each host's vdsm hooks
-(``/hosts/{id}/hooks``, from the scripts under vdsm's hooks directory).  So
-a host that can run containers carries the do-nothing hook
-``before_vm_start/50_vdsm_container``, and a host that can't does not;
-contrib/ovirt-container reads it to keep the ``container-capable``
-affinity label on exactly those hosts.
+(``/hosts/{id}/hooks``), which vdsm reports from ``hooks.installed()``
+(lib/vdsm/common/hooks.py): every directory under the hooks directory,
+each with the executable files in it (``_scriptsPerDir``).  vdsm runs only
+the directories its hook functions name (``before_vm_start``,
+``after_vm_destroy``, ...: the literal passed to ``_runHooksDir``).  So the
+marker lives in a directory of its own, ``container_capable``: vdsm lists
+it, Engine shows it, and it never runs.  (A ``before_vm_start`` hook would
+run before every VM the host starts.)  contrib/ovirt-container reads it to
+keep the ``container-capable`` affinity label on exactly those hosts.
 
 ``vdsm-container mark-host`` keeps the mark true to the host (the systemd
-drop-in runs it, as root, before vdsmd starts).
+drop-in runs it, as root, before vdsmd starts), and removes the marker
+older versions put under ``before_vm_start``.
 """
 
 from __future__ import annotations
 
 import os
 
-HOOK_EVENT = "before_vm_start"
+HOOK_EVENT = "container_capable"
 HOOK_NAME = "50_vdsm_container"
 HOOKS_DIR = "/usr/libexec/vdsm/hooks"
+# Where vdsm-container 0.1.0 put it: run before every VM start.
+LEGACY_EVENT = "before_vm_start"
 
 SCRIPT = """#!/bin/sh
-# Installed by vdsm-container: this host can run containers.  The hook does
-# nothing; Engine lists it under the host's hooks, and ovirt-container
-# labels such hosts 'container-capable' for VM-to-host affinity.
+# Installed by vdsm-container: this host can run containers.  vdsm lists
+# this directory with the host's hooks (hooks.installed()) but runs no hook
+# from it; ovirt-container labels such hosts 'container-capable'.
 exit 0
 """
 
@@ -32,17 +40,22 @@ def hook_path(hooks_dir=HOOKS_DIR):
     return os.path.join(hooks_dir, HOOK_EVENT, HOOK_NAME)
 
 
-def mark(capable, hooks_dir=HOOKS_DIR):
-    """Install the hook if ``capable``, remove it otherwise.
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
-    Returns True when the hook is installed afterwards.
+
+def mark(capable, hooks_dir=HOOKS_DIR):
+    """Install the marker if ``capable``, remove it otherwise.
+
+    Returns True when the marker is installed afterwards.
     """
     path = hook_path(hooks_dir)
+    _unlink(os.path.join(hooks_dir, LEGACY_EVENT, HOOK_NAME))
     if not capable:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        _unlink(path)
         return False
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
