@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 
+from vdsm_container import files
+
 HOOK_EVENT = "container_capable"
 HOOK_NAME = "50_vdsm_container"
 HOOKS_DIR = "/usr/libexec/vdsm/hooks"
@@ -58,9 +60,5 @@ def mark(capable, hooks_dir=HOOKS_DIR):
         _unlink(path)
         return False
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(SCRIPT)
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, path)
+    files.write_atomically(path, SCRIPT, mode=0o755)
     return True
