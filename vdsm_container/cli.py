@@ -165,7 +165,8 @@ def cmd_images(args, paths):
             if not users.get(key) and rootfs not in in_use:
                 cache.remove(key)
                 removed.append(key)
-        _print({"removed": removed})
+        # and what killed unpacks left: staging dirs, lock files
+        _print({"removed": removed, "stale": cache.prune_stale()})
         return
     result = []
     for key in cache.keys():

@@ -60,3 +60,41 @@ class Paths:
     @property
     def image_cache(self):
         return os.path.join(self.storage_dir, "images")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageLimits:
+    """Bounds on what one image may expand to, checked while its layers
+    stream (``image/scan.py``), before umoci writes them.
+
+    A 4 MB archive can expand to gigabytes, a 10 MB layer can hold a million
+    empty files: the archive's size says nothing.  Both bounds count every
+    layer of one image together (files deleted by a later layer still count:
+    they were written).  An admin changes them with the environment of
+    vdsmd/supervdsmd (``VDSM_CONTAINER_IMAGE_MAX_BYTES``,
+    ``VDSM_CONTAINER_IMAGE_MAX_ENTRIES``).
+    """
+
+    max_bytes: int = 16 * 1024 ** 3     # file contents, all layers
+    max_entries: int = 500000           # files, dirs, links, all layers
+
+    ENV = {"max_bytes": "VDSM_CONTAINER_IMAGE_MAX_BYTES",
+           "max_entries": "VDSM_CONTAINER_IMAGE_MAX_ENTRIES"}
+
+    @classmethod
+    def from_env(cls, environ=os.environ):
+        values = {}
+        for field, var in cls.ENV.items():
+            raw = environ.get(var)
+            if raw is None:
+                continue
+            try:
+                values[field] = int(raw)
+                if values[field] <= 0:
+                    raise ValueError(raw)
+            except ValueError:
+                from vdsm_container import errors
+                raise errors.error(errors.InvalidConfiguration,
+                                   "must be a positive integer", key=var,
+                                   value=raw)
+        return cls(**values)

@@ -11,6 +11,16 @@ is "unmount what is mounted there, remove both":
 
 The cached image rootfs is the overlay's read-only lower layer, so the
 container's writes never reach the cache.
+
+The image decides what the rootfs holds, symlinks included, and the
+runtime writes into it before the container's root is pivoted: runc 1.1
+creates /dev's nodes and symlinks with plain path joins, so an image whose
+``dev`` is a symlink to a host directory (absolute, or ``../../..`` from
+the rootfs) would have runc write on the host.  ``confine`` therefore makes
+``dev``, ``proc`` and ``sys`` real directories of the container's own layer
+(replacing whatever the image put there, as crun and podman do), and
+``resolve`` turns every volume target into the path it means inside the
+rootfs, with no symlink left for the runtime to follow.
 """
 
 from __future__ import annotations
@@ -19,12 +29,16 @@ import json
 import logging
 import os
 import shutil
+import stat
 
 from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container.host import mounts
 
 log = logging.getLogger("vdsm_container.bundle")
+
+# What the runtime mounts and writes into before pivot_root.
+_RUNTIME_DIRS = ("dev", "proc", "sys")
 
 
 def _check_traversable(path):
@@ -72,8 +86,92 @@ class Bundle:
         os.chmod(self.rootfs, 0o755)
 
     def mount_rootfs(self, lower):
-        """Mount the writable overlay of image rootfs ``lower``."""
+        """Mount the writable overlay of image rootfs ``lower``, then make
+        the paths the runtime writes to before pivot_root real directories.
+
+        The overlay's root directory takes its mode and owner from the
+        upper directory: it gets the image root's, so that a container
+        whose image ``User`` is not root can walk its own /.
+        """
+        st = os.stat(lower)
+        os.chown(self.upper, st.st_uid, st.st_gid)
+        os.chmod(self.upper, stat.S_IMODE(st.st_mode))
         mounts.overlay(lower, self.upper, self.work, self.rootfs)
+        self.confine(st.st_uid, st.st_gid)
+
+    def confine(self, uid=0, gid=0):
+        """``dev``, ``proc`` and ``sys`` of the mounted rootfs become real
+        directories; a symlink or file the image put there is replaced (in
+        the container's writable layer, never in the cache)."""
+        for name in _RUNTIME_DIRS:
+            path = os.path.join(self.rootfs, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                continue
+            if st is not None:
+                log.warning("Container %s: the image's /%s is %s; replaced "
+                            "by an empty directory", self.vm_id, name,
+                            "a symlink to %r" % os.readlink(path)
+                            if stat.S_ISLNK(st.st_mode) else "not a "
+                            "directory")
+                os.unlink(path)
+            os.mkdir(path, 0o755)
+            os.chown(path, uid, gid)
+
+    def resolve(self, path):
+        """The container path ``path`` means, following the image's
+        symlinks the way the container will see them (an absolute link is
+        relative to the rootfs, ``..`` stops at its root): a path with no
+        symlink in it, inside the rootfs.  Raises InvalidParameter naming
+        the path if it can't be resolved or is not a directory."""
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        done = []
+        links = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            host = os.path.join(self.rootfs, *done, part)
+            try:
+                st = os.lstat(host)
+            except FileNotFoundError:
+                done.append(part)
+                done.extend(p for p in parts if p not in ("..",))
+                if ".." in parts:
+                    raise errors.invalid("containerVolumes", path,
+                                         "has '..' below a missing "
+                                         "directory")
+                break
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > 40:
+                    raise errors.invalid("containerVolumes", path,
+                                         "too many symlinks in the image")
+                target = os.readlink(host)
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in target.split("/")
+                         if p not in ("", ".")] + parts
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise errors.invalid("containerVolumes", path,
+                                     "/%s is not a directory in the image"
+                                     % "/".join(done + [part]))
+            done.append(part)
+        resolved = "/" + "/".join(done)
+        if resolved == "/" or done[0] in _RUNTIME_DIRS:
+            raise errors.invalid("containerVolumes", path,
+                                 "resolves to %s in the image, which the "
+                                 "runtime owns" % resolved)
+        if resolved != path.rstrip("/"):
+            log.info("Container %s: volume target %s is %s in the image",
+                     self.vm_id, path, resolved)
+        return resolved
 
     def write_config(self, config):
         files.write_atomically(self.config_path,

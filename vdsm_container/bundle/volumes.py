@@ -19,6 +19,7 @@ import os
 import subprocess
 
 from vdsm_container import errors
+from vdsm_container.image import disk as diskpath
 
 
 def _mount(disk, target):
@@ -30,9 +31,9 @@ def _mount(disk, target):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     if proc.returncode != 0:
-        raise errors.CannotCreateVM("cannot mount volume %s: %s"
-                                    % (disk.path, proc.stderr.strip()),
-                                    disk=disk.target)
+        raise errors.error(errors.CreateError, "cannot mount volume %s: %s"
+                           % (disk.path, proc.stderr.strip()),
+                           disk=disk.target)
 
 
 def mount_all(bundle, spec):
@@ -42,9 +43,11 @@ def mount_all(bundle, spec):
     """
     result = []
     for i, (disk, path) in enumerate(spec.volume_disks):
-        if not os.path.exists(disk.path):
-            raise errors.ImageFileNotFound(
-                "volume %s is missing" % disk.path, disk=disk.target)
+        # A regular file or a block device the host doesn't use; then the
+        # target as the image's symlinks make it, inside the rootfs.
+        diskpath.check(disk.path, disk.target, own_mounts=bundle.storage_dir
+                       and os.path.dirname(bundle.storage_dir))
+        path = bundle.resolve(path)
         target = os.path.join(bundle.storage_dir, "volumes", str(i))
         os.makedirs(target, mode=0o700, exist_ok=True)
         _mount(disk, target)
