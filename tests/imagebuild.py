@@ -13,9 +13,16 @@ import json
 import platform
 import tarfile
 
-from vdsm_container.image import manifest as m
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = OCI_LAYER + "+gzip"
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
-HOST_ARCH = m.host_platform()[1]
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+    platform.machine(), platform.machine())
+OTHER_ARCH = "arm64" if HOST_ARCH != "arm64" else "amd64"
 
 
 def entry(name, kind=tarfile.REGTYPE, data=b"", linkname="", mode=None):
@@ -57,14 +64,14 @@ def image_blobs(blobs, layers, arch=None, os_="linux", config=None,
     descs = []
     for d in layers:
         if gzipped:
-            descs.append(blobs.add(gzip.compress(d, 1), m.OCI_LAYER_GZIP))
+            descs.append(blobs.add(gzip.compress(d, 1), OCI_LAYER_GZIP))
         else:
-            descs.append(blobs.add(d, m.OCI_LAYER))
-    config_desc = blobs.add(json.dumps(cfg).encode(), m.OCI_CONFIG)
+            descs.append(blobs.add(d, OCI_LAYER))
+    config_desc = blobs.add(json.dumps(cfg).encode(), OCI_CONFIG)
     return blobs.add(json.dumps({"schemaVersion": 2,
-                                 "mediaType": m.OCI_MANIFEST,
+                                 "mediaType": OCI_MANIFEST,
                                  "config": config_desc,
-                                 "layers": descs}).encode(), m.OCI_MANIFEST)
+                                 "layers": descs}).encode(), OCI_MANIFEST)
 
 
 def write_archive(path, blobs, index, extra=None):
@@ -89,7 +96,7 @@ def oci_archive(path, layers, ref=None, **kw):
     blobs = Blobs()
     desc = image_blobs(blobs, layers, **kw)
     if ref:
-        desc["annotations"] = {m.REF_ANNOTATION: ref}
+        desc["annotations"] = {REF_ANNOTATION: ref}
     return write_archive(path, blobs, {"schemaVersion": 2,
                                        "manifests": [desc]})
 
@@ -109,7 +116,3 @@ def busybox_layers(archive):
                 data = gzip.decompress(data)
             out.append(data)
         return out
-
-
-def machine():
-    return platform.machine()

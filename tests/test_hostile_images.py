@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 
 import pytest
@@ -114,9 +115,55 @@ def test_hardlink_escape(cache, tmp_path):
 
 
 @pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE])
-def test_device_nodes(cache, tmp_path, kind):
-    path = archive(tmp_path / "bad.tar", [layer([entry("dev/sda", kind)])])
+@pytest.mark.parametrize("name", ["etc/sda", "sda", "devx/sda"])
+def test_device_nodes_outside_dev(cache, tmp_path, kind, name):
+    path = archive(tmp_path / "bad.tar", [layer([entry(name, kind)])])
     assert_refused(cache, path, "device node")
+
+
+@pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE])
+def test_device_nodes_under_dev_are_dropped(cache, tmp_path, kind, caplog):
+    """A debootstrap rootfs (umoci insert, podman import) has dev/console:
+    dropped with a log line, the rest of the image kept."""
+    caplog.set_level("INFO", "vdsm_container.image")
+    path = archive(tmp_path / "rootfs.tar", [layer([
+        entry("dev", tarfile.DIRTYPE), entry("dev/console", kind),
+        entry("dev/net", tarfile.DIRTYPE), entry("dev/net/tun", kind),
+        entry("dev/fd", tarfile.SYMTYPE, linkname="/proc/self/fd"),
+        entry("etc", tarfile.DIRTYPE), entry("etc/hostname", data=b"deb")]),
+        layer([entry("dev/null", kind), entry("etc/motd", data=b"hi")])])
+    img = cache.get(path)
+    assert sorted(os.listdir(os.path.join(img.rootfs, "dev"))) == \
+        ["fd", "net"]
+    assert os.listdir(os.path.join(img.rootfs, "dev", "net")) == []
+    assert open(os.path.join(img.rootfs, "etc", "motd")).read() == "hi"
+    dropped = [r.getMessage() for r in caplog.records if "dropping" in
+               r.getMessage()]
+    assert len(dropped) == 3 and "dev/console" in dropped[0]
+    for d, dirs, files in os.walk(img.rootfs):
+        for f in files + dirs:
+            st = os.lstat(os.path.join(d, f))
+            assert not stat.S_ISCHR(st.st_mode) and \
+                not stat.S_ISBLK(st.st_mode)
+
+
+def test_hard_link_to_a_dropped_device_outside_dev(cache, tmp_path):
+    path = archive(tmp_path / "bad.tar", [
+        layer([entry("dev/console", tarfile.CHRTYPE)]),
+        layer([entry("etc/console", tarfile.LNKTYPE,
+                     linkname="dev/console")])])
+    assert_refused(cache, path, "device node")
+
+
+def test_device_under_a_dev_symlinked_elsewhere_never_lands(cache, tmp_path):
+    """dev -> etc, then dev/sda: umoci would put the node in etc/; it is
+    dropped from the stream, so it is created nowhere."""
+    path = archive(tmp_path / "sym.tar", [
+        layer([entry("etc", tarfile.DIRTYPE),
+               entry("dev", tarfile.SYMTYPE, linkname="etc")]),
+        layer([entry("dev/sda", tarfile.BLKTYPE)])])
+    img = cache.get(path)
+    assert os.listdir(os.path.join(img.rootfs, "etc")) == []
 
 
 def test_symlink_escape_across_layers_is_neutralised(cache, tmp_path):

@@ -318,16 +318,19 @@ class Cache:
                     continue
             else:
                 continue
+            path = os.path.join(self.root, name)
+            if not os.path.lexists(path):
+                continue            # went with its staging directory
             with self._key_lock(key, wait=False) as fd:
                 if fd is None:
                     continue        # an unpack is under way
-                path = os.path.join(self.root, name)
                 if name.startswith(_STAGING):
                     shutil.rmtree(path, ignore_errors=True)
+                    removed.append(name)
                 if not os.path.exists(os.path.join(self.entry(key),
                                                    _READY)):
                     _unlink(self._lock_path(key))
-                removed.append(name)
+                    removed.append(os.path.basename(self._lock_path(key)))
         return removed
 
 

@@ -36,6 +36,7 @@ log = logging.getLogger("vdsm_container.image")
 
 BLOCK = 512
 _MAX_EXTENDED = 1024 * 1024          # a pax or GNU long-name record
+_OUT = 1024 * 1024                   # inflated bytes per step
 _MAX_DROPPED = 4096                  # device nodes under dev/ in one image
 
 # typeflag -> kind; a kind umoci may create, or an extension header.
@@ -180,15 +181,16 @@ class Scanner:
             return
         while data:
             try:
-                chunk = self._inflate.decompress(data)
+                # Bounded output: a small chunk of gzip can be gigabytes.
+                chunk = self._inflate.decompress(data, _OUT)
             except zlib.error as e:
                 raise _fail(self.image, "layer is not valid gzip: %s" % e)
             self._consume(chunk)
-            data = b""
-            if self._inflate.eof and self._inflate.unused_data:
-                # Concatenated gzip members, as Go's reader reads them.
+            data = self._inflate.unconsumed_tail
+            if self._inflate.eof:
                 data = self._inflate.unused_data
-                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                if data:    # concatenated gzip members, as Go reads them
+                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
     def close(self):
         if self._inflate is not None and not self._inflate.eof:
@@ -269,8 +271,8 @@ class Scanner:
             self._emit(header)
             return
         if not _checksum_ok(header):
-            raise _fail(self.image, "layer has a tar header with a bad "
-                        "checksum")
+            raise _fail(self.image, "layer is not a readable tar: a header "
+                        "has a bad checksum")
         kind = _KINDS.get(header[156:157])
         if kind is None:
             raise _fail(self.image, "layer has a tar entry of type %r, "
@@ -339,7 +341,7 @@ class Scanner:
         if len(self.devices) >= _MAX_DROPPED:
             raise _fail(self.image, "layer has more than %d device nodes "
                         "under dev/" % _MAX_DROPPED)
-        if clean not in self.dropped:
+        if clean not in self.dropped and self._out is None:
             log.info("Image %s: dropping %s, %s: the container gets its "
                      "own /dev", self.image, clean, what)
         self.devices.add(clean)
