@@ -64,13 +64,18 @@ class Selection:
 
 
 def _expect(path, doc, value, kind, where):
-    if not isinstance(value, kind):
-        names = {dict: "an object", list: "a list", str: "a string",
-                 int: "an integer"}
+    if not isinstance(value, kind) or kind is int and \
+            isinstance(value, bool):
         raise fail(path, "%s: %s must be %s, not %s"
-                   % (doc, where, names.get(kind, kind.__name__),
-                      type(value).__name__))
+                   % (doc, where, _JSON[kind], _JSON.get(type(value),
+                                                         "something else")))
     return value
+
+
+# JSON's names for what json.loads returns.
+_JSON = {dict: "an object", list: "a list", str: "a string",
+         int: "an integer", float: "a number", bool: "a boolean",
+         type(None): "null"}
 
 
 def _field(path, doc, obj, key, kind, where, required=True):
@@ -138,7 +143,7 @@ def _manifests(src, index, doc, ref, depth, out):
             _manifests(src, nested, "index " + d["digest"], own, depth + 1,
                        out)
         elif media in _MANIFESTS:
-            out.append((d, own))
+            out.append((d, own, doc))
             if len(out) > _MAX_MANIFESTS:
                 raise fail(src.path, "more than %d manifests"
                            % _MAX_MANIFESTS)
@@ -156,16 +161,16 @@ def select_oci(src, want):
     if not found:
         raise fail(src.path, "index.json lists no image manifest")
     host = host_platform()
-    runnable = [(d, r) for d, r in found
+    runnable = [(d, r) for d, r, _ in found
                 if _platform_of(d) in (None, host)]
+    referrer = {d["digest"]: doc for d, _, doc in found}
     if not runnable:
         raise fail(src.path, "no image for the host's platform %s/%s; the "
                    "archive has %s" % (host + (", ".join(sorted(
-                       "%s/%s" % _platform_of(d) for d, _ in found)),)))
+                       "%s/%s" % _platform_of(d) for d, _, _ in found)),)))
     # Several platforms of one name: the host's is the one.
     chosen, ref = _choose(runnable, want)
-    manifest, raw = _read_checked(src, "manifest " + chosen["digest"],
-                                  chosen)
+    manifest, raw = _read_checked(src, referrer[chosen["digest"]], chosen)
     doc = "manifest " + chosen["digest"]
     _expect(src.path, doc, manifest, dict, "the document")
     config_desc = _descriptor(src.path, doc, _field(
