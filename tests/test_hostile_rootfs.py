@@ -8,6 +8,7 @@ volume targets are resolved inside the rootfs.  The host directory must be
 untouched, the container Up, and nothing left after destroy.
 """
 
+import json
 import os
 import tarfile
 import time
@@ -159,6 +160,16 @@ def test_volume_target_through_a_symlink(paths, busybox_oci, tmp_path,
     try:
         assert ctr.lastStatus == "Up"
         assert snapshot(victim) == before
+        # The runtime is given a target with no symlink to follow.
+        with open(ctr.bundle.config_path) as f:
+            dest = [m["destination"] for m in json.load(f)["mounts"]
+                    if m["type"] == "bind"][0]
+        assert dest != "/srv/data"
+        walked = ctr.bundle.rootfs
+        for part in dest.strip("/").split("/"):
+            walked = os.path.join(walked, part)
+            assert not os.path.islink(walked), walked
+        assert os.path.isdir(walked)    # made there by the runtime
     finally:
         destroy(ctr)
     assert snapshot(victim) == before
