@@ -19,7 +19,9 @@ import errno
 import hashlib
 import json
 import os
+import queue
 import tarfile
+import threading
 
 from vdsm_container import errors
 from vdsm_container.image import disk
@@ -133,9 +135,16 @@ class Source:
 
     def copy_blob(self, name, dest, digest, sink=None):
         """Copy member ``name`` to file ``dest``, checking its sha256 hex
-        ``digest`` (None: don't) and feeding every chunk to ``sink``."""
+        ``digest`` (None: don't) and feeding every chunk to ``sink``.
+
+        The sink (the layer check: inflate and parse) runs in a thread
+        beside the copy (read, hash, write): both spend their time in C
+        code that releases the GIL, so a layer costs about one of the two,
+        not their sum.  A refused layer stops the copy's writes; the rest
+        is only hashed, so that a corrupt blob is reported as such.
+        """
         h = hashlib.sha256()
-        refused = None
+        checker = _Checker(sink) if sink is not None else None
         try:
             with self.open(name) as src, open(dest, "wb") as out:
                 while True:
@@ -143,20 +152,8 @@ class Source:
                     if not chunk:
                         break
                     h.update(chunk)
-                    if refused is not None:
-                        continue    # only to tell a corrupt blob apart
-                    try:
-                        if sink is not None:
-                            sink.feed(chunk)
-                    except errors.VdsmException as e:
-                        refused = e
-                        continue
-                    out.write(chunk)
-                if sink is not None and refused is None:
-                    try:
-                        sink.close()
-                    except errors.VdsmException as e:
-                        refused = e
+                    if checker is None or checker.put(chunk):
+                        out.write(chunk)
         except (tarfile.TarError, EOFError) as e:
             raise fail(self.path, "truncated archive reading %s: %s"
                        % (name, e))
@@ -165,9 +162,50 @@ class Source:
                 raise no_space(dest, "copying %s out of %s"
                                % (name, self.path))
             raise
+        finally:
+            refused = checker.finish() if checker is not None else None
         if digest is not None and h.hexdigest() != digest:
             raise fail(self.path, "digest mismatch for %s: content is "
                        "sha256:%s" % (name, h.hexdigest()))
         if refused is not None:
             raise refused
         return h.hexdigest()
+
+
+class _Checker:
+    """Runs ``sink.feed``/``sink.close`` in a thread, a few chunks behind."""
+
+    def __init__(self, sink):
+        self._sink = sink
+        self._queue = queue.Queue(maxsize=8)
+        self.error = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="layer-check")
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                break
+            if self.error is None:
+                try:
+                    self._sink.feed(chunk)
+                except BaseException as e:
+                    self.error = e
+        if self.error is None:
+            try:
+                self._sink.close()
+            except BaseException as e:
+                self.error = e
+
+    def put(self, chunk):
+        """Queue a chunk; False once the check has refused the stream."""
+        if self.error is None:
+            self._queue.put(chunk)
+        return self.error is None
+
+    def finish(self):
+        self._queue.put(None)
+        self._thread.join()
+        return self.error
