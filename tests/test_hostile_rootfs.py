@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from vdsm_container import errors
+from vdsm_container.bundle.layout import Bundle
 from vdsm_container.container import Container, create
 from vdsm_container.spec import domxml
 
@@ -62,6 +63,10 @@ def wait_down(ctr, timeout=20):
     while ctr.refresh() != "Down":
         assert time.monotonic() < deadline, ctr.lastStatus
         time.sleep(0.05)
+
+
+def bundle_of(ctr):
+    return Bundle(ctr.paths, ctr.id)
 
 
 def destroy(ctr):
@@ -111,8 +116,8 @@ def test_runtime_dirs_symlinked_to_the_host(request, busybox_oci, tmp_path,
     try:
         assert ctr.lastStatus == "Up"
         assert snapshot(victim) == before
-        assert os.path.isdir(os.path.join(ctr.bundle.rootfs, name)) and \
-            not os.path.islink(os.path.join(ctr.bundle.rootfs, name))
+        assert os.path.isdir(os.path.join(bundle_of(ctr).rootfs, name)) and \
+            not os.path.islink(os.path.join(bundle_of(ctr).rootfs, name))
     finally:
         destroy(ctr)
     assert snapshot(victim) == before
@@ -161,11 +166,11 @@ def test_volume_target_through_a_symlink(paths, busybox_oci, tmp_path,
         assert ctr.lastStatus == "Up"
         assert snapshot(victim) == before
         # The runtime is given a target with no symlink to follow.
-        with open(ctr.bundle.config_path) as f:
+        with open(bundle_of(ctr).config_path) as f:
             dest = [m["destination"] for m in json.load(f)["mounts"]
                     if m["type"] == "bind"][0]
         assert dest != "/srv/data"
-        walked = ctr.bundle.rootfs
+        walked = bundle_of(ctr).rootfs
         for part in dest.strip("/").split("/"):
             walked = os.path.join(walked, part)
             assert not os.path.islink(walked), walked

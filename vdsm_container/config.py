@@ -94,7 +94,6 @@ class ImageLimits:
                     raise ValueError(raw)
             except ValueError:
                 from vdsm_container import errors
-                raise errors.error(errors.InvalidConfiguration,
-                                   "must be a positive integer", key=var,
-                                   value=raw)
+                raise errors.InvalidConfiguration(
+                    "must be a positive integer", key=var, value=raw)
         return cls(**values)

@@ -31,9 +31,9 @@ def _mount(disk, target):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     if proc.returncode != 0:
-        raise errors.error(errors.CreateError, "cannot mount volume %s: %s"
-                           % (disk.path, proc.stderr.strip()),
-                           disk=disk.target)
+        raise errors.CannotCreateVM("cannot mount volume %s: %s"
+                                    % (disk.path, proc.stderr.strip()),
+                                    disk=disk.target)
 
 
 def mount_all(bundle, spec):

@@ -32,14 +32,14 @@ CHUNK = 1024 * 1024
 
 
 def fail(path, reason):
-    return errors.error(errors.UnsupportedImageFormat, reason, image=path)
+    return errors.UnsupportedImageFormat(reason, image=path)
 
 
 def no_space(where, what):
     """vdsm's error for a full storage filesystem, naming it."""
-    return errors.error(errors.CreateError, "no space left on the storage "
-                        "filesystem of %s while %s: free space there, or "
-                        "move VDSM_CONTAINER_STORAGE_DIR" % (where, what))
+    return errors.CannotCreateVM(
+        "no space left on the storage filesystem of %s while %s: free "
+        "space there, or move VDSM_CONTAINER_STORAGE_DIR" % (where, what))
 
 
 class Source:

@@ -39,24 +39,22 @@ def check(path, disk, allow_dir=False, own_mounts=None):
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise errors.error(errors.ImageFileNotFound, "%s does not exist"
-                           % path, disk=disk)
+        raise errors.ImageFileNotFound("%s does not exist" % path,
+                                       disk=disk)
     except OSError as e:
-        raise errors.error(errors.ImageFileNotFound, str(e), disk=disk)
+        raise errors.ImageFileNotFound(str(e), disk=disk)
     if stat.S_ISREG(st.st_mode) or allow_dir and stat.S_ISDIR(st.st_mode):
         return st
     if stat.S_ISBLK(st.st_mode):
         busy = host_use(st.st_rdev, own_mounts)
         if busy:
-            raise errors.error(
-                errors.InvalidParameter, "%s is a block device the host "
-                "uses (%s): not a volume prepared for this VM" % (path, busy),
-                disk=disk, path=path)
+            raise errors.InvalidParameter(
+                "%s is a block device the host uses (%s): not a volume "
+                "prepared for this VM" % (path, busy), disk=disk, path=path)
         return st
-    raise errors.error(errors.InvalidParameter, "%s is %s: a disk must be a "
-                       "regular file or a block device" % (path,
-                                                           kind(st.st_mode)),
-                       disk=disk, path=path)
+    raise errors.InvalidParameter(
+        "%s is %s: a disk must be a regular file or a block device"
+        % (path, kind(st.st_mode)), disk=disk, path=path)
 
 
 def host_use(rdev, own_mounts=None):
@@ -115,15 +113,14 @@ def open_image(path):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY |
                      os.O_CLOEXEC)
     except OSError as e:
-        raise errors.error(errors.ImageFileNotFound, str(e), disk="image")
+        raise errors.ImageFileNotFound(str(e), disk="image")
     try:
         now = os.fstat(fd)
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not (
                 stat.S_ISREG(now.st_mode) or stat.S_ISBLK(now.st_mode)):
-            raise errors.error(errors.InvalidParameter, "%s changed while "
-                               "it was opened (now %s)"
-                               % (path, kind(now.st_mode)), disk="image",
-                               path=path)
+            raise errors.InvalidParameter(
+                "%s changed while it was opened (now %s)"
+                % (path, kind(now.st_mode)), disk="image", path=path)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

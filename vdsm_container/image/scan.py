@@ -52,7 +52,7 @@ class LimitExceeded(Exception):
 
 
 def _fail(image, reason):
-    return errors.error(errors.UnsupportedImageFormat, reason, image=image)
+    return errors.UnsupportedImageFormat(reason, image=image)
 
 
 def _number(field):
