@@ -16,7 +16,8 @@ documents checked by ``manifest``; a new image is unpacked once:
    image-config digest, the docker image ID (docker-archive).
 
 Concurrent starts of one new image serialise on a per-key flock; the second
-finds the entry ready.  umoci inherits the lock, so a staging directory is
+finds the entry ready.  umoci dies with the process that started it
+(``setpriv --pdeathsig``) and inherits the lock, so a staging directory is
 in use exactly as long as some process holds its key's lock: ``prune``
 removes the ones nobody holds (left by a killed start) and the lock files
 of images that are not cached.  Cached rootfs directories are never written
@@ -188,7 +189,7 @@ class Cache:
                 m = "0:%d:%d" % sel.id_map
                 maps = ["--uid-map", m, "--gid-map", m]
             proc = subprocess.run(
-                [self._umoci, "raw", "unpack"] + maps + [
+                _die_with_us() + [self._umoci, "raw", "unpack"] + maps + [
                     "--image", "%s:%s" % (layout, _TAG), rootfs],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE, universal_newlines=True,
@@ -332,6 +333,27 @@ class Cache:
                     _unlink(self._lock_path(key))
                     removed.append(os.path.basename(self._lock_path(key)))
         return removed
+
+
+_PDEATHSIG = []
+
+
+def _die_with_us():
+    """``setpriv --pdeathsig KILL``: umoci dies with the process that
+    started it, instead of unpacking on for nobody (util-linux >= 2.33:
+    EL9, Debian 11; on older hosts the lock umoci inherits still keeps
+    prune off its directory until it ends)."""
+    if not _PDEATHSIG:
+        setpriv = shutil.which("setpriv")
+        ok = False
+        if setpriv:
+            help_ = subprocess.run([setpriv, "--help"],
+                                   stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT,
+                                   universal_newlines=True).stdout
+            ok = "--pdeathsig" in help_
+        _PDEATHSIG.append([setpriv, "--pdeathsig", "KILL"] if ok else [])
+    return _PDEATHSIG[0]
 
 
 def _unlink(path):
