@@ -186,3 +186,19 @@ def test_symlink_escape_across_layers_is_neutralised(cache, tmp_path):
 def test_not_a_tar_layer(cache, tmp_path):
     path = archive(tmp_path / "bad.tar", [b"this is not a tar" * 100])
     assert_refused(cache, path, "not a readable tar")
+
+
+def test_entry_hidden_in_a_directory_entrys_data(cache, tmp_path):
+    """A '\\0'-type entry named "x/" carrying data: Go's reader (umoci's)
+    takes it for a directory and reads the data as the next headers, so
+    a device node hidden there would be created unchecked."""
+    hidden = layer([entry("etc/sda", tarfile.BLKTYPE)])[:1024]
+    info, _ = entry("cover/", data=hidden)
+    buf = info.tobuf(tarfile.USTAR_FORMAT)
+    header = bytearray(buf[:512])
+    header[156:157] = b"\0"
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % sum(header)
+    path = archive(tmp_path / "hidden.tar", [
+        bytes(header) + hidden + bytes(1024)])
+    assert_refused(cache, path, "file named as a directory")

@@ -301,6 +301,11 @@ class Scanner:
         except ValueError:
             raise _fail(self.image, "layer entry %r has a bad pax size"
                         % name)
+        if kind == "file" and name.endswith("/") and size:
+            # Go reads an old-style file entry named "x/" as a directory,
+            # with no data: refuse what the two readers would split apart.
+            raise _fail(self.image, "layer entry %r is a file named as a "
+                        "directory, with data" % name)
         data_size = 0 if kind in _HEADER_ONLY else size
         drop = self._entry(kind, name, link,
                            expanded if kind == "file" else 0)
