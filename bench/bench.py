@@ -255,10 +255,10 @@ def bench_stats(paths, image, counts):
     for n in counts:
         running += start_many(paths, image, n - len(running))
         cif = Cif(running)
-        clientif.sample_all(cif)
+        clientif.sample_all(cif, running[0].backend)
         time.sleep(0.2)
         t0 = time.perf_counter()
-        clientif.sample_all(cif)
+        clientif.sample_all(cif, running[0].backend)
         sampling = time.perf_counter() - t0
         t0 = time.perf_counter()
         stats = [c.getStats() for c in cif.getVMs().values()]
@@ -288,7 +288,7 @@ def _rss_per_container(ctrs):
     total = 0
     for c in ctrs:
         try:
-            pid = int(open(c.bundle.conmon_pid_file).read())
+            pid = int(open(Bundle(c.paths, c.id).conmon_pid_file).read())
             for line in open("/proc/%d/status" % pid):
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
