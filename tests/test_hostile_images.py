@@ -26,9 +26,9 @@ def entry(name, kind=tarfile.REGTYPE, data=b"", linkname=""):
     return info, (io.BytesIO(data) if kind == tarfile.REGTYPE else None)
 
 
-def layer(entries):
+def layer(entries, fmt=tarfile.PAX_FORMAT):
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
         for info, data in entries:
             t.addfile(info, data)
     return buf.getvalue()
@@ -202,3 +202,31 @@ def test_entry_hidden_in_a_directory_entrys_data(cache, tmp_path):
     path = archive(tmp_path / "hidden.tar", [
         bytes(header) + hidden + bytes(1024)])
     assert_refused(cache, path, "file named as a directory")
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT],
+                         ids=["gnu", "pax"])
+def test_long_names_are_checked_as_umoci_reads_them(cache, tmp_path, fmt):
+    """Names longer than the header's 100 bytes come from a GNU long-name
+    or pax record: the check uses the same name umoci will."""
+    deep = "d" * 90 + "/" + "e" * 90
+    ok = archive(tmp_path / "ok.tar", [layer([
+        entry("dev/" + deep, tarfile.CHRTYPE),
+        entry("usr/" + deep + "/f", data=b"long")], fmt)])
+    img = cache.get(ok)
+    assert open(os.path.join(img.rootfs, "usr", deep, "f")).read() == "long"
+    assert not os.path.exists(os.path.join(img.rootfs, "dev", deep))
+    bad = archive(tmp_path / "bad.tar", [layer([
+        entry("usr/" + deep, tarfile.BLKTYPE)], fmt)])
+    assert_refused(images.Cache(str(tmp_path / "c2")), bad, "device node")
+
+
+def test_extension_header_flood(cache, tmp_path):
+    """Pax headers with no entry after them are not kept without bound."""
+    record = b"%d path=x\n" % (len(b"path=x\n") + 3)
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = len(record)
+    one = info.tobuf(tarfile.USTAR_FORMAT) + record.ljust(512, b"\0")
+    path = archive(tmp_path / "flood.tar", [one * 10000 + bytes(1024)])
+    assert_refused(cache, path, "extension headers with no entry")

@@ -285,6 +285,9 @@ class Scanner:
             if size > _MAX_EXTENDED:
                 raise _fail(self.image, "layer has a %d-byte tar extension "
                             "header" % size)
+            if len(self._held) > 4 * _MAX_EXTENDED:
+                raise _fail(self.image, "layer has a run of tar extension "
+                            "headers with no entry")
             self._held += header
             self._ext = [kind, size, bytearray()]
             return
