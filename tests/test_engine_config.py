@@ -141,6 +141,7 @@ GOOD = {
                          "static:2001:db8::5/64"],
     "containerInsecure": ["true", "false"],
     "containerUserns": ["true", "false"],
+    "containerDiskSize": ["512", "512M", "2G", "2GiB", "1T", "1024 MiB"],
 }
 BAD = {
     "containerType": ["docker", "runc ", "RUNC", ""],
@@ -150,6 +151,7 @@ BAD = {
     "containerVolumes": ["data", "data:relative", "data:/d;x"],
     "containerNetwork": ["dhcpx", "static:192.0.2.10", "dhcp;none"],
     "containerInsecure": ["yes"],
+    "containerDiskSize": ["", "-1", "1.5G", "2 GB", "1P", "10;x"],
 }
 PARSERS = {
     "containerType": properties.runtime,
@@ -159,6 +161,7 @@ PARSERS = {
     "containerVolumes": properties.volumes,
     "containerNetwork": lambda v: properties.network(v, v.count("|") + 1),
     "containerUserns": properties.userns,
+    "containerDiskSize": properties.disk_size,
 }
 
 
@@ -182,3 +185,8 @@ def test_plugin_refuses_what_engine_would_let_through():
     assert re.match(REGEX["containerVolumes"], "data:/a/../etc")
     with pytest.raises(errors.InvalidParameter):
         properties.volumes("data:/a/../etc")
+    for too_small_or_big in ("1", "15M", "17T"):
+        assert re.match(REGEX["containerDiskSize"], too_small_or_big)
+        with pytest.raises(errors.InvalidParameter) as e:
+            properties.disk_size(too_small_or_big)
+        assert "'field': 'containerDiskSize'" in str(e.value)

@@ -11,12 +11,21 @@ for what does not):
 
 Both can be moved with VDSM_CONTAINER_RUN_DIR and VDSM_CONTAINER_STORAGE_DIR
 (tests and the demo do).
+
+Two limits an admin may change in the environment of supervdsmd (and of the
+command): VDSM_CONTAINER_DISK_SIZE, the default size of a container's
+writable layer (``bundle.quota``; a VM's ``containerDiskSize`` overrides it;
+0 turns the limit off), and VDSM_CONTAINER_LOG_SIZE_MAX, the size at which
+conmon starts a container's log afresh.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
+
+from vdsm_container import errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +41,11 @@ class Paths:
     # userns_base..userns_base+65535 (one range shared by such containers).
     userns_base: int = 100000
     userns_size: int = 65536
+    # The writable layer's size limit when the VM sets no
+    # containerDiskSize (MiB; 0: none).
+    disk_size_mib: int = 10 * 1024
+    # conmon's --log-size-max: the container log's bound (bytes).
+    log_size_max: int = 10 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -43,6 +57,10 @@ class Paths:
                                       cls.cgroup_parent),
             stop_timeout=float(environ.get("VDSM_CONTAINER_STOP_TIMEOUT",
                                            cls.stop_timeout)),
+            disk_size_mib=_env_size(environ, "VDSM_CONTAINER_DISK_SIZE",
+                                    cls.disk_size_mib),
+            log_size_max=_env_bytes(environ, "VDSM_CONTAINER_LOG_SIZE_MAX",
+                                    cls.log_size_max),
         )
 
     # Per-VM locations.  Every file a container owns is below one of these
@@ -97,3 +115,39 @@ class ImageLimits:
                 raise errors.InvalidConfiguration(
                     "must be a positive integer", key=var, value=raw)
         return cls(**values)
+
+
+def _env_size(environ, name, default):
+    """MiB, or with a unit (``spec.properties.size_mib``); 0 allowed."""
+    from vdsm_container.spec import properties
+    value = environ.get(name)
+    if value is None:
+        return default
+    try:
+        return properties.size_mib(name, value, allow_zero=True)
+    except errors.InvalidParameter as e:
+        raise errors.InvalidConfiguration(e.context.get("reason", str(e)),
+                                          key=name, value=value) from None
+
+
+_BYTES = re.compile(r"^([0-9]{1,15})\s*([kmg]?)(i?b)?$", re.IGNORECASE)
+# Below this conmon would start the log afresh at nearly every line.
+LOG_SIZE_MIN = 4096
+
+
+def _env_bytes(environ, name, default):
+    """Bytes, or with a unit: 65536, 64K, 10M, 1G."""
+    value = environ.get(name)
+    if value is None:
+        return default
+    m = _BYTES.match(value.strip())
+    if not m:
+        raise errors.InvalidConfiguration(
+            "expected a size in bytes, or with a unit: 64K, 10M, 1G",
+            key=name, value=value)
+    size = int(m.group(1)) * 1024 ** " kmg".index(m.group(2).lower() or " ")
+    if size < LOG_SIZE_MIN:
+        raise errors.InvalidConfiguration(
+            "must be at least %d bytes" % LOG_SIZE_MIN, key=name,
+            value=value)
+    return size

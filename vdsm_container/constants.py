@@ -50,6 +50,7 @@ PROP_ENV = "containerEnv"
 PROP_VOLUMES = "containerVolumes"
 PROP_NETWORK = "containerNetwork"
 PROP_USERNS = "containerUserns"
+PROP_DISK_SIZE = "containerDiskSize"
 
 # Features advertised in Host.getCapabilities()['additionalFeatures'].
 FEATURE = "containers"

@@ -56,6 +56,8 @@ PROPERTIES = [
      r"(,gw=[0-9a-fA-F.:]+)?))*$"),
     ("containerInsecure", r"^(true|false)$"),
     ("containerUserns", r"^(true|false)$"),
+    # The writable layer's size limit: MiB, or with a unit (512M, 2G, 1T).
+    ("containerDiskSize", r"^[0-9]{1,12} *([mMgGtT]([iI][bB])?)?$"),
 ]
 
 OURS = {name for name, _ in PROPERTIES}

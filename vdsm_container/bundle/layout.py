@@ -6,8 +6,10 @@ is "unmount what is mounted there, remove both":
 - ``<run_dir>/vms/<vmId>/`` (tmpfs): state.json (``state.py``), and
   ``bundle/`` with config.json, the runtime's pid file, conmon's pid and exit
   files and FIFOs;
-- ``<storage_dir>/vms/<vmId>/`` (disk): the overlayfs ``upper`` and ``work``
-  directories, the ``rootfs`` mount point, and ``container.log``.
+- ``<storage_dir>/vms/<vmId>/`` (disk): the writable layer's filesystem
+  (``layer.img``, mounted at ``layer/``: ``bundle.quota``) holding the
+  overlayfs ``upper`` and ``work`` directories, the ``rootfs`` mount point,
+  and ``container.log``.
 
 The cached image rootfs is the overlay's read-only lower layer, so the
 container's writes never reach the cache.
@@ -33,6 +35,7 @@ import stat
 
 from vdsm_container import errors
 from vdsm_container import files
+from vdsm_container.bundle import quota
 from vdsm_container.host import mounts
 
 log = logging.getLogger("vdsm_container.bundle")
@@ -66,19 +69,24 @@ class Bundle:
         self.exit_dir = os.path.join(self.dir, "exits")
         self.socket_dir = os.path.join(self.dir, "sockets")
         self.rootfs = os.path.join(self.storage_dir, "rootfs")
-        self.upper = os.path.join(self.storage_dir, "upper")
-        self.work = os.path.join(self.storage_dir, "work")
+        self.layer = os.path.join(self.storage_dir, quota.MOUNT_POINT)
+        self.upper = os.path.join(self.layer, "upper")
+        self.work = os.path.join(self.layer, "work")
         self.log_path = os.path.join(self.storage_dir, "container.log")
 
-    def create_dirs(self, owner=None):
+    def create_dirs(self, owner=None, size_mib=0):
         """Make the directories; ``owner`` is the container root's host uid
-        (and gid) when it runs in a user namespace."""
-        for d in (self.dir, self.exit_dir, self.socket_dir, self.rootfs,
-                  self.upper, self.work):
+        (and gid) when it runs in a user namespace; ``size_mib`` limits the
+        writable layer (0: no limit)."""
+        for d in (self.dir, self.exit_dir, self.socket_dir, self.rootfs):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        quota.make(self.storage_dir, size_mib)
+        for d in (self.upper, self.work):
             os.makedirs(d, mode=0o700, exist_ok=True)
         if owner is not None:
             for d in (self.rootfs, self.upper, self.work):
                 os.chown(d, owner, owner)
+            os.chmod(self.layer, 0o711)
             _check_traversable(self.storage_dir)
         # The rootfs mount point must be traversable by the container's
         # user, which need not be root.

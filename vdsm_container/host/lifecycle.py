@@ -42,6 +42,17 @@ def id_map(paths, spec):
     return (paths.userns_base, paths.userns_size)
 
 
+def disk_size_mib(paths, spec, driver):
+    """The writable layer's limit: the VM's containerDiskSize, else the
+    host's default (0: none).  A runtime without a rootfs of ours (rkt)
+    has no writable layer of ours."""
+    if not driver.capabilities.get("rootfs"):
+        return 0
+    if spec.disk_size_mib is not None:
+        return spec.disk_size_mib
+    return paths.disk_size_mib
+
+
 def start(paths, spec, driver, bundle, hierarchy, image):
     """Build the container's bundle and start it; return its pid.
 
@@ -50,7 +61,8 @@ def start(paths, spec, driver, bundle, hierarchy, image):
     """
     try:
         idm = id_map(paths, spec)
-        bundle.create_dirs(owner=idm[0] if idm else None)
+        bundle.create_dirs(owner=idm[0] if idm else None,
+                           size_mib=disk_size_mib(paths, spec, driver))
         if image is not None:
             bundle.mount_rootfs(image.rootfs)
         mounts = volumes.mount_all(bundle, spec)

@@ -197,6 +197,8 @@ class OCIDriver(base.Driver):
             "--container-pidfile", bundle.pid_file,
             "--conmon-pidfile", bundle.conmon_pid_file,
             "--log-path", "k8s-file:" + bundle.log_path,
+            # Bounded: past it conmon starts the log afresh.
+            "--log-size-max", str(self.paths.log_size_max),
             "--exit-dir", bundle.exit_dir,
             "--socket-dir-path", bundle.socket_dir,
             "--log-level", "error",

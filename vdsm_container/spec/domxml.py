@@ -315,6 +315,7 @@ def parse(xml):
         cpu_period=period,
         blkio_weight=_blkio_weight(root),
         userns=prop(constants.PROP_USERNS, properties.userns) or False,
+        disk_size_mib=prop(constants.PROP_DISK_SIZE, properties.disk_size),
         disks=disks,
         nics=nics,
         volumes=volumes,

@@ -84,6 +84,8 @@ class ContainerSpec:
     cpu_period: Optional[int] = None
     blkio_weight: Optional[int] = None
     userns: bool = False
+    # containerDiskSize: the writable layer's limit; None: the host default.
+    disk_size_mib: Optional[int] = None
     disks: Tuple[Disk, ...] = ()
     nics: Tuple[Nic, ...] = ()
     volumes: Tuple[Volume, ...] = ()

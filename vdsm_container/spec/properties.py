@@ -43,6 +43,36 @@ def boolean(field):
 
 userns = boolean(constants.PROP_USERNS)
 
+_SIZE = re.compile(r"^([0-9]{1,12})\s*(|m|mib|g|gib|t|tib)$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "m": 1, "mib": 1, "g": 1024, "gib": 1024,
+               "t": 1024 ** 2, "tib": 1024 ** 2}
+# The writable layer's bounds: ext4 needs a few MiB for itself; 16 TiB is
+# ext4's limit with 4 KiB blocks and no 64bit feature.
+DISK_SIZE_MIN_MIB = 16
+DISK_SIZE_MAX_MIB = 16 * 1024 ** 2
+
+
+def size_mib(field, value, allow_zero=False):
+    """A size in MiB: ``512`` (MiB), ``512M``, ``2G``, ``2GiB``, ``1T``;
+    ``allow_zero``: 0 (no limit) is allowed too (the admin's default)."""
+    m = _SIZE.match(str(value).strip())
+    if not m:
+        raise errors.invalid(field, value, "expected a size in MiB, or "
+                             "with a unit: 512M, 2G, 1T")
+    mib = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if mib < DISK_SIZE_MIN_MIB and not (allow_zero and mib == 0):
+        raise errors.invalid(field, value, "must be at least %d MiB"
+                             % DISK_SIZE_MIN_MIB)
+    if mib > DISK_SIZE_MAX_MIB:
+        raise errors.invalid(field, value, "must be at most %d MiB (16 TiB)"
+                             % DISK_SIZE_MAX_MIB)
+    return mib
+
+
+def disk_size(value):
+    """``containerDiskSize``: the container's writable layer limit."""
+    return size_mib(constants.PROP_DISK_SIZE, value)
+
 
 def image_ref(value):
     """``containerImage``: names the image inside a multi-image archive."""

@@ -1,0 +1,177 @@
+"""Bounded resources (issue #14): the writable layer's size limit, the
+container log's bound, non-UTF-8 output, and the domain XML's bounds."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import errors
+from vdsm_container.container import create
+from vdsm_container.spec import domxml
+
+from .conftest import bundle_of
+from .test_container import wait_status
+
+
+def wait_for(ctr, text, timeout=20):
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        with open(ctr.log_path(), errors="replace") as f:
+            out = f.read()
+        if text in out:
+            return out
+        time.sleep(0.05)
+    raise AssertionError("%r not in the log: %r" % (text, out[-2000:]))
+
+
+def xml(image, command, **custom):
+    return domxml.build(str(uuid.uuid4()), "res", "runc", image,
+                        command=command, custom=custom or None)
+
+
+# The writable layer's limit (item 3)
+
+FILL = ("dd if=/dev/zero of=/big bs=1M count=200; echo dd=$?; "
+        "df -k / | tail -1; echo done; sleep 1000")
+
+
+@pytest.mark.parametrize("size,expected_mib", [("64M", 64), ("96", 96)])
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_writable_layer_is_limited_by_the_kernel(paths, busybox_oci, size,
+                                                 expected_mib):
+    ctr = create(xml(busybox_oci, ["sh", "-c", FILL],
+                     containerDiskSize=size), paths=paths)
+    try:
+        out = wait_for(ctr, "done")
+        assert "No space left on device" in out
+        assert "dd=1" in out
+        df = [ln for ln in out.splitlines() if ln.endswith(" /")][-1]
+        total_kib = int(df.split()[-5])
+        # ext4's own metadata takes a little of the size.
+        assert expected_mib * 1024 * 0.85 < total_kib <= expected_mib * 1024
+        # On the host, the layer holds at most the limit.
+        layer = bundle_of(ctr).layer
+        st = os.statvfs(layer)
+        assert st.f_blocks * st.f_frsize <= expected_mib << 20
+        image = os.path.join(bundle_of(ctr).storage_dir, "layer.img")
+        assert os.stat(image).st_blocks * 512 <= expected_mib << 20
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_default_limit_from_the_host_and_zero_turns_it_off(paths,
+                                                           busybox_oci):
+    limited = dataclasses.replace(paths, disk_size_mib=48)
+    ctr = create(xml(busybox_oci, ["sh", "-c", "df -k /; echo done; "
+                                   "sleep 1000"]), paths=limited)
+    try:
+        out = wait_for(ctr, "done")
+        total_kib = int([ln for ln in out.splitlines()
+                         if ln.endswith(" /")][-1].split()[-5])
+        assert total_kib <= 48 * 1024
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+    off = dataclasses.replace(paths, disk_size_mib=0)
+    ctr = create(xml(busybox_oci, ["sleep", "1000"]), paths=off)
+    try:
+        bundle = bundle_of(ctr)
+        assert os.stat(bundle.upper).st_dev == \
+            os.stat(bundle.storage_dir).st_dev
+        assert not os.path.exists(os.path.join(bundle.storage_dir,
+                                               "layer.img"))
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_limit_larger_than_the_storage_filesystem_is_refused(paths,
+                                                             busybox_oci):
+    with pytest.raises(errors.InvalidParameter) as e:
+        create(xml(busybox_oci, ["true"], containerDiskSize="16T"),
+               paths=paths)
+    assert "containerDiskSize" in str(e.value)
+    assert "storage filesystem" in str(e.value)
+
+
+def test_admin_default_from_the_environment():
+    from vdsm_container import config
+    p = config.Paths.from_env({"VDSM_CONTAINER_DISK_SIZE": "2G",
+                               "VDSM_CONTAINER_LOG_SIZE_MAX": "64K"})
+    assert (p.disk_size_mib, p.log_size_max) == (2048, 65536)
+    assert config.Paths.from_env({}).disk_size_mib == 10240
+    assert config.Paths.from_env({
+        "VDSM_CONTAINER_DISK_SIZE": "0"}).disk_size_mib == 0
+    for name, value in (("VDSM_CONTAINER_DISK_SIZE", "lots"),
+                        ("VDSM_CONTAINER_DISK_SIZE", "1"),
+                        ("VDSM_CONTAINER_LOG_SIZE_MAX", "1")):
+        with pytest.raises(errors.InvalidConfiguration) as e:
+            config.Paths.from_env({name: value})
+        assert e.value.info()["code"] == 101
+        assert e.value.context["key"] == name
+
+
+def test_disk_size_property_is_parsed_into_the_spec(busybox_oci):
+    spec = domxml.parse(xml(busybox_oci, ["true"], containerDiskSize="2G"))
+    assert spec.disk_size_mib == 2048
+    assert domxml.parse(xml(busybox_oci, ["true"])).disk_size_mib is None
+    with pytest.raises(errors.InvalidParameter) as e:
+        domxml.parse(xml(busybox_oci, ["true"], containerDiskSize="2 PB"))
+    assert constants.PROP_DISK_SIZE in str(e.value)
+
+
+# The container log (item 4)
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_log_is_bounded(paths, busybox_oci):
+    small = dataclasses.replace(paths, log_size_max=64 * 1024)
+    # ~1 MiB of output, 16 times the bound, then a last line.
+    noisy = ("i=0; while [ $i -lt 16384 ]; do echo line-$i-padding-to-be-"
+             "sixty-four-bytes-long-xxxxxxxxxxxxxxxx; i=$((i+1)); done; "
+             "echo the-end")
+    ctr = create(xml(busybox_oci, ["sh", "-c", noisy]), paths=small)
+    try:
+        wait_status(ctr, constants.DOWN, timeout=60)
+        size = os.path.getsize(ctr.log_path())
+        assert 0 < size <= 64 * 1024
+        with open(ctr.log_path()) as f:
+            assert f.read().rstrip("\n").endswith("the-end")
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+
+
+def run_cli(argv, paths):
+    env = dict(os.environ, VDSM_CONTAINER_RUN_DIR=paths.run_dir,
+               VDSM_CONTAINER_STORAGE_DIR=paths.storage_dir,
+               VDSM_CONTAINER_CGROUP_PARENT=paths.cgroup_parent)
+    return subprocess.run([sys.executable, "-m", "vdsm_container"] + argv,
+                          env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_logs_of_non_utf8_output(paths, busybox_oci):
+    ctr = create(xml(busybox_oci, ["sh", "-c", r"printf 'a\377\376b\n'; "
+                                   "echo done; sleep 1000"]), paths=paths)
+    try:
+        wait_for(ctr, "done")
+        text = run_cli(["logs", ctr.id], paths)
+        assert text.returncode == 0, text.stderr
+        assert text.stdout.decode().splitlines()[0] == "a\ufffd\ufffdb"
+        raw = run_cli(["logs", "--raw", ctr.id], paths)
+        assert raw.returncode == 0, raw.stderr
+        assert b"a\xff\xfeb" in raw.stdout
+    finally:
+        ctr.destroy(gracefulAttempts=0)

@@ -1,0 +1,91 @@
+"""The size limit of a container's writable layer, enforced by the kernel.
+
+The overlay's ``upper`` and ``work`` directories live on an ext4
+filesystem of their own: a sparse image file in the container's storage
+directory, loop-mounted at ``layer/``.  A write past the limit fails with
+ENOSPC inside the container, and ``df /`` there shows the limit (overlayfs
+reports its upper filesystem), with no polling and whatever the storage
+filesystem is.  Project quota (XFS, ext4 ``prjquota``) would need a
+storage filesystem made and mounted for it, which oVirt hosts' /var
+usually is not; a loop device works on any of them.
+
+The image is made fresh at every start and removed at teardown: a container
+VM starts from its image each run, so the layer needs no journal (a crash
+never needs it back) and mkfs writes only the superblock and group
+descriptors (``lazy_itable_init``; the file is sparse, so unwritten inode
+tables read as zeros and ``noinit_itable`` skips the kernel's background
+zeroing).  It is mounted ``discard``: what the container deletes is given
+back to the storage filesystem as holes.  Its cost is measured in ``make
+bench``.
+
+Images are sparse: the limits of all containers may add up to more than the
+storage filesystem holds (as thin provisioning does); ``size`` bigger than
+the whole filesystem is refused.  A size of 0 turns the limit off (plain
+directories on the storage filesystem, as before).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from vdsm_container import errors
+
+IMAGE = "layer.img"
+MOUNT_POINT = "layer"
+
+_MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O",
+         "^has_journal,^resize_inode", "-E", "lazy_itable_init=1,nodiscard"]
+_MOUNT_OPTIONS = "loop,discard,noinit_itable,nodev,nosuid"
+
+
+def _run(argv, what, field):
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise errors.CannotCreateVM("%s: %s" % (what, e), field=field) \
+            from None
+    if proc.returncode != 0:
+        raise errors.CannotCreateVM("%s: %s" % (
+            what, (proc.stderr or proc.stdout).strip() or
+            "exit status %d" % proc.returncode), field=field)
+
+
+def check_fits(storage_dir, size_mib, field):
+    """InvalidParameter when the limit is larger than the whole storage
+    filesystem: such a limit would be none."""
+    st = os.statvfs(storage_dir)
+    total_mib = st.f_blocks * st.f_frsize // (1024 * 1024)
+    if size_mib > total_mib:
+        raise errors.invalid(field, "%d MiB" % size_mib,
+                             "larger than the storage filesystem of %s "
+                             "(%d MiB)" % (storage_dir, total_mib))
+
+
+def make(storage_dir, size_mib, field="containerDiskSize"):
+    """Make and mount the writable layer's filesystem of ``size_mib`` MiB
+    under ``storage_dir``; return where it is mounted.
+
+    With ``size_mib`` 0, a plain directory.  Teardown is the bundle's:
+    unmounting ``layer/`` frees the loop device (mount sets autoclear) and
+    removing the directory removes the image.
+    """
+    target = os.path.join(storage_dir, MOUNT_POINT)
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    if not size_mib:
+        return target
+    check_fits(storage_dir, size_mib, field)
+    image = os.path.join(storage_dir, IMAGE)
+    with open(image, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.truncate(size_mib * 1024 * 1024)
+    _run(_MKFS + [image], "cannot make the writable layer's filesystem",
+         field)
+    _run(["mount", "-t", "ext4", "-o", _MOUNT_OPTIONS, image, target],
+         "cannot mount the writable layer's filesystem", field)
+    # ext4's root directory is 0755 root; lost+found is of no use here.
+    os.rmdir(os.path.join(target, "lost+found"))
+    return target
