@@ -14,8 +14,10 @@ from vdsm_container import constants
 from vdsm_container import errors
 from vdsm_container.container import create
 from vdsm_container.spec import domxml
+from vdsm_container.spec import hostbounds
 
 from .conftest import bundle_of
+from .test_domxml import edited, set_attr, set_text
 from .test_container import wait_status
 
 
@@ -175,3 +177,89 @@ def test_logs_of_non_utf8_output(paths, busybox_oci):
         assert b"a\xff\xfeb" in raw.stdout
     finally:
         ctr.destroy(gracefulAttempts=0)
+
+
+# Bounds on the domain XML (item 7)
+
+def _cputune(tag, value):
+    def edit(root):
+        import xml.etree.ElementTree as ET
+        tune = root.find("cputune")
+        el = tune.find(tag)
+        if el is None:
+            el = ET.SubElement(tune, tag)
+        el.text = value
+    return edit
+
+
+def _iotune(value):
+    def edit(root):
+        import xml.etree.ElementTree as ET
+        disk = root.findall("devices/disk")[1]
+        ET.SubElement(ET.SubElement(disk, "iotune"),
+                      "total_bytes_sec").text = value
+    return edit
+
+
+def _memory(value, unit):
+    def edit(root):
+        for tag in ("memory", "currentMemory"):
+            root.find(tag).text = value
+            root.find(tag).set("unit", unit)
+    return edit
+
+
+ABSURD = [
+    ("memory in TiB", _memory("1000000", "TiB"), "memory"),
+    ("memory below a container's minimum", _memory("1", "MiB"), "memory"),
+    ("current vCPUs above the maximum", set_attr("vcpu", "current", "64"),
+     "vcpu"),
+    ("maximum vCPUs absurd", set_text("vcpu", "100000"), "vcpu"),
+    ("cpu shares", _cputune("shares", "99999999999"), "cputune/shares"),
+    ("cpu quota", _cputune("quota", "99999999999999999999"),
+     "cputune/quota"),
+    ("cpu period", _cputune("period", "5000000"), "cputune/period"),
+    ("iotune", _iotune("9" * 20), "disk/iotune/total_bytes_sec"),
+    ("mtu", set_attr("devices/interface/mtu", "size", "1000000"),
+     "interface/mtu"),
+]
+
+
+@pytest.mark.parametrize("edit,field", [a[1:] for a in ABSURD],
+                         ids=[a[0] for a in ABSURD])
+def test_absurd_sizes_are_refused_naming_the_field(edit, field):
+    with pytest.raises(errors.InvalidParameter) as e:
+        spec = domxml.parse(edited(edit))
+        hostbounds.check(spec)      # what the root side and vdsm call
+    assert e.value.info()["code"] == 91
+    assert e.value.context["field"] == field
+
+
+def test_host_bounds(busybox_oci):
+    spec = domxml.parse(domxml.build(str(uuid.uuid4()), "b", "runc",
+                                     busybox_oci, memory_mib=4096, vcpus=4))
+    hostbounds.check(spec, memory_kib=8 << 20, cpus=4)     # fits
+    with pytest.raises(errors.InvalidParameter) as e:
+        hostbounds.check(spec, memory_kib=2 << 20, cpus=4)
+    assert e.value.context["field"] == "memory"
+    assert "2048 MiB" in str(e.value)
+    with pytest.raises(errors.InvalidParameter) as e:
+        hostbounds.check(spec, memory_kib=8 << 20, cpus=2)
+    assert e.value.context["field"] == "vcpu"
+    # The hotplug maximum may be above the host's CPUs: only current counts.
+    xml = domxml.build(str(uuid.uuid4()), "b", "runc", busybox_oci)
+    xml = xml.replace('<vcpu placement="static">1</vcpu>',
+                      '<vcpu placement="static" current="1">64</vcpu>')
+    hostbounds.check(domxml.parse(xml), memory_kib=8 << 20, cpus=2)
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_more_memory_than_the_host_is_refused_before_anything_starts(
+        paths, busybox_oci):
+    host_mib = hostbounds.host_memory_kib() // 1024
+    doc = domxml.build(str(uuid.uuid4()), "big", "runc", busybox_oci,
+                       memory_mib=host_mib + 1, command=["true"])
+    with pytest.raises(errors.InvalidParameter) as e:
+        create(doc, paths=paths)
+    assert e.value.context["field"] == "memory"

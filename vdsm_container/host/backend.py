@@ -31,6 +31,7 @@ from vdsm_container.bundle import layout
 from vdsm_container.host import lifecycle
 from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
+from vdsm_container.spec import hostbounds
 from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.stats import cgroups
 
@@ -55,12 +56,14 @@ def check_vm_id(vm_id):
 
 
 def check_supported(spec):
-    """Refuse, before anything touches the host, what the runtime can't do.
+    """Refuse, before anything touches the host, what the runtime can't do
+    and sizes the host can't give (``spec.hostbounds``).
 
     The one place where a driver's ``capabilities`` turn into refusals of
     a create (vdsm's VM.create calls it before it answers, the root side
     again before it starts).
     """
+    hostbounds.check(spec)
     capabilities = runtimes.capabilities(spec.runtime)
     runtime = spec.runtime
     for feature, wanted in (("nics", spec.nics), ("volumes", spec.volumes),

@@ -30,6 +30,24 @@ from vdsm_container.spec.model import Nic
 _VM = "{%s}vm" % constants.METADATA_VM_NS
 _CUSTOM = "{%s}custom" % constants.METADATA_VM_NS
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+# Bounds of what the domain XML may ask, each from the layer that would
+# otherwise refuse it with its own text, or take it as "no limit":
+# memory: docker's minimum (daemon/daemon_unix.go linuxMinMemory), below
+# which a container can't start; vCPUs: the kernel's KVM_MAX_VCPUS on x86;
+# cputune: libvirt's ranges (src/conf/domain_validate.c, and the kernel's
+# cgroup v1 cpu.shares bounds MIN_SHARES/MAX_SHARES); iotune: libvirt's
+# QEMU_BLOCK_IOTUNE_MAX (src/qemu/qemu_driver.c); blkiotune weight: libvirt's
+# [10, 1000]; MTU: what a Linux veth takes.  Bounds from the host (memory,
+# vCPUs) are checked where the host is known: ``spec.hostbounds``.
+MEMORY_MIN_KIB = 6 * 1024
+VCPUS_MAX = 4096
+SHARES = (2, 262144)
+QUOTA = (1000, 17592186044415)
+PERIOD = (1000, 1000000)
+IOTUNE_MAX = 10 ** 15
+BLKIO_WEIGHT = (10, 1000)
+MTU = (68, 65535)
+
 _UNITS = {"b": 1, "bytes": 1, "kib": 1024, "k": 1024, "mib": 1024 ** 2,
           "m": 1024 ** 2, "gib": 1024 ** 3, "g": 1024 ** 3,
           "tib": 1024 ** 4, "t": 1024 ** 4, "kb": 1000, "mb": 1000 ** 2,
@@ -100,10 +118,13 @@ def _kib(root, tag, required):
     kib = value * _UNITS[unit] // 1024
     if kib <= 0:
         raise errors.invalid(tag, el.text, "must be positive")
+    if tag == "memory" and kib < MEMORY_MIN_KIB:
+        raise errors.invalid(tag, el.text, "must be at least %d MiB"
+                             % (MEMORY_MIN_KIB // 1024))
     return kib
 
 
-def _int(el, attr_or_text, field, minimum=1):
+def _int(el, attr_or_text, field, minimum=1, maximum=None):
     raw = el.get(attr_or_text) if attr_or_text else el.text
     try:
         value = int((raw or "").strip())
@@ -111,6 +132,8 @@ def _int(el, attr_or_text, field, minimum=1):
         raise errors.invalid(field, raw, "not an integer")
     if value < minimum:
         raise errors.invalid(field, raw, "must be at least %d" % minimum)
+    if maximum is not None and value > maximum:
+        raise errors.invalid(field, raw, "must be at most %d" % maximum)
     return value
 
 
@@ -119,9 +142,16 @@ def _vcpus(root):
     if el is None:
         return 1
     # Engine sets <vcpu current='N'>MAX</vcpu> for CPU hotplug: N are online.
+    most = _int(el, None, "vcpu", 1, VCPUS_MAX)
     if el.get("current") is not None:
-        return _int(el, "current", "vcpu")
-    return _int(el, None, "vcpu")
+        current = _int(el, "current", "vcpu", 1, VCPUS_MAX)
+        if current > most:
+            # libvirt's virDomainVcpuParse: "maxvcpus must not be less
+            # than current vcpus".
+            raise errors.invalid("vcpu", current, "current vCPUs above the "
+                                 "maximum (%d)" % most)
+        return current
+    return most
 
 
 def _cputune(root):
@@ -129,14 +159,16 @@ def _cputune(root):
     if tune is None:
         return None, None, None
     values = []
-    for tag, minimum in (("shares", 2), ("quota", 1000), ("period", 1000)):
+    for tag, (minimum, maximum) in (("shares", SHARES), ("quota", QUOTA),
+                                    ("period", PERIOD)):
         el = tune.find(tag)
         if el is None:
             values.append(None)
         elif tag == "quota" and (el.text or "").strip() == "-1":
             values.append(None)   # libvirt: -1 means unlimited
         else:
-            values.append(_int(el, None, "cputune/" + tag, minimum))
+            values.append(_int(el, None, "cputune/" + tag, minimum,
+                               maximum))
     return tuple(values)
 
 
@@ -152,7 +184,7 @@ def _iotune(el):
     for key in IOTUNE_KEYS:
         child = tune.find(key)
         if child is not None:
-            value = _int(child, None, "disk/iotune/" + key, 0)
+            value = _int(child, None, "disk/iotune/" + key, 0, IOTUNE_MAX)
             if value:
                 values.append((key, value))
     return tuple(values)
@@ -162,7 +194,7 @@ def _blkio_weight(root):
     el = root.find("./blkiotune/weight")
     if el is None:
         return None
-    return _int(el, None, "blkiotune/weight", 10)
+    return _int(el, None, "blkiotune/weight", *BLKIO_WEIGHT)
 
 
 def _disks(root):
@@ -245,7 +277,7 @@ def _nics(root):
             bridge=bridge,
             link_up=(link.get("state", "up") != "down")
             if link is not None else True,
-            mtu=_int(mtu, "size", "interface/mtu", 68)
+            mtu=_int(mtu, "size", "interface/mtu", *MTU)
             if mtu is not None else None,
             alias=alias.get("name") if alias is not None else None,
         ))
