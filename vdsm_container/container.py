@@ -303,7 +303,9 @@ class Container:
         if starting or (self._start_thread is not None and
                         self._start_thread.is_alive()):
             return
-        if rs is not None and rs.status in (base.RUNNING, base.PAUSED) \
+        if rs is not None and rs.status == base.CREATED:
+            self.setDownStatus(*exit_status.of_never_started())
+        elif rs is not None and rs.status in (base.RUNNING, base.PAUSED) \
                 and rs.pid:
             log.warning("Container %s: its start was interrupted after the "
                         "container started; it is Up", self.id)
@@ -314,7 +316,11 @@ class Container:
             self.setDownStatus(*exit_status.of_interrupted_start())
 
     def _follow(self, rs):
-        if rs.status == base.RUNNING:
+        if rs.status == base.CREATED:
+            # Recorded Up by a start whose process died before the
+            # runtime's start ran: the command never ran.
+            self.setDownStatus(*exit_status.of_never_started())
+        elif rs.status == base.RUNNING:
             if self.lastStatus == constants.PAUSED:
                 self._set_status(constants.UP)
         elif rs.status == base.PAUSED:

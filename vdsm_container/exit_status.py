@@ -60,6 +60,15 @@ def of_interrupted_start():
             "container died)")
 
 
+def of_never_started():
+    """A container the runtime created but never started: the process
+    starting it died between the runtime's create and start, so the
+    container's command never ran."""
+    return (constants.ERROR, constants.DESTROYED_ON_STARTUP,
+            "The start was interrupted: the container was created but "
+            "never started (its command never ran)")
+
+
 def of_failed_start(error):
     return (constants.ERROR, constants.GENERIC_ERROR, str(error))
 

@@ -16,8 +16,9 @@ restart never kills it; elsewhere the same path is made with cgroupfs.
 
 Status is read without running the runtime: conmon's exit file says the
 container ended, ``/proc/<pid>/cgroup`` that it still runs (and that the pid
-was not reused), the freezer that it is paused.  ``<runtime> state`` is used
-only to recover.
+was not reused), the freezer that it is paused, the runtime's exec.fifo
+that it was created and never started (then ``<runtime> state`` confirms
+it).  ``<runtime> state`` is otherwise used only to recover.
 """
 
 from __future__ import annotations
@@ -312,10 +313,26 @@ class OCIDriver(base.Driver):
         except OSError:
             return False
 
+    def _created(self, bundle):
+        """True if the container was created and never started: its init
+        (the runtime's, not the image's command) waits on exec.fifo, which
+        ``start`` removes (runc and crun alike).  The runtime itself is
+        asked only then, so the usual look stays a few file reads."""
+        if not os.path.exists(os.path.join(self.root, bundle.vm_id,
+                                           "exec.fifo")):
+            return False
+        out = _run(self._args() + ["state", bundle.vm_id], timeout=30)
+        try:
+            return json.loads(out.stdout).get("status") == base.CREATED
+        except ValueError:
+            return False
+
     def state(self, bundle):
         pid = bundle.pid()
         code = self._exit_code(bundle)
         if code is None and self._alive(bundle, pid):
+            if self._created(bundle):
+                return base.RuntimeState(base.CREATED, pid)
             status = base.PAUSED if self._frozen(bundle) else base.RUNNING
             return base.RuntimeState(status, pid)
         if code is None and pid is None and not os.path.exists(
