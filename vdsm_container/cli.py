@@ -25,6 +25,8 @@ from vdsm_container import errors
 from vdsm_container.vdsm import hostmark
 from vdsm_container.image import cache as images
 from vdsm_container.host import mounts
+from vdsm_container.host import orphans
+from vdsm_container.host.backend import HostBackend
 from vdsm_container.container import Container, create
 
 # Exit status for errors: 1 for vdsm errors, 2 for usage (argparse's).
@@ -91,7 +93,32 @@ def cmd_list(args, paths):
         entry.pop("statusTime")
         entry["vmName"] = ctr.name
         result.append(entry)
+    result += _orphan_entries(HostBackend(paths).orphans())
     _print(result)
+
+
+# What the runtime says of an orphan, in vdsm's VM states.
+_ORPHAN_STATUS = {"running": "Up", "paused": "Paused"}
+
+
+def _orphan_entries(found):
+    """Containers with no record, from the runtime's own state and the
+    names of what they left (``host.orphans``): ``destroy`` or ``gc``
+    removes them."""
+    entries = []
+    for vm_id, kinds in sorted(orphans.by_vm(found).items(),
+                               key=lambda kv: kv[0] or ""):
+        if vm_id is None:
+            continue        # a namespace whose vmId is not known: gc
+        ctrs = [p for p in found if p["vmId"] == vm_id and
+                p["kind"] == "container"]
+        entry = {"vmId": vm_id, "orphan": True, "left": kinds,
+                 "status": _ORPHAN_STATUS.get(
+                     ctrs[0]["status"] if ctrs else None, "Down")}
+        if ctrs and ctrs[0].get("vmName"):
+            entry["vmName"] = ctrs[0]["vmName"]
+        entries.append(entry)
+    return entries
 
 
 def cmd_stats(args, paths):
@@ -130,7 +157,24 @@ def cmd_shutdown(args, paths):
 
 
 def cmd_destroy(args, paths):
-    _print(_load(paths, args.vm_id).destroy())
+    try:
+        ctr = _load(paths, args.vm_id)
+    except errors.NoSuchVM:
+        # No record: a container whose run directory is gone, found by
+        # the names of its parts (NoSuchVM again when there are none).
+        HostBackend(paths).reap(args.vm_id)
+        _print({"status": {"code": 0, "message": "Machine destroyed"},
+                "orphan": True})
+        return
+    _print(ctr.destroy())
+
+
+def cmd_gc(args, paths):
+    result = HostBackend(paths).gc(dry_run=not args.force)
+    _print(result)
+    if result.get("failed"):
+        raise errors.GeneralException("%d orphans could not be removed"
+                                      % len(result["failed"]))
 
 
 def cmd_pause(args, paths):
@@ -211,7 +255,16 @@ def parser():
     sp.add_argument("--mac", metavar="MAC")
     sp.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD",
                     help="command replacing the image's")
-    add("list", cmd_list, "list container VMs")
+    add("list", cmd_list, "list container VMs (and containers with no "
+        "record: orphan)")
+    sp = add("gc", cmd_gc, "list what containers left with no record "
+             "(containers, processes, cgroups, mounts, loop devices, "
+             "namespaces, storage directories); --force removes it")
+    mode = sp.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", default=True,
+                      help="only list (the default)")
+    mode.add_argument("--force", action="store_true",
+                      help="remove what is listed")
     sp = add("images", cmd_images, "list cached images, or prune unused ones")
     sp.add_argument("action", nargs="?", choices=("list", "prune"),
                     default="list")

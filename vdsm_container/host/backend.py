@@ -29,6 +29,7 @@ from vdsm_container import runtimes
 from vdsm_container import state as statemod
 from vdsm_container.bundle import layout
 from vdsm_container.host import lifecycle
+from vdsm_container.host import orphans
 from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
@@ -125,6 +126,11 @@ class HostBackend:
         check_supported(spec)
         driver = self.driver(spec.runtime)
         self.store.claim(vm_id)
+        try:
+            self._clear_leftovers(vm_id)
+        except BaseException:
+            self.store.release(vm_id)
+            raise
         state = {"vmId": vm_id, "spec": spec.to_dict(), "xml": xml,
                  "runtime": spec.runtime, "createTime": time.time(),
                  "status": constants.WAIT_FOR_LAUNCH, "starter": os.getpid()}
@@ -153,6 +159,32 @@ class HostBackend:
                 raise
             raise errors.CannotCreateVM(str(e), vmId=vm_id) from e
         return _public(state)
+
+    def _clear_leftovers(self, vm_id):
+        """A container VM starts from its image each run: what an earlier
+        run of this vmId left with no record (its writable layer and log
+        after a host reboot) is removed first, never reused.  When that
+        run still lives (its run directory was removed under it), the
+        start is refused (VMExists): destroy or gc removes it."""
+        if not orphans.leftovers_possible(self.paths, vm_id):
+            return
+        left = orphans.find(self.paths, vm_id, claimed=True)
+        live = orphans.live(left)
+        if live:
+            raise errors.VMExists(
+                "an earlier run of VM %s is still on this host with no "
+                "record (%s); `vdsm-container destroy %s` removes it"
+                % (vm_id, ", ".join(sorted({p["kind"] for p in live},
+                                          key=orphans.KINDS.index)),
+                   vm_id), vmId=vm_id)
+        _, failed = orphans.reap(self.paths, self.store, left, claim=False)
+        if failed:
+            raise errors.CannotCreateVM(
+                "cannot remove what an earlier run left: %s"
+                % "; ".join("%s: %s" % (p["what"], e) for p, e in failed),
+                vmId=vm_id)
+        log.info("Container %s: removed what an earlier run left (%s)",
+                 vm_id, ", ".join(p["what"] for p in left))
 
     def _forget_failed_start(self, vm_id, state, driver, bundle, error):
         try:
@@ -306,6 +338,37 @@ class HostBackend:
 
     def log_path(self, vm_id):
         return self.bundle(vm_id).log_path
+
+    # Orphans: what containers left with no record (``host.orphans``).
+
+    def orphans(self):
+        """The parts of containers with no record, in removal order."""
+        return orphans.find(self.paths)
+
+    def gc(self, dry_run=True):
+        """Reap every orphan of this tree; ``dry_run``: only say which.
+
+        Returns ``{"dryRun", "found"}`` or ``{"dryRun", "removed",
+        "failed"}`` (each failed part with its ``error``).
+        """
+        found = orphans.find(self.paths)
+        if dry_run:
+            return {"dryRun": True, "found": found}
+        removed, failed = orphans.reap(self.paths, self.store, found)
+        return {"dryRun": False, "removed": removed,
+                "failed": [dict(p, error=e) for p, e in failed]}
+
+    def reap(self, vm_id):
+        """Destroy a container that has no record: remove every part named
+        after ``vm_id``.  NoSuchVM when there is none."""
+        found = orphans.find(self.paths, check_vm_id(vm_id))
+        if not found:
+            raise errors.NoSuchVM("no container %s" % vm_id, vmId=vm_id)
+        _, failed = orphans.reap(self.paths, self.store, found)
+        if failed:
+            raise errors.VMDestroyFailed(
+                "; ".join("%s: %s" % (p["what"], e) for p, e in failed),
+                vmId=vm_id)
 
 
 def _public(state):
