@@ -30,13 +30,15 @@ import os
 import subprocess
 
 from vdsm_container import errors
+from vdsm_container.host import loop
+from vdsm_container.host import mounts
 
 IMAGE = "layer.img"
 MOUNT_POINT = "layer"
 
 _MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O",
          "^has_journal,^resize_inode", "-E", "lazy_itable_init=1,nodiscard"]
-_MOUNT_OPTIONS = "loop,discard,noinit_itable,nodev,nosuid"
+_MOUNT_OPTIONS = "discard,noinit_itable"
 
 
 def _run(argv, what, field):
@@ -70,8 +72,8 @@ def make(storage_dir, size_mib, field="containerDiskSize"):
     under ``storage_dir``; return where it is mounted.
 
     With ``size_mib`` 0, a plain directory.  Teardown is the bundle's:
-    unmounting ``layer/`` frees the loop device (mount sets autoclear) and
-    removing the directory removes the image.
+    unmounting ``layer/`` frees the loop device (``host.loop`` sets
+    autoclear) and removing the directory removes the image.
     """
     target = os.path.join(storage_dir, MOUNT_POINT)
     os.makedirs(target, mode=0o700, exist_ok=True)
@@ -84,8 +86,13 @@ def make(storage_dir, size_mib, field="containerDiskSize"):
         f.truncate(size_mib * 1024 * 1024)
     _run(_MKFS + [image], "cannot make the writable layer's filesystem",
          field)
-    _run(["mount", "-t", "ext4", "-o", _MOUNT_OPTIONS, image, target],
-         "cannot mount the writable layer's filesystem", field)
+    try:
+        loop.mount(image, target, "ext4", mounts.MS_NODEV | mounts.MS_NOSUID,
+                   _MOUNT_OPTIONS)
+    except OSError as e:
+        raise errors.CannotCreateVM("cannot mount the writable layer's "
+                                    "filesystem: %s" % e, field=field) \
+            from None
     # ext4's root directory is 0755 root; lost+found is of no use here.
     os.rmdir(os.path.join(target, "lost+found"))
     return target

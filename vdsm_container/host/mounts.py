@@ -19,6 +19,8 @@ _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
 _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 
 MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
 MS_BIND = 4096
 MS_REC = 16384
 MNT_DETACH = 2
