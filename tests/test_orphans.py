@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from vdsm_container.container import Container, create
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.host import mounts
 from vdsm_container.host import network
+from vdsm_container.host import orphans
 from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
 
@@ -252,3 +254,22 @@ def reboot_one(paths, ctr):
     for point in mounts.mounted_under(bundle.storage_dir):
         mounts.umount(point)
     shutil.rmtree(paths.vm_run_dir(ctr.id))
+
+
+def test_a_start_reaps_what_an_ended_run_left_without_its_run_dir(
+        paths, busybox_oci, bridge):
+    lost = orphan(paths, busybox_oci, bridge)
+    os.kill(lost.init_pid, signal.SIGKILL)     # conmon ends with it
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and orphans.live(
+            orphans.find(paths, lost.id)):
+        time.sleep(0.05)
+    left = orphans.find(paths, lost.id)
+    assert orphans.live(left) == [] and {"mount", "netns", "storage"} <= \
+        {p["kind"] for p in left}
+    again = create(xml(busybox_oci, lost.id), paths=paths)
+    try:
+        assert again.lastStatus == constants.UP
+        assert orphans.find(paths) == []
+    finally:
+        again.destroy(gracefulAttempts=0)

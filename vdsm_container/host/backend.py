@@ -163,9 +163,10 @@ class HostBackend:
     def _clear_leftovers(self, vm_id):
         """A container VM starts from its image each run: what an earlier
         run of this vmId left with no record (its writable layer and log
-        after a host reboot) is removed first, never reused.  When that
-        run still lives (its run directory was removed under it), the
-        start is refused (VMExists): destroy or gc removes it."""
+        after a host reboot; mounts and namespaces of a run that ended
+        after its run directory was removed) is removed first, never
+        reused.  When that run still runs, the start is refused
+        (VMExists): destroy or gc removes it."""
         if not orphans.leftovers_possible(self.paths, vm_id):
             return
         left = orphans.find(self.paths, vm_id, claimed=True)

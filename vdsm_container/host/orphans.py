@@ -256,10 +256,13 @@ def find(paths, vm_id=None, claimed=False):
 
 
 def live(parts):
-    """The parts that are more than files: a container, a process, a
-    mount, a loop device, a namespace or a cgroup with processes."""
-    return [p for p in parts if p["kind"] != "storage" and not (
-        p["kind"] == "cgroup" and not _cgroup_pids(p))]
+    """The parts that still run the container: a container the runtime
+    does not report stopped, a cgroup with processes.  The rest (its
+    helpers conmon and udhcpc, mounts, loop devices, namespaces, files) is
+    what a run that ended left."""
+    return [p for p in parts
+            if (p["kind"] == "container" and p.get("status") != "stopped")
+            or (p["kind"] == "cgroup" and _cgroup_pids(p))]
 
 
 def by_vm(parts):
