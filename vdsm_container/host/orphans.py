@@ -289,14 +289,31 @@ def _reap_container(paths, part):
     shutil.rmtree(part["what"], ignore_errors=True)
 
 
-def _reap_process(paths, part):
+def _ended(pid):
+    """Gone, or a zombie (which holds nothing; its parent reaps it)."""
     try:
-        with open("/proc/%d/cmdline" % part["pid"], "rb") as f:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _reap_process(paths, part):
+    pid = part["pid"]
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
             if part["vmId"].encode() not in f.read():
                 return      # gone, and the pid reused
-        os.kill(part["pid"], signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     except (OSError, ProcessLookupError):
-        pass
+        return
+    # kill(2) returns before the process has ended.
+    deadline = time.monotonic() + 10
+    while not _ended(pid):
+        if time.monotonic() > deadline:
+            raise OSError(errno.ETIMEDOUT, "process %d did not end after "
+                          "SIGKILL" % pid)
+        time.sleep(0.01)
 
 
 def _cgroup_pids(part):
