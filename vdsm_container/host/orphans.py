@@ -40,6 +40,7 @@ import time
 import uuid
 
 from vdsm_container import errors
+from vdsm_container import files
 from vdsm_container import runtimes
 from vdsm_container.host import mounts
 from vdsm_container.host import network
@@ -300,13 +301,8 @@ def _ended(pid):
 
 def _reap_process(paths, part):
     pid = part["pid"]
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            if part["vmId"].encode() not in f.read():
-                return      # gone, and the pid reused
-        os.kill(pid, signal.SIGKILL)
-    except (OSError, ProcessLookupError):
-        return
+    if not files.kill_if_ours(pid, part["vmId"], signal.SIGKILL):
+        return      # gone (the pid maybe reused)
     # kill(2) returns before the process has ended.
     deadline = time.monotonic() + 10
     while not _ended(pid):
