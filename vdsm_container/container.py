@@ -29,21 +29,18 @@ from vdsm_container import config
 from vdsm_container import constants
 from vdsm_container import errors
 from vdsm_container import exit_status
-from vdsm_container.host.backend import CALLER_FIELDS, HostBackend
-from vdsm_container.runtimes import base
+from vdsm_container import powerdown
+from vdsm_container import transitions
+from vdsm_container.host.backend import HostBackend
 from vdsm_container.spec import domxml
 from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.stats import vmstats
 from vdsm_container.vdsm import verbs
+from vdsm_container.vmstate import VmState
 
 log = logging.getLogger("vdsm_container.container")
 
-_RUNNING = (constants.UP, constants.PAUSED, constants.POWERING_DOWN)
-
-# How often a shutdown in progress looks whether the container ended.
-_SHUTDOWN_POLL = 0.5
-# After a forced shutdown's SIGKILL: how long to wait for the end.
-_KILL_WAIT = 10.0
+_RUNNING = transitions.RUNNING_STATES
 
 
 def success(message="Done"):
@@ -52,23 +49,19 @@ def success(message="Done"):
 
 
 @verbs.add_refusals
-class Container:
-    """One container VM."""
+class Container(VmState):
+    """One container VM: its VM state, and the verbs that act on it."""
 
     def __init__(self, spec, backend=None, paths=None, cif=None,
                  state=None, xml=None):
         self.spec = spec
-        self.id = spec.vm_id if spec is not None else state["vmId"]
-        self.cif = cif
         self.paths = paths or getattr(backend, "paths", None) or \
             config.Paths.from_env()
-        self.backend = backend or HostBackend(self.paths)
-        # _status_lock: every change of _state and its event, in order.
-        # _verb_lock: one verb acting on the host at a time.
-        self._status_lock = threading.RLock()
+        VmState.__init__(
+            self, spec.vm_id if spec is not None else state["vmId"],
+            backend or HostBackend(self.paths), cif, state)
+        # One verb acting on the host at a time.
         self._verb_lock = threading.RLock()
-        self._state = dict(state or {"vmId": self.id,
-                                     "status": constants.WAIT_FOR_LAUNCH})
         self._samples = (None, None)
         self._seen = {}
         self._destroy_requested = threading.Event()
@@ -78,20 +71,6 @@ class Container:
     @property
     def name(self):
         return self.spec.name if self.spec is not None else self.id
-
-    @property
-    def init_pid(self):
-        """The container's init process on the host, once started."""
-        return self._state.get("pid")
-
-    @property
-    def exit_code(self):
-        return self._state.get("exitCode")
-
-    @property
-    def image(self):
-        """``{"key", "ref"}`` of the cached image it runs, if any."""
-        return self._state.get("image")
 
     @property
     def last_sample(self):
@@ -135,59 +114,6 @@ class Container:
         return [cls.from_record(saved, backend=backend, paths=paths,
                                 **kwargs)
                 for saved in backend.load_all().values()]
-
-    # State
-
-    @property
-    def lastStatus(self):
-        return self._state["status"]
-
-    def _save(self):
-        """Record the VM-state fields through the backend."""
-        changes = {k: self._state[k] for k in self._state
-                   if k in CALLER_FIELDS}
-        try:
-            self.backend.save(self.id, changes)
-        except errors.NoSuchVM:
-            pass    # destroyed meanwhile: nothing to record
-
-    def _notify(self, operation, params):
-        """vdsm's ``Vm._notify``: '|virt|<operation>|<vmId>' events."""
-        if self.cif is not None and hasattr(self.cif, "notify"):
-            self.cif.notify("|virt|%s|%s" % (operation, self.id),
-                            {self.id: params})
-
-    def send_status_event(self, **kwargs):
-        with self._status_lock:
-            stats = {"status": self.lastStatus}
-            if self.lastStatus == constants.DOWN:
-                stats.update(self._exit_info())
-            stats.update(kwargs)
-            self._notify("VM_status", stats)
-
-    def _set_status(self, status):
-        with self._status_lock:
-            if self._state["status"] != status:
-                self._state["status"] = status
-                self._state["statusTime"] = vmstats.status_time()
-                self.send_status_event()
-
-    def setDownStatus(self, code, exitReasonCode, exitMessage=""):
-        """Mirror of ``Vm.setDownStatus``."""
-        with self._status_lock:
-            self._state.update(
-                exitCode=code,
-                exitReason=exitReasonCode,
-                exitMessage=exitMessage or constants.EXIT_REASONS.get(
-                    exitReasonCode, "VM terminated"))
-            log.info("Container %s changed state to Down: %s (code=%s)",
-                     self.id, self._state["exitMessage"], exitReasonCode)
-            self._set_status(constants.DOWN)
-
-    def _exit_info(self):
-        return {k: self._state[k] for k in ("exitCode", "exitReason",
-                                            "exitMessage")
-                if k in self._state}
 
     # Start
 
@@ -276,11 +202,7 @@ class Container:
                         saved["unreadable"]))
                 return
             self._adopt(saved)
-            rs = seen.get("runtime")
-            if self.lastStatus == constants.WAIT_FOR_LAUNCH:
-                self._settle_start(rs, seen.get("starting"))
-            elif self.lastStatus in _RUNNING:
-                self._follow(rs)
+            self._move(seen.get("runtime"), seen.get("starting"))
             if "cgroup" in seen:
                 if seen["cgroup"] is not None:
                     self._samples = (self._samples[1], seen["cgroup"])
@@ -288,58 +210,26 @@ class Container:
             if self._state != before:
                 self._save()
 
-    def _adopt(self, saved):
-        """Take what another process recorded later than our last change
-        (the command runs each verb in a new process)."""
-        if int(saved.get("statusTime", 0)) > \
-                int(self._state.get("statusTime", 0)):
-            status = saved.get("status", self.lastStatus)
-            self._state.update({k: v for k, v in saved.items()
-                                if k != "status"})
-            self._set_status(status)
-
-    def _settle_start(self, rs, starting):
-        """WaitForLaunch, and no start under way: its process died."""
-        if starting or (self._start_thread is not None and
-                        self._start_thread.is_alive()):
+    def _move(self, rs, starting):
+        starting = starting or (self._start_thread is not None and
+                                self._start_thread.is_alive())
+        move = transitions.next_state(
+            self.lastStatus, rs, starting,
+            self.spec.memory_kib if self.spec is not None else 0,
+            self._state.get("shutdownRequested", False),
+            self._state.get("forcedShutdown", False))
+        if move is None:
             return
-        if rs is not None and rs.status == base.CREATED:
-            self.setDownStatus(*exit_status.of_never_started())
-        elif rs is not None and rs.status in (base.RUNNING, base.PAUSED) \
-                and rs.pid:
+        if move.status == constants.DOWN:
+            self.setDownStatus(*move.exit)
+            return
+        if move.pid:
             log.warning("Container %s: its start was interrupted after the "
                         "container started; it is Up", self.id)
-            self._state.update(pid=rs.pid, startTime=time.time())
-            self._set_status(constants.UP)
-        else:
-            # Also a container the runtime created but never started.
-            self.setDownStatus(*exit_status.of_interrupted_start())
-
-    def _follow(self, rs):
-        if rs.status == base.CREATED:
-            # Recorded Up by a start whose process died before the
-            # runtime's start ran: the command never ran.
-            self.setDownStatus(*exit_status.of_never_started())
-        elif rs.status == base.RUNNING:
-            if self.lastStatus == constants.PAUSED:
-                self._set_status(constants.UP)
-        elif rs.status == base.PAUSED:
-            self._set_status(constants.PAUSED)
-        elif rs.status in (base.STOPPED, base.GONE):
-            self.setDownStatus(*exit_status.of_exit(
-                rs, self.spec.memory_kib,
-                self._state.get("shutdownRequested", False),
-                self._state.get("forcedShutdown", False)))
+            self._state.update(pid=move.pid, startTime=time.time())
+        self._set_status(move.status)
 
     # Verbs: served
-
-    def status(self, fullStatus=True):
-        """``Vm.status``: vmId, status, statusTime (+ exit info if Down)."""
-        st = {"vmId": self.id, "status": self.lastStatus,
-              "statusTime": vmstats.status_time()}
-        if self.lastStatus == constants.DOWN:
-            st.update(self._exit_info())
-        return st
 
     def getStats(self):
         """``Vm.getStats``: copies what the last observation brought."""
@@ -418,49 +308,31 @@ class Container:
         timeout = self.paths.stop_timeout if timeout is None else \
             float(timeout)
         if wait:
-            self._finish_shutdown(timeout, force)
+            powerdown.finish(self, timeout, force)
         else:
-            threading.Thread(target=self._finish_shutdown,
-                             args=(timeout, force), daemon=True,
+            threading.Thread(target=powerdown.finish,
+                             args=(self, timeout, force), daemon=True,
                              name="ctr/shutdown/" + self.id[:8]).start()
         return success("Machine shutting down")
 
-    def _finish_shutdown(self, timeout, force):
-        if self._wait_down(timeout):
-            return
-        if force:
-            log.info("Container %s did not stop in %ss: killing it",
-                     self.id, timeout)
-            with self._status_lock:
-                self._state["forcedShutdown"] = True
-                self._save()
-            try:
-                self.backend.signal(self.id, signals.SIGKILL)
-            except errors.NoSuchVM:
-                return
-            self._wait_down(_KILL_WAIT)
-            return
-        log.warning("Container %s did not stop in %ss after SIGTERM",
-                    self.id, timeout)
+    def destroy_requested(self):
+        return self._destroy_requested.is_set()
+
+    def mark_forced_shutdown(self):
+        """The shutdown is forced: its SIGKILL ends it as "Admin shut
+        down" too."""
+        with self._status_lock:
+            self._state["forcedShutdown"] = True
+            self._save()
+
+    def abandon_shutdown(self):
+        """The shutdown timed out unforced: the VM is Up again, and a later
+        end is its own, not the shutdown's."""
         with self._status_lock:
             if self.lastStatus == constants.POWERING_DOWN:
                 self._state["shutdownRequested"] = False
                 self._set_status(constants.UP)
                 self._save()
-
-    def _wait_down(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.refresh() == constants.DOWN:
-                    return True
-            except errors.NoSuchVM:
-                return True
-            if self._destroy_requested.is_set():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(_SHUTDOWN_POLL)
 
     def pause(self):
         self._freeze(self.backend.pause, constants.PAUSED)
