@@ -79,7 +79,7 @@ def test_docker_archive_of_another_architecture(cache, tmp_path,
         members[new_name] = (tarfile.TarInfo(new_name), raw)
         members["manifest.json"] = (members["manifest.json"][0],
                                     json.dumps(manifest).encode())
-        for name, (m, data) in members.items():
+        for m, data in members.values():
             if data is not None:
                 m.size = len(data)
                 tout.addfile(m, __import__("io").BytesIO(data))

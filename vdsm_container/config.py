@@ -113,7 +113,7 @@ class ImageLimits:
             except ValueError:
                 from vdsm_container import errors
                 raise errors.InvalidConfiguration(
-                    "must be a positive integer", key=var, value=raw)
+                    "must be a positive integer", key=var, value=raw) from None
         return cls(**values)
 
 

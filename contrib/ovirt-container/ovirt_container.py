@@ -245,7 +245,7 @@ def share_image_disk(system, disk_id):
         except sdk.Error as e:
             raise Failure("image disk %s can't be made shareable (%s): copy "
                           "it, one copy per container VM"
-                          % (disk_id, str(e).splitlines()[0]))
+                          % (disk_id, str(e).splitlines()[0])) from e
 
 
 def create(system, args, props):

@@ -153,7 +153,7 @@ class Bundle:
                 if ".." in parts:
                     raise errors.invalid("containerVolumes", path,
                                          "has '..' below a missing "
-                                         "directory")
+                                         "directory") from None
                 break
             if stat.S_ISLNK(st.st_mode):
                 links += 1

@@ -71,7 +71,7 @@ class Source:
             self._tar.members = []      # we keep our own, files only
         except (tarfile.TarError, EOFError, OSError) as e:
             self.close()
-            raise fail(path, "not a readable image archive: %s" % e)
+            raise fail(path, "not a readable image archive: %s" % e) from e
         except BaseException:
             self.close()
             raise
@@ -103,7 +103,8 @@ class Source:
             try:
                 f = open(real, "rb")
             except OSError as e:
-                raise fail(self.path, "layout has no %s: %s" % (name, e))
+                raise fail(self.path,
+                           "layout has no %s: %s" % (name, e)) from e
             with f:
                 yield f
             return
@@ -122,16 +123,16 @@ class Source:
             with self.open(name) as f:
                 data = f.read(SMALL + 1)
         except (tarfile.TarError, EOFError, OSError) as e:
-            raise fail(self.path, "cannot read %s: %s" % (name, e))
+            raise fail(self.path, "cannot read %s: %s" % (name, e)) from e
         if len(data) > SMALL:
             raise fail(self.path, "%s is larger than %d bytes" % (name,
                                                                    SMALL))
         try:
             return json.loads(data), data
         except RecursionError:
-            raise fail(self.path, "%s is nested too deeply" % name)
+            raise fail(self.path, "%s is nested too deeply" % name) from None
         except ValueError as e:
-            raise fail(self.path, "%s is not JSON: %s" % (name, e))
+            raise fail(self.path, "%s is not JSON: %s" % (name, e)) from e
 
     def copy_blob(self, name, dest, digest, sink=None):
         """Copy member ``name`` to file ``dest``, checking its sha256 hex
@@ -156,11 +157,11 @@ class Source:
                         out.write(chunk)
         except (tarfile.TarError, EOFError) as e:
             raise fail(self.path, "truncated archive reading %s: %s"
-                       % (name, e))
+                       % (name, e)) from e
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise no_space(dest, "copying %s out of %s"
-                               % (name, self.path))
+                               % (name, self.path)) from e
             raise
         finally:
             refused = checker.finish() if checker is not None else None

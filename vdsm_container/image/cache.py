@@ -211,7 +211,8 @@ class Cache:
             return self._load(sel.key, sel.ref)
         except OSError as e:
             if e.errno == errno.ENOSPC:
-                raise archive.no_space(self.root, "unpacking %s" % src.path)
+                raise archive.no_space(
+                    self.root, "unpacking %s" % src.path) from e
             raise
         finally:
             if staging is not None:

@@ -40,9 +40,9 @@ def check(path, disk, allow_dir=False, own_mounts=None):
         st = os.stat(path)
     except FileNotFoundError:
         raise errors.ImageFileNotFound("%s does not exist" % path,
-                                       disk=disk)
+                                       disk=disk) from None
     except OSError as e:
-        raise errors.ImageFileNotFound(str(e), disk=disk)
+        raise errors.ImageFileNotFound(str(e), disk=disk) from e
     if stat.S_ISREG(st.st_mode) or allow_dir and stat.S_ISDIR(st.st_mode):
         return st
     if stat.S_ISBLK(st.st_mode):
@@ -113,7 +113,7 @@ def open_image(path):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY |
                      os.O_CLOEXEC)
     except OSError as e:
-        raise errors.ImageFileNotFound(str(e), disk="image")
+        raise errors.ImageFileNotFound(str(e), disk="image") from e
     try:
         now = os.fstat(fd)
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not (

@@ -184,7 +184,8 @@ class Scanner:
                 # Bounded output: a small chunk of gzip can be gigabytes.
                 chunk = self._inflate.decompress(data, _OUT)
             except zlib.error as e:
-                raise _fail(self.image, "layer is not valid gzip: %s" % e)
+                raise _fail(self.image,
+                            "layer is not valid gzip: %s" % e) from e
             self._consume(chunk)
             data = self._inflate.unconsumed_tail
             if self._inflate.eof:
@@ -261,7 +262,7 @@ class Scanner:
                                      % sorted(records))
         except ValueError as e:
             raise _fail(self.image, "layer has a bad tar extension header: "
-                        "%s" % e)
+                        "%s" % e) from e
 
     def _header(self, header):
         if header == _ZERO:
@@ -280,7 +281,8 @@ class Scanner:
         try:
             size = _number(header[124:136])
         except ValueError:
-            raise _fail(self.image, "layer has a tar header with a bad size")
+            raise _fail(self.image,
+                        "layer has a tar header with a bad size") from None
         if kind in ("pax", "paxglobal", "longname", "longlink"):
             if size > _MAX_EXTENDED:
                 raise _fail(self.image, "layer has a %d-byte tar extension "
@@ -303,7 +305,7 @@ class Scanner:
                                    pax.get("GNU.sparse.size", size)))
         except ValueError:
             raise _fail(self.image, "layer entry %r has a bad pax size"
-                        % name)
+                        % name) from None
         if kind == "file" and name.endswith("/") and size:
             # Go reads an old-style file entry named "x/" as a directory,
             # with no data: refuse what the two readers would split apart.
@@ -325,7 +327,7 @@ class Scanner:
         try:
             self.totals.add(size)
         except LimitExceeded as e:
-            raise _fail(self.image, str(e))
+            raise _fail(self.image, str(e)) from e
         if leaves_rootfs(name):
             raise _fail(self.image, "layer entry %r leaves the rootfs"
                         % name)

@@ -60,7 +60,7 @@ def _root(xml):
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as e:
-        raise errors.invalid("xml", "<not shown>", "not XML: %s" % e)
+        raise errors.invalid("xml", "<not shown>", "not XML: %s" % e) from e
     if root.tag != "domain":
         raise errors.invalid("xml", root.tag, "root element must be <domain>")
     return root
@@ -112,7 +112,7 @@ def _kib(root, tag, required):
     try:
         value = int((el.text or "").strip())
     except ValueError:
-        raise errors.invalid(tag, el.text, "not an integer")
+        raise errors.invalid(tag, el.text, "not an integer") from None
     if unit not in _UNITS:
         raise errors.invalid(tag, unit, "unknown unit")
     kib = value * _UNITS[unit] // 1024
@@ -129,7 +129,7 @@ def _int(el, attr_or_text, field, minimum=1, maximum=None):
     try:
         value = int((raw or "").strip())
     except ValueError:
-        raise errors.invalid(field, raw, "not an integer")
+        raise errors.invalid(field, raw, "not an integer") from None
     if value < minimum:
         raise errors.invalid(field, raw, "must be at least %d" % minimum)
     if maximum is not None and value > maximum:
@@ -304,7 +304,7 @@ def parse(xml):
     try:
         vm_id = str(uuidlib.UUID(vm_id))
     except ValueError:
-        raise errors.invalid("uuid", vm_id, "not a UUID")
+        raise errors.invalid("uuid", vm_id, "not a UUID") from None
     name = _text(root, "./name", "name", required=False) or vm_id
 
     props = custom_properties(root)

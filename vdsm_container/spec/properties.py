@@ -88,7 +88,8 @@ def _split(field, value):
     try:
         return tuple(shlex.split(value, comments=False, posix=True))
     except ValueError as e:
-        raise errors.invalid(field, value, "cannot split into words: %s" % e)
+        raise errors.invalid(field, value,
+                             "cannot split into words: %s" % e) from e
 
 
 def command(value):
@@ -160,7 +161,7 @@ def _ip_config(field, value, item):
     try:
         iface = ipaddress.ip_interface(addr)
     except ValueError as e:
-        raise errors.invalid(field, value, str(e))
+        raise errors.invalid(field, value, str(e)) from e
     if "/" not in addr:
         raise errors.invalid(field, value, "%r has no /PREFIX" % addr)
     gateway = None
@@ -171,7 +172,7 @@ def _ip_config(field, value, item):
         try:
             gw_ip = ipaddress.ip_address(gw)
         except ValueError as e:
-            raise errors.invalid(field, value, str(e))
+            raise errors.invalid(field, value, str(e)) from e
         if gw_ip.version != iface.version:
             raise errors.invalid(field, value, "gateway %s is not IPv%d"
                                  % (gw, iface.version))
