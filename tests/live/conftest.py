@@ -1,0 +1,285 @@
+"""The live host: vdsmd (user vdsm), supervdsmd and libvirtd, driven over
+JSON-RPC on port 54321 with vdsm's own client, as Engine drives a host.
+
+``make check-live`` sets the host up (tests/live/setup-host), starts the
+daemons (tests/live/services) and runs these tests with Debian's python3,
+which reaches the vdsm snapshot installed by setup-host.  Elsewhere (plain
+``make check``, or a host that was not set up) they skip, saying why.
+"""
+
+import os
+import queue
+import shlex
+import subprocess
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+
+import pytest
+
+try:
+    from vdsm import client
+except ImportError as e:    # pragma: no cover - depends on the host
+    pytest.skip("vdsm is not importable (%s): run `make check-live`, which "
+                "sets up the live host" % e, allow_module_level=True)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SERVICES = os.path.join(HERE, "services")
+ENGINE_XML = os.path.join(REPO, "tests", "data", "engine-container.xml")
+BUILD_IMAGE = os.path.join(REPO, "contrib", "build-busybox-image")
+VDSM_LOG = "/var/log/vdsm/vdsm.log"
+RUN_DIR = "/run/vdsm-container"       # config.Paths' default, as installed
+
+VM_NS = "http://ovirt.org/vm/1.0"
+TUNE_NS = "http://ovirt.org/vm/tune/1.0"
+ET.register_namespace("ovirt-vm", VM_NS)
+ET.register_namespace("ovirt-tune", TUNE_NS)
+
+# Commands for the container's PID 1.  As PID 1, a process without a
+# handler ignores SIGTERM: ``STUBBORN`` never stops on it.
+POLITE = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.2; done']
+STUBBORN = ["sleep", "100000"]
+
+# How long a state change may take before a test calls it missing (a bound
+# for failures, not a timing assertion).
+WAIT = float(os.environ.get("LIVE_WAIT", "60"))
+
+if not os.path.exists("/usr/libexec/vdsm-container/vdsmd-containers"):
+    pytest.skip("the live host is not set up: run `make check-live`",
+                allow_module_level=True)
+
+
+def services(*args):
+    subprocess.run([SERVICES] + list(args), check=True)
+
+
+def connect():
+    """A client once vdsm answers (99 while it recovers after a start)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            cli = client.connect("localhost", 54321, use_tls=False)
+            cli.Host.ping2()
+            return cli
+        except (client.ServerError, client.ConnectionError) as e:
+            if time.monotonic() > deadline:
+                raise AssertionError("vdsm never answered: %s" % e)
+            time.sleep(0.5)
+
+
+class Events:
+    """``jms.queue.events`` as Engine receives it, on a client of its own."""
+
+    def __init__(self):
+        self._queue = queue.Queue()
+        self._seen = []
+        self._lock = threading.Lock()
+        self.client = None
+        self.subscribe()
+
+    def subscribe(self):
+        """(Again) after vdsmd restarts: a new connection."""
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+        self.client = connect()
+        self.client.subscribe("jms.queue.events", self._queue)
+
+    def _drain(self):
+        with self._lock:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                    if item is not None:    # None: the connection closed
+                        self._seen.append(item)
+                except queue.Empty:
+                    return
+
+    def statuses(self, vm_id):
+        """Every VM_status event's status for ``vm_id``, in order."""
+        self._drain()
+        return [params[vm_id] for method, params in self._seen
+                if method == "|virt|VM_status|%s" % vm_id]
+
+    def wait_status(self, vm_id, status, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for st in self.statuses(vm_id):
+                if st["status"] == status:
+                    return st
+            time.sleep(0.1)
+        raise AssertionError("no %s event for %s; saw %s" % (
+            status, vm_id, [s["status"] for s in self.statuses(vm_id)]))
+
+
+def _quote(word):
+    return shlex.quote(word)
+
+
+def container_xml(vm_id, name, image, command, custom=None):
+    """tests/data/engine-container.xml (Engine's domain XML for a container
+    VM) for ``vm_id``, its image disk on ``image``; without the NICs and
+    the block volume, which need bridges and a block domain."""
+    root = ET.parse(ENGINE_XML).getroot()
+    root.find("uuid").text = vm_id
+    root.find("name").text = name
+    devices = root.find("devices")
+    for iface in devices.findall("interface"):
+        devices.remove(iface)
+    for disk in devices.findall("disk"):
+        if disk.get("type") == "block":
+            devices.remove(disk)
+        elif disk.get("device") == "disk":
+            disk.find("source").set("file", image)
+    for entry in root.iter("entry"):
+        if entry.get("name") == "uuid":
+            entry.text = vm_id
+    props = root.find("metadata/{%s}vm/{%s}custom" % (VM_NS, VM_NS))
+    for prop in list(props):
+        props.remove(prop)
+    values = {"containerType": "runc", "containerImage": "busybox:latest",
+              "containerCommand": " ".join(_quote(w) for w in command),
+              "containerEnv": "TZ=UTC"}
+    values.update(custom or {})
+    for key, value in values.items():
+        ET.SubElement(props, "{%s}%s" % (VM_NS, key)).text = value
+    return ET.tostring(root, encoding="unicode")
+
+
+def plain_vm_xml(vm_id, name):
+    """A plain VM: qemu under libvirt, no disk and no OS (the VM lifecycle
+    is what matters).  TCG: /dev/kvm here is PVM, where KVM guests hang."""
+    dom = ET.Element("domain", type="qemu")
+    ET.SubElement(dom, "name").text = name
+    ET.SubElement(dom, "uuid").text = vm_id
+    for tag in ("memory", "currentMemory"):
+        ET.SubElement(dom, tag, unit="KiB").text = str(64 * 1024)
+    ET.SubElement(dom, "vcpu", current="1").text = "1"
+    os_ = ET.SubElement(dom, "os")
+    ET.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
+    devices = ET.SubElement(dom, "devices")
+    balloon = ET.SubElement(devices, "memballoon", model="virtio")
+    ET.SubElement(balloon, "alias", name="ua-balloon")
+    md = ET.SubElement(ET.SubElement(dom, "metadata"), "{%s}vm" % VM_NS)
+    ET.SubElement(md, "{%s}clusterVersion" % VM_NS).text = "4.7"
+    return ET.tostring(dom, encoding="unicode")
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory):
+    """The busybox OCI archive, as an admin uploads it as the image disk."""
+    path = str(tmp_path_factory.mktemp("live-images") / "busybox-oci.tar")
+    subprocess.run([BUILD_IMAGE, path], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def events():
+    ev = Events()
+    yield ev
+    ev.client.close()
+
+
+@pytest.fixture
+def cli(events):
+    c = connect()
+    yield c
+    c.close()
+
+
+class Made:
+    """What a test created through vdsm; destroyed when the test ends."""
+
+    def __init__(self, cli, events, image):
+        self.cli = cli
+        self.events = events
+        self.image = image
+        self.vm_ids = []
+        self.restart_vdsmd_after = False
+
+    def container(self, command=POLITE, wait_up=True, custom=None):
+        vm_id = str(uuid.uuid4())
+        xml = container_xml(vm_id, "live-%s" % vm_id[:8], self.image,
+                            command, custom)
+        self.vm_ids.append(("container", vm_id))
+        created = self.cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
+        assert created["vmId"] == vm_id
+        if wait_up:
+            self.events.wait_status(vm_id, "Up")
+        return vm_id
+
+    def plain_vm(self):
+        vm_id = str(uuid.uuid4())
+        self.vm_ids.append(("vm", vm_id))
+        self.cli.VM.create(vmID=vm_id, vmParams={
+            "xml": plain_vm_xml(vm_id, "live-plain-%s" % vm_id[:8])})
+        return vm_id
+
+    def forget_half_destroyed(self, vm_id):
+        """A plain VM vdsm failed to finish destroying: undefine it in
+        libvirt and restart vdsmd at cleanup, which drops it."""
+        self.vm_ids.remove(("vm", vm_id))
+        subprocess.run(["virsh", "undefine", "live-plain-%s" % vm_id[:8]],
+                       stdout=subprocess.DEVNULL)
+        self.restart_vdsmd_after = True
+
+    def cleanup(self):
+        """Destroy through vdsm; where vdsm fails, by hand (the plugin's
+        command as root, or virsh), then report vdsm's failure."""
+        failures = []
+        cli = connect()     # the test may have restarted vdsmd
+        for kind, vm_id in self.vm_ids:
+            try:
+                cli.VM.destroy(vmID=vm_id)
+                continue
+            except client.ServerError as e:
+                if e.code == 1:     # noVM: already gone
+                    continue
+                failures.append("VM.destroy %s: %s" % (vm_id, e))
+            if kind == "container":
+                subprocess.run(["vdsm-container", "destroy", vm_id],
+                               stdout=subprocess.DEVNULL)
+            else:
+                name = "live-plain-%s" % vm_id[:8]
+                subprocess.run(["virsh", "destroy", name],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                subprocess.run(["virsh", "undefine", name],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        cli.close()
+        if self.restart_vdsmd_after:
+            services("restart", "vdsmd")
+            self.events.subscribe()
+        assert failures == []
+
+
+@pytest.fixture
+def made(cli, events, image):
+    m = Made(cli, events, image)
+    yield m
+    m.cleanup()
+
+
+def vm_list(cli):
+    return {v["vmId"]: v for v in cli.Host.getVMList(onlyUUID=False)}
+
+
+def stats(cli, vm_id):
+    return cli.VM.getStats(vmID=vm_id)[0]
+
+
+def wait_stats(cli, vm_id, status, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while True:
+        st = stats(cli, vm_id)
+        if st["status"] == status:
+            return st
+        if time.monotonic() > deadline:
+            raise AssertionError("%s is %s, never %s" % (
+                vm_id, st["status"], status))
+        time.sleep(0.2)
