@@ -103,3 +103,47 @@ def test_unexpected_errors_become_general_exception(paths):
     answer = supervdsm.serve(Broken(), "load_all", ())
     assert answer["error"]["code"] == 100
     assert "boom" in answer["error"]["message"]
+
+
+class RestartedSupervdsm:
+    """vdsm's proxy after supervdsmd restarted under a live vdsmd: the first
+    call fails as lib/vdsm/common/supervdsm.py's ProxyCaller does (``fail``),
+    then calls work once ``_connect`` ran (or ProxyCaller reconnected)."""
+
+    def __init__(self, fail):
+        self.fail = fail
+        self.connects = 0
+        self.calls = 0
+
+    def _connect(self):
+        self.connects += 1
+
+    def vdsm_container(self, method, *args):
+        self.calls += 1
+        if self.fail is not None:
+            fail, self.fail = self.fail, None
+            raise fail
+        return {"result": [method, list(args)]}
+
+
+@pytest.mark.parametrize("fail, connects", [
+    (BrokenPipeError(32, "Broken pipe"), 1),
+    (EOFError(), 1),
+    (FileNotFoundError(2, "No such file or directory"), 1),
+    # ProxyCaller reconnected before raising this: no second _connect.
+    (RuntimeError("Broken communication with supervdsm. Failed call to "
+                  "vdsm_container"), 0),
+])
+def test_call_survives_a_supervdsmd_restart(paths, fail, connects):
+    proxy = RestartedSupervdsm(fail)
+    remote = supervdsm.SupervdsmBackend(paths, proxy=proxy)
+    assert remote.pause("vm") == ["pause", ["vm"]]
+    assert (proxy.connects, proxy.calls) == (connects, 2)
+
+
+def test_other_errors_are_not_retried(paths):
+    proxy = RestartedSupervdsm(RuntimeError("something else"))
+    remote = supervdsm.SupervdsmBackend(paths, proxy=proxy)
+    with pytest.raises(RuntimeError):
+        remote.pause("vm")
+    assert (proxy.connects, proxy.calls) == (0, 1)

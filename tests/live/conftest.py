@@ -123,7 +123,13 @@ def _quote(word):
 def container_xml(vm_id, name, image, command, custom=None):
     """tests/data/engine-container.xml (Engine's domain XML for a container
     VM) for ``vm_id``, its image disk on ``image``; without the NICs and
-    the block volume, which need bridges and a block domain."""
+    the block volume, which need bridges and a block domain.
+
+    The image disk is a plain path, without its storage-domain ids
+    (``ovirt-vm:device`` poolID/domainID/imageID/volumeID): this host runs
+    vdsm with its storage side off (``irs_enable = false``: no
+    device-mapper for multipath/LVM), and vdsm's
+    ``clientIF.prepareVolumePath`` takes such a disk's path as it is."""
     root = ET.parse(ENGINE_XML).getroot()
     root.find("uuid").text = vm_id
     root.find("name").text = name
@@ -138,7 +144,11 @@ def container_xml(vm_id, name, image, command, custom=None):
     for entry in root.iter("entry"):
         if entry.get("name") == "uuid":
             entry.text = vm_id
-    props = root.find("metadata/{%s}vm/{%s}custom" % (VM_NS, VM_NS))
+    md = root.find("metadata/{%s}vm" % VM_NS)
+    for dev in md.findall("{%s}device" % VM_NS):
+        if dev.get("devtype") == "disk":
+            md.remove(dev)
+    props = md.find("{%s}custom" % VM_NS)
     for prop in list(props):
         props.remove(prop)
     values = {"containerType": "runc", "containerImage": "busybox:latest",

@@ -43,6 +43,13 @@ def serve(backend, method, args):
         return {"error": errors.describe(e)}
 
 
+def _is_reconnected(e):
+    """lib/vdsm/common/supervdsm.py ``ProxyCaller``: it reconnected already
+    before raising this."""
+    return isinstance(e, RuntimeError) and \
+        "Broken communication with supervdsm" in str(e)
+
+
 class SupervdsmBackend:
     """HostBackend's methods, each one call to supervdsmd."""
 
@@ -56,7 +63,22 @@ class SupervdsmBackend:
         if self._proxy is None:
             from vdsm.common import supervdsm
             self._proxy = supervdsm.getProxy()
-        answer = self._proxy.vdsm_container(method, *args)
+        try:
+            answer = self._proxy.vdsm_container(method, *args)
+        except (EOFError, OSError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and not _is_reconnected(e):
+                raise
+            # supervdsmd restarted (systemd Restart=always) under a live
+            # vdsmd: the proxy's connection is dead.  vdsm's ProxyCaller
+            # reconnects on RemoteError and raises "Broken communication";
+            # a dead socket raises EOFError/OSError with no reconnect.
+            # Reconnect as ProxyCaller does (``_connect``: retries for up to
+            # a minute while supervdsmd comes back) and try once more.
+            log.warning("supervdsm connection lost (%s): reconnecting for "
+                        "%s", e, method)
+            if not _is_reconnected(e):
+                self._proxy._connect()
+            answer = self._proxy.vdsm_container(method, *args)
         if "error" in answer:
             raise errors.from_info(answer["error"])
         return answer["result"]
