@@ -4,6 +4,7 @@ backend's verbs run, and the root side trusts no vmId or field it did not
 check."""
 
 import pickle
+import types
 import uuid
 
 import pytest
@@ -114,6 +115,9 @@ class RestartedSupervdsm:
         self.fail = fail
         self.connects = 0
         self.calls = 0
+        # multiprocessing's per-thread connection (BaseProxy._tls).
+        self._svdsm = types.SimpleNamespace(
+            _tls=types.SimpleNamespace(connection="dead socket"))
 
     def _connect(self):
         self.connects += 1
@@ -126,19 +130,22 @@ class RestartedSupervdsm:
         return {"result": [method, list(args)]}
 
 
-@pytest.mark.parametrize("fail, connects", [
-    (BrokenPipeError(32, "Broken pipe"), 1),
-    (EOFError(), 1),
-    (FileNotFoundError(2, "No such file or directory"), 1),
-    # ProxyCaller reconnected before raising this: no second _connect.
+@pytest.mark.parametrize("fail, reconnects", [
+    (BrokenPipeError(32, "Broken pipe"), True),
+    (EOFError(), True),
+    (FileNotFoundError(2, "No such file or directory"), True),
+    # ProxyCaller reconnected before raising this: its connection is good.
     (RuntimeError("Broken communication with supervdsm. Failed call to "
-                  "vdsm_container"), 0),
+                  "vdsm_container"), False),
 ])
-def test_call_survives_a_supervdsmd_restart(paths, fail, connects):
+def test_call_survives_a_supervdsmd_restart(paths, fail, reconnects):
     proxy = RestartedSupervdsm(fail)
     remote = supervdsm.SupervdsmBackend(paths, proxy=proxy)
     assert remote.pause("vm") == ["pause", ["vm"]]
-    assert (proxy.connects, proxy.calls) == (connects, 2)
+    assert (proxy.connects, proxy.calls) == (int(reconnects), 2)
+    # The dead per-thread connection is gone, else every later call from
+    # this thread would fail on it.
+    assert hasattr(proxy._svdsm._tls, "connection") is not reconnects
 
 
 def test_other_errors_are_not_retried(paths):

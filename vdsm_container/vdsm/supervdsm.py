@@ -50,6 +50,22 @@ def _is_reconnected(e):
         "Broken communication with supervdsm" in str(e)
 
 
+def _drop_thread_connection(proxy):
+    """Forget this thread's dead connection to supervdsmd.
+
+    multiprocessing keeps one connection per thread and server address,
+    shared by every proxy to that address (managers.py
+    ``BaseProxy._address_to_local``) and never dropped on failure: without
+    this, every later call from this thread fails on the dead socket, even
+    through the new proxy ``_connect`` makes.
+    """
+    tls = getattr(getattr(proxy, "_svdsm", None), "_tls", None)
+    try:
+        del tls.connection
+    except AttributeError:
+        pass
+
+
 class SupervdsmBackend:
     """HostBackend's methods, each one call to supervdsmd."""
 
@@ -77,6 +93,7 @@ class SupervdsmBackend:
             log.warning("supervdsm connection lost (%s): reconnecting for "
                         "%s", e, method)
             if not _is_reconnected(e):
+                _drop_thread_connection(self._proxy)
                 self._proxy._connect()
             answer = self._proxy.vdsm_container(method, *args)
         if "error" in answer:
