@@ -89,7 +89,7 @@ test: deps
 # Debian's python3 (the one vdsmd runs on).  As root.
 check-live: system-deps
 	bash tests/live/setup-host
-	tests/live/services start
+	tests/live/services restart
 	/usr/bin/python3 -m pytest -ra -p no:cacheprovider tests/live; \
 		rc=$$?; tests/live/services stop; exit $$rc
 
