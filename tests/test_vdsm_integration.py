@@ -7,6 +7,7 @@ vdsm").  Without it they skip, saying so.
 """
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -239,3 +240,104 @@ def test_nic_stats_reach_vdsm(cif, bridge, busybox_oci):
         call(bridge, "VM.destroy", vmID=vm_id)
     finally:
         subprocess.run(["ip", "link", "del", name], check=True)
+
+
+class RecordingIrs:
+    """vdsm's storage side (hsm) as clientIF.prepareVolumePath and
+    teardownVolumePath call it: prepareImage answers where the volume is
+    now (here: the test's image, at another path than Engine's XML names),
+    and every call is recorded."""
+
+    def __init__(self, prepared_path):
+        self.prepared_path = prepared_path
+        self.calls = []
+
+    def prepareImage(self, sd_id, sp_id, img_id, vol_id):
+        self.calls.append(("prepareImage", sd_id, sp_id, img_id, vol_id))
+        return {"status": {"code": 0}, "path": self.prepared_path,
+                "info": {"type": "FILE", "path": self.prepared_path},
+                "imgVolumesInfo": []}
+
+    def teardownImage(self, sd_id, sp_id, img_id, vol_id=None):
+        self.calls.append(("teardownImage", sd_id, sp_id, img_id))
+        return {"status": {"code": 0}}
+
+
+STORAGE_IDS = {"domainID": "3c1e2b11-8f0d-4a63-9f3a-d7b5a3b45a5c",
+               "poolID": "0d9e8f7a-6b5c-4d3e-2f1a-0b9c8d7e6f5a",
+               "imageID": "6f1c0b2a-3d4e-4f5a-8b9c-0d1e2f3a4b5c",
+               "volumeID": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"}
+
+
+def _with_storage_metadata(xml, engine_path):
+    """The image disk as Engine sends it from a storage domain: its path
+    under /rhev (which exists only once prepared) and the ids in the
+    disk's ovirt-vm:device metadata."""
+    ids = "".join("<ovirt-vm:%s>%s</ovirt-vm:%s>" % (k, v, k)
+                  for k, v in STORAGE_IDS.items())
+    device = ('<ovirt-vm:device devtype="disk" name="sda">%s'
+              '</ovirt-vm:device>' % ids)
+    xml = xml.replace("</ovirt-vm:vm>", device + "</ovirt-vm:vm>")
+    return re.sub(r'<source file="[^"]*" />',
+                  '<source file="%s" />' % engine_path, xml)
+
+
+def test_storage_prepared_and_torn_down_as_for_vms(paths, busybox_oci):
+    """vm.py _preparePathsForDrives / _cleanupDrives, with vdsm's real
+    clientIF.prepareVolumePath and teardownVolumePath."""
+    cif = object.__new__(clientif_mod.clientIF)
+    cif.irs = RecordingIrs(busybox_oci)
+    cif.log = logging.getLogger("test.cif")
+    cif.vmContainer = {}
+    cif.vm_container_lock = threading.Lock()
+    cif.notify = lambda event_id, params=None: None
+    engine_path = ("/rhev/data-center/mnt/nfs:_data/%(domainID)s/images/"
+                   "%(imageID)s/%(volumeID)s" % STORAGE_IDS)
+    xml = _with_storage_metadata(domxml.build(
+        str(uuid.uuid4()), "stor", "runc", busybox_oci,
+        command=["sleep", "1000"]), engine_path)
+    ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
+    ctr.start_in_background()
+    deadline = time.monotonic() + 30
+    while ctr.refresh() != constants.UP and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ctr.lastStatus == constants.UP, ctr.status()
+    ids = tuple(STORAGE_IDS[k] for k in ("domainID", "poolID", "imageID",
+                                         "volumeID"))
+    assert cif.irs.calls == [("prepareImage",) + ids]
+    # The container started from the prepared path, not Engine's.
+    assert busybox_oci in ctr.xml and engine_path not in ctr.xml
+    ctr.destroy(gracefulAttempts=0)
+    assert cif.irs.calls[-1] == ("teardownImage",) + ids[:3]
+
+
+def test_failed_start_tears_storage_down(paths, tmp_path):
+    cif = object.__new__(clientif_mod.clientIF)
+    bad = tmp_path / "not-an-image"
+    bad.write_bytes(b"x" * 4096)
+    cif.irs = RecordingIrs(str(bad))
+    cif.log = logging.getLogger("test.cif")
+    cif.notify = lambda event_id, params=None: None
+    xml = _with_storage_metadata(domxml.build(
+        str(uuid.uuid4()), "stor", "runc", str(bad), command=["true"]),
+        "/rhev/data-center/mnt/nfs:_data/x")
+    ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
+    assert ctr.run()["status"]["code"] == 0     # Vm.run: starts behind
+    ctr._start_thread.join()
+    assert ctr.lastStatus == constants.DOWN
+    assert "image" in ctr.status()["exitMessage"]
+    assert [c[0] for c in cif.irs.calls] == ["prepareImage",
+                                             "teardownImage"]
+
+
+def test_supervdsm_entry_point_is_exposed(paths, monkeypatch):
+    """contrib/vdsm's module, as supervdsmd loads it: vdsm's @expose marks
+    the one entry point, and it serves the backend's verbs only."""
+    monkeypatch.setenv("VDSM_CONTAINER_RUN_DIR", paths.run_dir)
+    monkeypatch.setenv("VDSM_CONTAINER_STORAGE_DIR", paths.storage_dir)
+    from vdsm_container.vdsm import supervdsm_api
+    monkeypatch.setattr(supervdsm_api, "_host", None)
+    assert getattr(supervdsm_api.vdsm_container, "exposed_api", False)
+    assert supervdsm_api.vdsm_container("load_all") == {"result": {}}
+    refused = supervdsm_api.vdsm_container("store")
+    assert refused["error"]["code"] == 91

@@ -62,6 +62,9 @@ def test_caps_advertise_containers(cli, log_start):
     # Engine lists under the host's hooks.
     assert os.access(hostmark.hook_path(), os.X_OK)
     assert hostmark.HOOK_NAME in caps["hooks"][hostmark.HOOK_EVENT]
+    # What install() said at vdsmd's start reached vdsm.log.
+    with open(VDSM_LOG, errors="replace") as f:
+        assert "Container support enabled: containers" in f.read()
 
 
 def test_create_up_stats_destroy(made, cli, events, schema):
