@@ -24,7 +24,7 @@ DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \
 DEMO_VM := 6d1c7e4a-2b7f-4f5e-9c3a-0e5b8d7a6c41
 CLI := $(DEMO_ENV) $(VENV)/bin/vdsm-container
 
-.PHONY: all deps system-deps demo check check-live lint test test-vdsm bench rpm wheel clean
+.PHONY: all deps system-deps demo check check-live lint test test-vdsm bench bench-scale rpm wheel clean
 
 all: check
 
@@ -107,6 +107,17 @@ check: lint test test-vdsm
 
 bench: deps
 	$(PY) bench/bench.py --report bench/report.md
+
+# N = 100, 500, 1000 containers through the live vdsmd of tests/live (as
+# root; about 15 minutes on 2 cores), into bench/report.md's scale section.
+# Not part of `make check` or CI's default run.
+SCALE_COUNTS ?= 100,500,1000
+bench-scale: system-deps
+	bash tests/live/setup-host
+	tests/live/services restart
+	/usr/bin/python3 bench/scale.py --no-setup --counts $(SCALE_COUNTS) \
+		--report bench/report.md; rc=$$?; tests/live/services stop; \
+		exit $$rc
 
 wheel: deps
 	$(PY) -m pip wheel --no-deps -w dist .

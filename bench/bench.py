@@ -438,6 +438,70 @@ def main():
     if args.report:
         with open(args.report, "w") as f:
             f.write(text)
+    live = live_lines()
+    print(live)
+    if args.report:
+        from bench.scale import write_section
+        write_section(args.report, "live", live)
+
+
+LIVE_COUNTS = (10, 100)
+
+
+def live_lines():
+    """The rows measured through the live vdsmd (tests/live), beside the
+    in-process ones above; a line saying why when there is no live host.
+
+    bench/scale.py measures them, run by Debian's python3, the one that
+    has vdsm's client; the host is set up and its daemons stopped again.
+    """
+    head = ["## Through a live vdsmd (JSON-RPC, vdsmd as user vdsm)", ""]
+    repo = os.path.dirname(HERE)
+    live = os.path.join(repo, "tests", "live")
+    try:
+        subprocess.run(["bash", os.path.join(live, "setup-host")],
+                       check=True, stdout=subprocess.DEVNULL)
+        # restart: the daemons run the code just installed.
+        subprocess.run([os.path.join(live, "services"), "restart"],
+                       check=True, stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as e:
+        return "\n".join(head + ["Skipped: the live host could not be set "
+                                  "up here (%s)." % e]) + "\n"
+    try:
+        out = subprocess.run(
+            ["/usr/bin/python3", os.path.join(HERE, "scale.py"),
+             "--live-rows", ",".join(map(str, LIVE_COUNTS))],
+            check=True, stdout=subprocess.PIPE, universal_newlines=True)
+        got = json.loads(out.stdout)
+    except (OSError, subprocess.CalledProcessError, ValueError) as e:
+        return "\n".join(head + ["Skipped: the live measurement failed "
+                                  "(%s)." % e]) + "\n"
+    finally:
+        subprocess.run([os.path.join(live, "services"), "stop"],
+                       stdout=subprocess.DEVNULL)
+    runs = len(got["create"])
+    conmon_ms = _ms(got["bare_conmon"], 50)
+    lines = head + [
+        "| what | median ms | p99 ms | runs | vs conmon+runc |",
+        "|---|---:|---:|---:|---:|",
+        "| VM.create -> Up event, over JSON-RPC | %.1f | %.1f | %d | "
+        "%.2fx |" % (_ms(got["create"], 50), _ms(got["create"], 99), runs,
+                     _ms(got["create"], 50) / conmon_ms),
+        "| conmon + runc start (bare), same run | %.1f | %.1f | %d | |" % (
+            _ms(got["bare_conmon"], 50), _ms(got["bare_conmon"], 99),
+            len(got["bare_conmon"]))]
+    for n in LIVE_COUNTS:
+        t = got["getall"][str(n)]
+        lines.append("| Host.getAllVmStats over JSON-RPC, %d containers "
+                     "(%d listed Up) | %.1f | %.1f | %d | |" % (
+                         n, got["listed_up"][str(n)], _ms(t, 50),
+                         _ms(t, 99), len(t)))
+    return "\n".join(lines) + "\n"
+
+
+def _ms(values, p):
+    from bench.scale import pct
+    return pct(values, p) * 1000
 
 
 if __name__ == "__main__":

@@ -191,8 +191,8 @@ class Container(VmState):
         A sampler calls this for every container with one observation
         round; a busy VM (a verb or a start under way) is left as it is.
         """
-        if seen.get("busy") or seen.get("gone"):
-            return
+        if seen.get("busy") or seen.get("gone") or seen.get("same"):
+            return      # (same: nothing changed since the last look)
         with self._status_lock:
             before = dict(self._state)
             saved = seen.get("state") or {}

@@ -91,8 +91,12 @@ class StateStore:
         finally:
             os.close(fd)
 
+    def path(self, vm_id):
+        """The VM's state file."""
+        return os.path.join(self._paths.vm_run_dir(vm_id), STATE_FILE)
+
     def write(self, vm_id, state):
-        path = os.path.join(self._paths.vm_run_dir(vm_id), STATE_FILE)
+        path = self.path(vm_id)
         files.write_atomically(path, json.dumps(
             dict(state, version=VERSION), indent=1, sort_keys=True),
             fsync=True)
@@ -102,7 +106,7 @@ class StateStore:
 
         Raises ``Unreadable`` for a file that is not this code's format.
         """
-        path = os.path.join(self._paths.vm_run_dir(vm_id), STATE_FILE)
+        path = self.path(vm_id)
         try:
             with open(path) as f:
                 state = json.load(f)

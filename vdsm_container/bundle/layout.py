@@ -188,8 +188,7 @@ class Bundle:
     def pid(self):
         """The container's init pid the runtime recorded, or None."""
         try:
-            with open(self.pid_file) as f:
-                return int(f.read().strip() or 0) or None
+            return int(files.read_text(self.pid_file).strip() or 0) or None
         except (OSError, ValueError):
             return None
 

@@ -83,6 +83,11 @@ class HostBackend:
         self.store = statemod.StateStore(paths)
         self.hierarchy = cgroups.Hierarchy()
         self._drivers = {}
+        # vmId -> _Seen: a sampler looks at every VM every 2 s, and a
+        # record changes only when rewritten (atomically: a new inode), so
+        # a stat replaces a JSON parse (and the bundle's paths are joined
+        # once).
+        self._records = {}
 
     # Reaching a VM's parts (also for tests and the command).
 
@@ -105,6 +110,48 @@ class HostBackend:
             raise statemod.Unreadable("the recorded spec is unusable: %r"
                                       % e) from None
         return state, spec
+
+    def _record_key(self, vm_id):
+        """state.json's identity (inode, mtime, size); NoSuchVM."""
+        try:
+            st = os.stat(self.store.path(vm_id))
+        except FileNotFoundError:
+            self._records.pop(vm_id, None)
+            raise errors.NoSuchVM("no container %s" % vm_id,
+                                  vmId=vm_id) from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _observed_record(self, vm_id):
+        """The VM's ``_Seen``, from the cache while state.json is
+        unchanged."""
+        key = self._record_key(vm_id)
+        seen = self._records.get(vm_id)
+        if seen is not None and seen.key == key:
+            return seen
+        state, spec = self._record(vm_id)
+        bundle = seen.bundle if seen else layout.Bundle(self.paths, vm_id)
+        seen = self._records[vm_id] = _Seen(key, state, spec, bundle)
+        return seen
+
+    def _unchanged(self, vm_id):
+        """True when a look would find what the last one found: the
+        container was running, its record is the same file, and conmon
+        has written no exit status (it does as the container ends).
+
+        Two stats instead of the lock, the /proc reads and the freezer:
+        the status check every 2 s costs little at a thousand VMs.  A
+        sampling round (every 15 s) looks at everything, so a container
+        whose conmon was killed too is seen then.
+        """
+        seen = self._records.get(vm_id)
+        if seen is None or not seen.running:
+            return False
+        try:
+            if self._record_key(vm_id) != seen.key:
+                return False
+        except errors.NoSuchVM:
+            return False
+        return not os.path.exists(seen.exit_file)
 
     # Verbs
 
@@ -221,10 +268,11 @@ class HostBackend:
         goes on with the other VMs.
         """
         try:
-            state, _ = self._record(vm_id)
+            # Through the cache: recovery's first look at every VM, right
+            # after, then parses nothing again.
+            return self._observed_record(check_vm_id(vm_id)).state
         except statemod.Unreadable as e:
             return {"vmId": vm_id, "unreadable": str(e)}
-        return state
 
     def load_all(self):
         """``{vmId: state}`` of every recorded VM (see ``load``)."""
@@ -244,8 +292,10 @@ class HostBackend:
         also ``cgroup``, ``network``, ``guest`` and ``sizes``.  A VM whose
         lock is held (a verb or the end of a start is under way) is
         ``{"busy": True}``: a sampler never waits for a start.  A VM that is
-        gone is ``{"gone": True}``.  One call serves every VM, so a sampler
-        through supervdsm costs one round trip a round.
+        gone is ``{"gone": True}``.  Without ``sample``, a VM that still
+        runs as the last look found it is ``{"same": True}``
+        (``_unchanged``).  One call serves every VM, so a sampler through
+        supervdsm costs one round trip a round.
         """
         result = {}
         for vm_id in vm_ids:
@@ -254,6 +304,7 @@ class HostBackend:
             except statemod.Busy:
                 result[vm_id] = {"busy": True}
             except errors.NoSuchVM:
+                self._records.pop(vm_id, None)
                 result[vm_id] = {"gone": True}
             except statemod.Unreadable as e:
                 result[vm_id] = {"state": {"vmId": vm_id,
@@ -261,15 +312,22 @@ class HostBackend:
         return result
 
     def _observe(self, vm_id, sample):
+        if not sample and self._unchanged(vm_id):
+            return {"same": True}
         with self.store.lock(check_vm_id(vm_id), wait=False):
-            state, spec = self._record(vm_id)
+            rec = self._observed_record(vm_id)
+            state, spec = rec.state, rec.spec
             driver = self.driver(spec.runtime)
-            seen = lifecycle.observe(self.paths, spec, driver,
-                                     layout.Bundle(self.paths, vm_id),
+            seen = lifecycle.observe(self.paths, spec, driver, rec.bundle,
                                      self.hierarchy, sample)
             starter = state.get("starter")
             seen["starting"] = bool(starter) and _alive(starter)
-            seen["state"] = _public(state)
+            rec.exit_file = driver.exit_file(rec.bundle)
+            rec.running = not starter and rec.exit_file is not None and \
+                seen["runtime"].status == base.RUNNING
+            # Without the spec: the caller has it, and at a thousand VMs
+            # it would be most of what a round carries back.
+            seen["state"] = _public(state, "spec")
             return seen
 
     def stop(self, vm_id, timeout):
@@ -295,6 +353,7 @@ class HostBackend:
             except Exception as e:
                 raise errors.VMDestroyFailed(str(e), vmId=vm_id) from e
             self.store.release(vm_id)
+            self._records.pop(vm_id, None)
 
     def signal(self, vm_id, signum):
         """Send ``signum`` to the container's init process (resumed first
@@ -324,6 +383,8 @@ class HostBackend:
         return self._act(vm_id, again)
 
     def _act(self, vm_id, action, needs=None):
+        # What the last look found no longer holds.
+        self._records.pop(vm_id, None)
         with self.store.lock(check_vm_id(vm_id)):
             try:
                 _, spec = self._record(vm_id)
@@ -335,7 +396,10 @@ class HostBackend:
                 raise errors.UnsupportedOperation(
                     "%s can't %s containers" % (driver.name, needs),
                     vmId=vm_id)
-            return action(driver, layout.Bundle(self.paths, vm_id))
+            try:
+                return action(driver, layout.Bundle(self.paths, vm_id))
+            finally:
+                self._records.pop(vm_id, None)
 
     def log_path(self, vm_id):
         return self.bundle(vm_id).log_path
@@ -372,9 +436,25 @@ class HostBackend:
                 vmId=vm_id)
 
 
-def _public(state):
-    """The record without the domain XML, which the caller has."""
-    return {k: v for k, v in state.items() if k != "xml"}
+class _Seen:
+    """What the last look at a VM found, and what it needs for the next."""
+
+    __slots__ = ("key", "state", "spec", "bundle", "running", "exit_file")
+
+    def __init__(self, key, state, spec, bundle):
+        self.key = key
+        self.state = state
+        self.spec = spec
+        self.bundle = bundle
+        self.running = False
+        self.exit_file = None
+
+
+def _public(state, *also):
+    """The record without the domain XML (and ``also``), which the caller
+    has."""
+    drop = ("xml",) + also
+    return {k: v for k, v in state.items() if k not in drop}
 
 
 def _alive(pid):

@@ -107,6 +107,12 @@ class Driver:
         """The container's init pid, or None when it doesn't run."""
         return self.state(bundle).pid
 
+    def exit_file(self, bundle):
+        """A file that appears when the container ends (a supervisor's
+        exit status), or None when the runtime has none: then every
+        status check asks ``state``."""
+        return None
+
     def stop(self, bundle, timeout):
         """SIGTERM, then SIGKILL after ``timeout`` seconds; wait for exit."""
         raise NotImplementedError

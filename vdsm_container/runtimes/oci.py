@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import time
 
+from vdsm_container import files
 from vdsm_container.stats import cgroups
 from vdsm_container import errors
 from vdsm_container.bundle import ocispec
@@ -277,10 +278,13 @@ class OCIDriver(base.Driver):
 
     # State
 
+    def exit_file(self, bundle):
+        """conmon writes the exit status here as the container ends."""
+        return os.path.join(bundle.exit_dir, bundle.vm_id)
+
     def _exit_code(self, bundle):
         try:
-            with open(os.path.join(bundle.exit_dir, bundle.vm_id)) as f:
-                return int(f.read().strip())
+            return int(files.read_text(self.exit_file(bundle)).strip())
         except (OSError, ValueError):
             return None
 
@@ -289,12 +293,12 @@ class OCIDriver(base.Driver):
         if not pid:
             return False
         try:
-            with open("/proc/%d/cgroup" % pid) as f:
-                if cgroups.scope_name(bundle.vm_id) not in f.read():
-                    return False
-            with open("/proc/%d/stat" % pid) as f:
-                # State field follows the parenthesised command name.
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            if cgroups.scope_name(bundle.vm_id) not in files.read_text(
+                    "/proc/%d/cgroup" % pid):
+                return False
+            # State field follows the parenthesised command name.
+            return files.read_text("/proc/%d/stat" % pid).rsplit(
+                ")", 1)[1].split()[0] != "Z"
         except (OSError, IndexError):
             return False
 
@@ -308,8 +312,7 @@ class OCIDriver(base.Driver):
                                 "freezer.state")
             frozen = "FROZEN"
         try:
-            with open(path) as f:
-                return f.read().strip() == frozen
+            return files.read_text(path).strip() == frozen
         except OSError:
             return False
 

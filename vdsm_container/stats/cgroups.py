@@ -17,6 +17,8 @@ import os
 import time
 from typing import Optional
 
+from vdsm_container import files
+
 _USER_HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -54,8 +56,7 @@ class Sample:
 
 def _read(path, default=None):
     try:
-        with open(path) as f:
-            return f.read()
+        return files.read_text(path)
     except OSError:
         return default
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from vdsm import clientIF as _clientif
 from vdsm.host import caps as _caps
@@ -90,8 +91,21 @@ class Plugin:
         n = 0
         while not self._stop.wait(STATUS_INTERVAL):
             n += 1
-            vmcontainer.sample_all(cif, self.backend,
-                                   take_sample=(n % ticks == 0))
+            take_sample = n % ticks == 0
+            t0, c0 = time.monotonic(), time.thread_time()
+            count = vmcontainer.sample_all(cif, self.backend,
+                                           take_sample=take_sample)
+            elapsed = time.monotonic() - t0
+            # One line per round, at DEBUG: what a round costs this thread
+            # (bench-scale reads it); an admin sees a round that no longer
+            # fits its interval at WARNING.
+            log.debug("%s round: %d containers in %.3f s, %.3f s CPU",
+                      "sampling" if take_sample else "status", count,
+                      elapsed, time.thread_time() - c0)
+            if elapsed > STATUS_INTERVAL:
+                log.warning("Observing %d containers took %.1f s, longer "
+                            "than the %.0f s status interval", count,
+                            elapsed, STATUS_INTERVAL)
 
     def stop(self):
         self._stop.set()

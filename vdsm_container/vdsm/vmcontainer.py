@@ -9,6 +9,7 @@ and ``notify(event_id, params)``.
 from __future__ import annotations
 
 import logging
+import time
 
 from vdsm_container import errors
 from vdsm_container.container import Container
@@ -50,20 +51,22 @@ def containers(cif):
 
 def sample_all(cif, backend, take_sample=True):
     """One sampler round: one backend call observes every container; each
-    follows its container (sending events) and keeps the sample."""
+    follows its container (sending events) and keeps the sample.  Returns
+    how many containers it observed."""
     ctrs = containers(cif)
     if not ctrs:
-        return
+        return 0
     try:
         seen = backend.observe([c.id for c in ctrs], sample=take_sample)
     except Exception:
         log.exception("Observing %d containers failed", len(ctrs))
-        return
+        return len(ctrs)
     for ctr in ctrs:
         try:
             ctr.apply(seen.get(ctr.id) or {"gone": True})
         except Exception:
             log.exception("Following container %s failed", ctr.id)
+    return len(ctrs)
 
 
 def recover(cls, cif, backend):
@@ -75,6 +78,7 @@ def recover(cls, cif, backend):
     answers every verb with "Recovering"), so an unreadable record is a VM
     Down with the reason, and a backend that can't be reached is logged.
     """
+    t0 = time.monotonic()
     try:
         ctrs = cls.load_all(backend=backend, cif=cif)
     except Exception:
@@ -87,7 +91,11 @@ def recover(cls, cif, backend):
         with cif.vm_container_lock:
             cif.vmContainer[ctr.id] = ctr
         recovered.append(ctr)
-    sample_all(cif, backend)
+    # Their status now; their stats with the sampler's next round (vdsm's
+    # recovery, too, leaves stats to the sampling that follows).
+    sample_all(cif, backend, take_sample=False)
     for ctr in recovered:
         log.info("recovery: container %s is %s", ctr.id, ctr.lastStatus)
+    log.info("recovery: %d containers in %.3f s", len(recovered),
+             time.monotonic() - t0)
     return [c.id for c in recovered]
