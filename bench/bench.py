@@ -479,6 +479,12 @@ def live_lines():
     finally:
         subprocess.run([os.path.join(live, "services"), "stop"],
                        stdout=subprocess.DEVNULL)
+    return live_table(got)
+
+
+def live_table(got):
+    """The rows of ``scale.py --live-rows``'s JSON ``got``."""
+    head = ["## Through a live vdsmd (JSON-RPC, vdsmd as user vdsm)", ""]
     runs = len(got["create"])
     conmon_ms = _ms(got["bare_conmon"], 50)
     lines = head + [
