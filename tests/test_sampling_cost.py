@@ -4,7 +4,6 @@ spec back, small files are read with plain syscalls, and each round says
 in the log what it cost.  Figures are in ``make bench-scale``; these tests
 check behaviour only."""
 
-import logging
 import os
 import signal
 import time
@@ -136,31 +135,6 @@ def test_sample_all_is_one_call_and_says_how_many(paths):
     assert len(backend.calls) == 1
     assert sorted(backend.calls[0][0]) == sorted(cif.vmContainer)
     assert backend.calls[0][1] is True
-
-
-def test_plugin_rounds_are_logged(caplog):
-    try:
-        from vdsm_container.vdsm import plugin
-    except ImportError as e:
-        pytest.skip("vdsm is not importable (%s)" % e)
-    p = plugin.Plugin(CountingBackend(), {})
-    cif = Cif()
-    caplog.set_level(logging.DEBUG, logger="vdsm_container.vdsm_plugin")
-    p._stop.wait = _stop_after(p, 2)
-    p._sample_loop(cif, 2 * plugin.STATUS_INTERVAL)
-    rounds = [r.getMessage() for r in caplog.records
-              if " round: " in r.getMessage()]
-    assert rounds[0].startswith("status round: 0 containers in ")
-    assert rounds[1].startswith("sampling round: 0 containers in ")
-
-
-def _stop_after(p, rounds):
-    left = [rounds]
-
-    def wait(timeout):
-        left[0] -= 1
-        return left[0] < 0
-    return wait
 
 
 def test_report_section_replaced(tmp_path):

@@ -341,3 +341,34 @@ def test_supervdsm_entry_point_is_exposed(paths, monkeypatch):
     assert supervdsm_api.vdsm_container("load_all") == {"result": {}}
     refused = supervdsm_api.vdsm_container("store")
     assert refused["error"]["code"] == 91
+
+
+class _NoVms:
+    def getVMs(self):
+        return {}
+
+
+class _NoBackend:
+    def observe(self, vm_ids, sample=False):
+        raise AssertionError("no container: no call")
+
+
+def test_plugin_rounds_are_logged(caplog):
+    p = vdsm_plugin.Plugin(_NoBackend(), {})
+    cif = _NoVms()
+    caplog.set_level(logging.DEBUG, logger="vdsm_container.vdsm_plugin")
+    p._stop.wait = _stop_after(p, 2)
+    p._sample_loop(cif, 2 * vdsm_plugin.STATUS_INTERVAL)
+    rounds = [r.getMessage() for r in caplog.records
+              if " round: " in r.getMessage()]
+    assert rounds[0].startswith("status round: 0 containers in ")
+    assert rounds[1].startswith("sampling round: 0 containers in ")
+
+
+def _stop_after(p, rounds):
+    left = [rounds]
+
+    def wait(timeout):
+        left[0] -= 1
+        return left[0] < 0
+    return wait
