@@ -115,7 +115,7 @@ HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 	tests/test_limits.py tests/test_failures.py tests/test_network.py \
 	tests/test_volumes.py tests/test_rkt.py tests/test_cli.py \
 	tests/test_privileged.py tests/test_security.py tests/test_hostvm.py
-HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 python -m pytest \
+HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 python -m pytest --color=no \
 	-p no:cacheprovider -ra $(HOSTVM_TESTS)
 
 hostvm-deps:

@@ -20,6 +20,23 @@ SHARED_REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference")
 BUILD_IMAGE = os.path.join(REPO, "contrib", "build-busybox-image")
 
 
+def host_shape():
+    """The host shape the tests run on, as tests and skips name it: the
+    cgroup layout and whether systemd is PID 1 (EL9 is "cgroup v2, systemd
+    PID 1"; these CI machines "cgroup v1 (hybrid), no systemd")."""
+    from vdsm_container.runtimes import proc
+    from vdsm_container.stats import cgroups
+    layout = "cgroup v2" if cgroups.Hierarchy().version == 2 else \
+        "cgroup v1 (hybrid)" if os.path.exists(
+            "/sys/fs/cgroup/unified/cgroup.controllers") else "cgroup v1"
+    return "%s, %s" % (layout, "systemd PID 1" if proc.systemd_booted()
+                       else "no systemd")
+
+
+def pytest_report_header(config):
+    return "host shape: %s" % host_shape()
+
+
 def reference(*parts):
     """A file of ../shared/reference, or skip saying why."""
     path = os.path.join(SHARED_REFERENCE, *parts)

@@ -1,0 +1,82 @@
+"""Where a container's processes go on each host shape.
+
+On EL9 (systemd as PID 1, cgroup v2, as in tests/hostvm) runc's systemd
+driver puts the container in ``vdsm-container-<vmId>.scope`` under the
+cgroup parent slice, which systemd nests in the slices its name's prefixes
+name, and conmon runs in a scope of its own; elsewhere (these CI machines:
+no systemd) the cgroupfs driver makes ``/<parent>/<scope>`` as named and
+conmon stays in its caller's cgroup.  Each test asserts what its shape
+must show; none skips on either.
+"""
+
+import os
+import uuid
+
+import pytest
+
+from vdsm_container.container import create
+from vdsm_container.runtimes import proc
+from vdsm_container.spec import domxml
+from vdsm_container.stats import cgroups
+
+from .conftest import host_shape
+
+SYSTEMD = proc.systemd_booted()
+
+
+def test_slice_path_as_systemd_nests_it():
+    assert cgroups.slice_path("vdsm-containers.slice") == \
+        "/vdsm.slice/vdsm-containers.slice"
+    assert cgroups.slice_path("a-b-c.slice") == \
+        "/a.slice/a-b.slice/a-b-c.slice"
+    assert cgroups.slice_path("machine.slice") == "/machine.slice"
+    assert cgroups.slice_path("-.slice") == "/"
+    assert cgroups.parent_relpath("vdsm-containers.slice", False) == \
+        "/vdsm-containers.slice"
+    assert cgroups.relpath("a-b.slice", "x", systemd=True) == \
+        "/a.slice/a-b.slice/vdsm-container-x.scope"
+
+
+def test_unit_environment_is_the_callers():
+    env = {"PATH": "/bin", "A": "1", "NOTIFY_SOCKET": "/run/x",
+           "INVOCATION_ID": "abc", "BAD": "two\nlines"}
+    assert proc.unit_environment(env) == ["--setenv=A=1",
+                                          "--setenv=PATH=/bin"]
+
+
+def _cgroup_of(pid, version):
+    rel = cgroups.of_pid(pid, version)
+    assert rel, "no cgroup for pid %d" % pid
+    return rel
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_container_and_conmon_cgroups(paths, busybox_oci):
+    vm_id = str(uuid.uuid4())
+    ctr = create(domxml.build(vm_id, "shape", "runc", busybox_oci,
+                              memory_mib=64, command=["sleep", "1000"]),
+                 paths=paths)
+    try:
+        version = ctr.hierarchy.version
+        real = _cgroup_of(ctr.bundle.pid(), version)
+        # The driver reads and removes the cgroup the container is in.
+        assert ctr.driver.cgroup_path(ctr.bundle) == real
+        assert ctr.hierarchy.read(real) is not None
+        with open(ctr.bundle.conmon_pid_file) as f:
+            conmon = _cgroup_of(int(f.read()), version)
+        parent = cgroups.parent_relpath(paths.cgroup_parent, SYSTEMD)
+        if SYSTEMD:
+            # vdsm-containers-test-<hex>.slice, nested by systemd.
+            assert real == "/vdsm.slice/vdsm-containers.slice/" \
+                "vdsm-containers-test.slice/%s/vdsm-container-%s.scope" % (
+                    paths.cgroup_parent, vm_id), host_shape()
+            assert conmon == "%s/vdsm-container-conmon-%s.scope" % (
+                parent, vm_id), host_shape()
+        else:
+            assert real == "/%s/vdsm-container-%s.scope" % (
+                paths.cgroup_parent, vm_id), host_shape()
+            assert conmon == _cgroup_of(os.getpid(), version), host_shape()
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+    assert not os.path.isdir(ctr.hierarchy.path(real))
