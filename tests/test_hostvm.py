@@ -80,3 +80,73 @@ def test_container_and_conmon_cgroups(paths, busybox_oci):
     finally:
         ctr.destroy(gracefulAttempts=0)
     assert not os.path.isdir(ctr.hierarchy.path(real))
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DROP_IN = os.path.join(REPO, "contrib", "vdsm", "50-vdsm-container.conf")
+
+
+def test_drop_in_commands():
+    """The drop-in runs mark-host as root ('+') before vdsm's own command
+    line, which it replaces with the launcher's."""
+    with open(DROP_IN) as f:
+        lines = [ln.strip() for ln in f
+                 if ln.strip() and not ln.startswith("#")]
+    assert lines[0] == "[Service]"
+    assert [ln for ln in lines if ln.startswith("ExecStartPre=")] == [
+        "ExecStartPre=+/usr/bin/vdsm-container mark-host"]
+    starts = [ln for ln in lines if ln.startswith("ExecStart=")]
+    assert starts[0] == "ExecStart=" and len(starts) == 2
+    assert starts[1].endswith('"/usr/libexec/vdsm-container/'
+                              'vdsmd-containers"')
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_drop_in_under_systemd(paths, tmp_path):
+    """The drop-in on a unit that runs as an unprivileged user, as vdsmd
+    runs as vdsm: systemd runs its ExecStartPre as root, with systemd's
+    environment (not a shell's), and mark-host marks the host."""
+    if not SYSTEMD:
+        pytest.skip("needs systemd as PID 1 (this host: %s); runs in "
+                    "make check-el9's VM" % host_shape())
+    import subprocess
+    import sys
+    hooks = tmp_path / "hooks"
+    wrapper = tmp_path / "vdsm-container"
+    # /usr/bin/vdsm-container as the package installs it: this checkout,
+    # in the test's own run dir and cgroup parent.
+    wrapper.write_text(
+        "#!/bin/sh\nexec env PYTHONPATH=%s VDSM_CONTAINER_RUN_DIR=%s "
+        "VDSM_CONTAINER_CGROUP_PARENT=%s %s -m vdsm_container \"$@\" "
+        "--hooks-dir %s\n" % (REPO, paths.run_dir, paths.cgroup_parent,
+                               sys.executable, hooks))
+    wrapper.chmod(0o755)
+    unit = "vdsm-container-droptest-%s.service" % uuid.uuid4().hex[:8]
+    unit_dir = "/run/systemd/system"
+    with open(DROP_IN) as f:
+        drop_in = "".join(
+            ln.replace("/usr/bin/vdsm-container", str(wrapper)) for ln in f
+            if not ln.startswith("ExecStart="))     # vdsm is not here
+    os.makedirs(os.path.join(unit_dir, unit + ".d"))
+    try:
+        with open(os.path.join(unit_dir, unit), "w") as f:
+            f.write("[Service]\nType=oneshot\nUser=nobody\n"
+                    "ExecStart=/bin/true\n")
+        with open(os.path.join(unit_dir, unit + ".d",
+                               "50-vdsm-container.conf"), "w") as f:
+            f.write(drop_in)
+        subprocess.run(["systemctl", "daemon-reload"], check=True)
+        out = subprocess.run(["systemctl", "start", unit],
+                             stderr=subprocess.PIPE, universal_newlines=True)
+        assert out.returncode == 0, out.stderr
+        hook = hooks / "before_vm_start" / "50_vdsm_container"
+        assert hook.exists()
+        assert hook.stat().st_uid == 0
+    finally:
+        subprocess.run(["systemctl", "stop", unit])
+        os.unlink(os.path.join(unit_dir, unit + ".d",
+                               "50-vdsm-container.conf"))
+        os.rmdir(os.path.join(unit_dir, unit + ".d"))
+        os.unlink(os.path.join(unit_dir, unit))
+        subprocess.run(["systemctl", "daemon-reload"], check=True)

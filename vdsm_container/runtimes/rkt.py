@@ -179,8 +179,9 @@ class Driver(base.Driver):
             argv = ["systemd-run", "--quiet", "--collect",
                     "--slice=%s" % self.paths.cgroup_parent,
                     "--unit=%s" % self._unit(bundle),
+                    # stderr follows stdout (StandardError=inherit);
+                    # "file:" is in EL8's systemd 239, "append:" is not.
                     "--property=StandardOutput=file:%s" % bundle.log_path,
-                    "--property=StandardError=file:%s" % bundle.log_path,
                     ] + proc.unit_environment() + ["--"] + argv
         os.makedirs(self.root, exist_ok=True)
         log = open(bundle.log_path, "ab")
