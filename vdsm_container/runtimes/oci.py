@@ -114,6 +114,10 @@ class OCIDriver(base.Driver):
             cid = "vdsm-container-selfcheck-%d" % os.getpid()
             rootfs = os.path.join(tmp, "rootfs")
             os.mkdir(rootfs)
+            # Mount points an image has: crun, unlike runc, does not make
+            # /dev ("open /dev directory in ...: No such file").
+            for name in ("dev", "proc", "sys"):
+                os.mkdir(os.path.join(rootfs, name))
             binds = []
             for name in ("usr", "bin", "sbin", "lib", "lib64"):
                 host = "/" + name
@@ -277,8 +281,9 @@ class OCIDriver(base.Driver):
             msg = {"message": line}
         pid = msg.get("data")
         if not isinstance(pid, int) or pid <= 0:
-            detail = proc.last_line(msg.get("message") or conmon_err or
-                                    "conmon reported no pid")
+            detail = proc.last_line(
+                msg.get("message") or conmon_err or
+                "conmon reported no pid within %d s" % SYNC_TIMEOUT)
             raise errors.CannotCreateVM("%s create failed: %s"
                                         % (self.name, detail.strip()),
                                         vmId=bundle.vm_id)
@@ -439,6 +444,18 @@ class OCIDriver(base.Driver):
                       ignore_errors=True)
         self._remove_cgroup(bundle)
         self._reap_conmon(bundle)
+        self._stop_conmon_scope(bundle)
+
+    def _stop_conmon_scope(self, bundle):
+        """systemd removes the scope of a dead conmon when it gets to it;
+        stopping it is synchronous, so nothing is left once we return."""
+        if not self.systemd:
+            return
+        scope = "vdsm-container-conmon-%s.scope" % bundle.vm_id
+        rel = "%s/%s" % (cgroups.parent_relpath(self.paths.cgroup_parent,
+                                                True), scope)
+        if os.path.isdir(self.hierarchy.path(rel)):
+            proc.run(["systemctl", "stop", scope])
 
     def _remove_cgroup(self, bundle):
         """Kill what is left in the container's cgroup and remove it.
@@ -485,3 +502,4 @@ class OCIDriver(base.Driver):
                 os.kill(pid, signals.SIGKILL)
             except ProcessLookupError:
                 pass
+
