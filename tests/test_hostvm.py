@@ -19,7 +19,7 @@ from vdsm_container.runtimes import proc
 from vdsm_container.spec import domxml
 from vdsm_container.stats import cgroups
 
-from .conftest import host_shape
+from .conftest import bundle_of, driver_of, host_shape
 
 SYSTEMD = proc.systemd_booted()
 
@@ -57,13 +57,15 @@ def test_container_and_conmon_cgroups(paths, busybox_oci):
     ctr = create(domxml.build(vm_id, "shape", "runc", busybox_oci,
                               memory_mib=64, command=["sleep", "1000"]),
                  paths=paths)
+    hierarchy = cgroups.Hierarchy()
+    bundle = bundle_of(ctr)
     try:
-        version = ctr.hierarchy.version
-        real = _cgroup_of(ctr.bundle.pid(), version)
+        version = hierarchy.version
+        real = _cgroup_of(bundle.pid(), version)
         # The driver reads and removes the cgroup the container is in.
-        assert ctr.driver.cgroup_path(ctr.bundle) == real
-        assert ctr.hierarchy.read(real) is not None
-        with open(ctr.bundle.conmon_pid_file) as f:
+        assert driver_of(ctr).cgroup_path(bundle) == real
+        assert hierarchy.read(real) is not None
+        with open(bundle.conmon_pid_file) as f:
             conmon = _cgroup_of(int(f.read()), version)
         parent = cgroups.parent_relpath(paths.cgroup_parent, SYSTEMD)
         if SYSTEMD:
@@ -79,7 +81,7 @@ def test_container_and_conmon_cgroups(paths, busybox_oci):
             assert conmon == _cgroup_of(os.getpid(), version), host_shape()
     finally:
         ctr.destroy(gracefulAttempts=0)
-    assert not os.path.isdir(ctr.hierarchy.path(real))
+    assert not os.path.isdir(hierarchy.path(real))
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
