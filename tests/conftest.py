@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from vdsm_container import config
+from vdsm_container import config, runtimes
 
 from . import leaks
 
@@ -108,3 +108,22 @@ def bundle_of(ctr):
 def driver_of(ctr):
     """The runtime driver running the container."""
     return ctr.backend.driver(ctr.spec.runtime)
+
+
+_probed = {}     # runtime -> Availability, probed once per session
+
+
+@pytest.fixture(params=["runc", "crun"])
+def runtime(request, paths):
+    """Each OCI runtime in turn.  crun 1.8 runs on pure cgroup v2 (EL9) but
+    refuses hybrid hosts: there its tests skip, saying so and on which
+    shape, rather than pass without running."""
+    name = request.param
+    if name != "runc":
+        if name not in _probed:
+            _probed[name] = runtimes.probe(paths)[name]
+        avail = _probed[name]
+        if not avail.available:
+            pytest.skip("%s cannot run containers on this host (%s): %s"
+                        % (name, host_shape(), avail.reason))
+    return name

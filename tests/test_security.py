@@ -8,7 +8,7 @@ import pytest
 from vdsm_container import constants
 from vdsm_container.bundle import seccomp
 
-from .test_container import runtime, started  # noqa: F401 (fixtures)
+from .test_container import started  # noqa: F401 (fixture)
 from .conftest import bundle_of
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
