@@ -347,9 +347,9 @@ def copy_tar(src, dest):
 
 
 def _tail(path):
+    """The last useful line of the pod's log (where rkt says why)."""
     try:
         with open(path, errors="replace") as f:
-            lines = [ln.strip() for ln in f if ln.strip()]
-        return lines[-1] if lines else "no output"
+            return proc.last_line(f.read())
     except OSError:
-        return "no output"
+        return proc.last_line("")
