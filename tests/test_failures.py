@@ -77,7 +77,7 @@ def test_twenty_in_parallel_then_recovered_by_a_new_process(paths,
     for t in threads:
         t.join()
     assert errors_seen == []
-    # "vdsm restarts": a new process rebuilds all 20 from disk.
+    # "vdsm restarts": a new process rebuilds them all from disk.
     env = dict(os.environ, VDSM_CONTAINER_RUN_DIR=paths.run_dir,
                VDSM_CONTAINER_STORAGE_DIR=paths.storage_dir,
                VDSM_CONTAINER_CGROUP_PARENT=paths.cgroup_parent)
@@ -85,7 +85,7 @@ def test_twenty_in_parallel_then_recovered_by_a_new_process(paths,
                          env=env, check=True, stdout=subprocess.PIPE,
                          universal_newlines=True).stdout
     listed = json.loads(out)
-    assert len(listed) == 20
+    assert len(listed) == PARALLEL
     assert {v["status"] for v in listed} == {"Up"}, listed
     for ctr in Container.load_all(paths=paths):
         ctr.sample()

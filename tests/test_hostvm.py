@@ -18,6 +18,7 @@ from vdsm_container.container import create
 from vdsm_container.runtimes import proc
 from vdsm_container.spec import domxml
 from vdsm_container.stats import cgroups
+from vdsm_container.vdsm import hostmark
 
 from .conftest import bundle_of, driver_of, host_shape
 
@@ -142,9 +143,9 @@ def test_drop_in_under_systemd(paths, tmp_path):
         out = subprocess.run(["systemctl", "start", unit],
                              stderr=subprocess.PIPE, universal_newlines=True)
         assert out.returncode == 0, out.stderr
-        hook = hooks / "before_vm_start" / "50_vdsm_container"
-        assert hook.exists()
-        assert hook.stat().st_uid == 0
+        hook = hostmark.hook_path(str(hooks))
+        assert os.path.exists(hook)
+        assert os.stat(hook).st_uid == 0
     finally:
         subprocess.run(["systemctl", "stop", unit])
         os.unlink(os.path.join(unit_dir, unit + ".d",

@@ -375,16 +375,34 @@ class OCIDriver(base.Driver):
                 time.sleep(0.01)
                 code = self._exit_code(bundle)
         return base.RuntimeState(base.STOPPED, pid, code,
-                                 self._oom_killed(bundle))
+                                 self._oom_killed(bundle, code))
 
-    def _oom_killed(self, bundle):
+    def _oom_killed(self, bundle, code):
         """conmon saw an OOM kill (it watches memory.events on v2 and the
         OOM eventfd on v1), or the cgroup, if still there, counted one.
         Where systemd is PID 1 the scope's cgroup goes away with its last
-        process, so conmon's file is the one that tells there."""
+        process, so conmon's file is the one that tells there; conmon may
+        handle the container's exit before the OOM event, so for a SIGKILL
+        it is given until it exits to write the file."""
         if os.path.exists(self._oom_file(bundle)):
             return True
-        return self.hierarchy.oom_kills(self.cgroup_path(bundle)) > 0
+        if self.hierarchy.oom_kills(self.cgroup_path(bundle)) > 0:
+            return True
+        if code != 128 + signals.SIGKILL:
+            return False
+        deadline = time.monotonic() + 2.0
+        while self._conmon_alive(bundle) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return os.path.exists(self._oom_file(bundle))
+
+    def _conmon_alive(self, bundle):
+        try:
+            with open(bundle.conmon_pid_file) as f:
+                pid = int(f.read().strip())
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, ValueError, IndexError):
+            return False
 
     # Stopping
 

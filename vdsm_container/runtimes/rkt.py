@@ -195,6 +195,9 @@ class Driver(base.Driver):
             f.write(str(runner.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
+            # Asked first: rkt may write its UUID file and end between the
+            # two looks, and then it did start.
+            starting = self._starting(runner, bundle, systemd)
             if self._uuid(bundle):
                 st = self.state(bundle)
                 if st.status == base.RUNNING and st.pid:
@@ -203,7 +206,7 @@ class Driver(base.Driver):
                     # Ran and ended before we looked: started all the same;
                     # refresh will find it Down with its status.
                     return st.pid or runner.pid
-            elif not self._starting(runner, bundle, systemd):
+            if not starting:
                 break
             time.sleep(0.02)
         detail = _tail(bundle.log_path)
