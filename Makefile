@@ -108,7 +108,7 @@ check: lint test test-vdsm
 
 # The tests that touch the host, in the host shape oVirt runs on (EL9:
 # systemd as PID 1, cgroup v2): a Debian 12 VM built and booted by
-# tests/hostvm/run (qemu TCG on these machines; ~25 min, see README).
+# tests/hostvm/run (qemu TCG on these machines; ~15 min, see README).
 # Soak and stress tests keep their full size on the host run (make check):
 # 20 create/destroy cycles instead of 500, 10 parallel creates instead of 20.
 HOSTVM_DEB := mmdebstrap qemu-system-x86 e2fsprogs
