@@ -390,10 +390,22 @@ class OCIDriver(base.Driver):
             return True
         if code != 128 + signals.SIGKILL:
             return False
+        if self.systemd and self._unit_result(bundle) == "oom-kill":
+            # systemd watches the scope's memory.events too, and keeps the
+            # failed scope (until cleanup resets it) with this result.
+            return True
         deadline = time.monotonic() + 2.0
         while self._conmon_alive(bundle) and time.monotonic() < deadline:
             time.sleep(0.02)
         return os.path.exists(self._oom_file(bundle))
+
+    def _scope(self, bundle):
+        return cgroups.scope_name(bundle.vm_id)
+
+    def _unit_result(self, bundle):
+        out = proc.run(["systemctl", "show", "--property=Result", "--value",
+                        self._scope(bundle)], timeout=30)
+        return out.stdout.strip()
 
     def _conmon_alive(self, bundle):
         try:
@@ -463,6 +475,10 @@ class OCIDriver(base.Driver):
         self._remove_cgroup(bundle)
         self._reap_conmon(bundle)
         self._stop_conmon_scope(bundle)
+        if self.systemd:
+            # A scope that failed (an OOM kill) stays loaded until reset.
+            proc.run(["systemctl", "reset-failed", self._scope(bundle)],
+                     timeout=30)
 
     def _stop_conmon_scope(self, bundle):
         """systemd removes the scope of a dead conmon when it gets to it;
