@@ -24,7 +24,8 @@ DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \
 DEMO_VM := 6d1c7e4a-2b7f-4f5e-9c3a-0e5b8d7a6c41
 CLI := $(DEMO_ENV) $(VENV)/bin/vdsm-container
 
-.PHONY: all deps system-deps demo check check-live lint test test-vdsm bench bench-scale rpm wheel clean
+.PHONY: all deps system-deps demo check check-live lint test test-vdsm bench \
+	bench-scale rpm wheel clean hostvm-deps check-el9
 
 all: check
 
@@ -104,6 +105,33 @@ check-live: system-deps
 		rc=$$?; tests/live/services stop; exit $$rc
 
 check: lint test test-vdsm
+
+# The tests that touch the host, in the host shape oVirt runs on (EL9:
+# systemd as PID 1, cgroup v2): a Debian 12 VM built and booted by
+# tests/hostvm/run (qemu TCG on these machines; ~15 min, see README).
+# Soak and stress tests keep their full size on the host run (make check):
+# 20 create/destroy cycles instead of 500, 10 parallel creates instead of 20.
+HOSTVM_DEB := mmdebstrap qemu-system-x86 e2fsprogs
+HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
+	tests/test_limits.py tests/test_failures.py tests/test_network.py \
+	tests/test_volumes.py tests/test_rkt.py tests/test_cli.py \
+	tests/test_supervdsm.py tests/test_verbs.py tests/test_security.py \
+	tests/test_hostvm.py
+HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 \
+	VDSM_CONTAINER_TEST_PARALLEL=10 python -m pytest --color=no \
+	-p no:cacheprovider -ra --durations=10 $(HOSTVM_TESTS)
+
+hostvm-deps:
+	@missing=""; for t in mmdebstrap qemu-system-x86_64 mkfs.ext4; do \
+		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing the VM tools (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq $(HOSTVM_DEB); \
+	fi
+
+check-el9: deps hostvm-deps
+	HOSTVM_PIP="$(CURDIR)/$(PY) -m pip" tests/hostvm/run -- $(HOSTVM_PYTEST)
 
 bench: deps
 	$(PY) bench/bench.py --report bench/report.md

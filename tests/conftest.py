@@ -11,13 +11,30 @@ import uuid
 
 import pytest
 
-from vdsm_container import config
+from vdsm_container import config, runtimes
 
 from . import leaks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference")
 BUILD_IMAGE = os.path.join(REPO, "contrib", "build-busybox-image")
+
+
+def host_shape():
+    """The host shape the tests run on, as tests and skips name it: the
+    cgroup layout and whether systemd is PID 1 (EL9 is "cgroup v2, systemd
+    PID 1"; these CI machines "cgroup v1 (hybrid), no systemd")."""
+    from vdsm_container.runtimes import proc
+    from vdsm_container.stats import cgroups
+    layout = "cgroup v2" if cgroups.Hierarchy().version == 2 else \
+        "cgroup v1 (hybrid)" if os.path.exists(
+            "/sys/fs/cgroup/unified/cgroup.controllers") else "cgroup v1"
+    return "%s, %s" % (layout, "systemd PID 1" if proc.systemd_booted()
+                       else "no systemd")
+
+
+def pytest_report_header(config):
+    return "host shape: %s" % host_shape()
 
 
 def reference(*parts):
@@ -91,3 +108,22 @@ def bundle_of(ctr):
 def driver_of(ctr):
     """The runtime driver running the container."""
     return ctr.backend.driver(ctr.spec.runtime)
+
+
+_probed = {}     # runtime -> Availability, probed once per session
+
+
+@pytest.fixture(params=["runc", "crun"])
+def runtime(request, paths):
+    """Each OCI runtime in turn.  crun 1.8 runs on pure cgroup v2 (EL9) but
+    refuses hybrid hosts: there its tests skip, saying so and on which
+    shape, rather than pass without running."""
+    name = request.param
+    if name != "runc":
+        if name not in _probed:
+            _probed[name] = runtimes.probe(paths)[name]
+        avail = _probed[name]
+        if not avail.available:
+            pytest.skip("%s cannot run containers on this host (%s): %s"
+                        % (name, host_shape(), avail.reason))
+    return name

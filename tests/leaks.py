@@ -12,6 +12,10 @@ conmon stays a zombie, which holds no resource.
 
 import glob
 import os
+import subprocess
+
+from vdsm_container.runtimes import proc
+from vdsm_container.stats import cgroups
 
 from vdsm_container.host import network
 
@@ -38,10 +42,12 @@ def _files(root):
 
 def _parent_dirs(parent):
     """The cgroup parent in each hierarchy (v2: one; v1: one per
-    controller, plus the unified side of a hybrid host)."""
+    controller, plus the unified side of a hybrid host), where the host
+    puts it: systemd nests a slice in its prefixes' slices."""
+    rel = cgroups.parent_relpath(parent, proc.systemd_booted()).lstrip("/")
     roots = ["/sys/fs/cgroup"] + glob.glob("/sys/fs/cgroup/*/")
-    return [os.path.join(r, parent) for r in roots
-            if os.path.isdir(os.path.join(r, parent))]
+    return [os.path.join(r, rel) for r in roots
+            if os.path.isdir(os.path.join(r, rel))]
 
 
 def _cgroups(parent):
@@ -123,6 +129,11 @@ def assert_same(before, after):
 
 
 def remove_cgroup_parent(parent):
+    if proc.systemd_booted():
+        # systemd made the slice when a scope asked for it: stop the unit.
+        subprocess.run(["systemctl", "stop", parent],
+                       stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     for d in _parent_dirs(parent):
         try:
             os.rmdir(d)
@@ -132,7 +143,6 @@ def remove_cgroup_parent(parent):
 
 def loop_devices(marker):
     """Loop devices whose backing file is below ``marker``."""
-    import subprocess
     out = subprocess.run(["losetup", "--list", "--noheadings", "--output",
                           "NAME,BACK-FILE"], stdout=subprocess.PIPE,
                          universal_newlines=True).stdout

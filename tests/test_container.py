@@ -16,7 +16,8 @@ from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container import runtimes
 from vdsm_container.container import Container, create
-from .conftest import bundle_of, driver_of
+from vdsm_container.stats import cgroups
+from .conftest import bundle_of, driver_of, host_shape
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -51,12 +52,13 @@ def wait_status(ctr, status, timeout=10):
 
 
 @pytest.fixture
-def started(paths, busybox_oci):
+def started(paths, busybox_oci, runtime):
     """Start containers; destroy whatever the test left running."""
     made = []
 
     def start(command=("sleep", "1000"), image=None, **kw):
         cif = kw.pop("cif", None)
+        kw.setdefault("runtime", runtime)
         ctr = create(xml_for(image or busybox_oci, list(command), **kw),
                      paths=paths, cif=cif)
         made.append(ctr)
@@ -143,13 +145,19 @@ def test_killed_by_signal_is_reported(started):
     assert "killed by SIGKILL" in stats["exitMessage"]
 
 
-def test_oom_kill_is_reported(started):
+def test_oom_kill_is_reported(started, tmp_path, monkeypatch):
+    # From a scratch working directory: conmon writes an "oom" file in its
+    # own, which must be the container's bundle, never the caller's.
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     # busybox tail keeps /dev/zero (no newline) in memory until OOM.
     ctr = started(("tail", "/dev/zero"), memory_mib=32)
-    wait_status(ctr, constants.DOWN, timeout=30)
+    wait_status(ctr, constants.DOWN, timeout=60)
     stats = ctr.getStats()
     assert stats["exitCode"] == constants.ERROR
     assert "ran out of memory" in stats["exitMessage"]
+    assert os.listdir(cwd) == []
 
 
 def test_shutdown_is_graceful(started):
@@ -282,18 +290,21 @@ def test_start_fails_in_runtime(paths, busybox_oci):
     assert err.code == 9
 
 
-def test_runtime_start_agrees_with_its_probe(paths, busybox_oci):
-    """crun 1.8 refuses hybrid cgroup hosts (this CI machine) and runs on
-    pure v2 (the EL9-shaped VM): whichever the probe says, create does."""
+def test_crun_where_the_host_shape_allows(paths, busybox_oci):
+    """crun 1.8 runs containers on pure cgroup v2 (EL9) and refuses hybrid
+    hosts whose v2 side lists a controller (these CI machines): it is in
+    caps, and runs a VM, exactly where the shape allows it."""
     avail = runtimes.probe(paths)["crun"]
-    print("crun on this host: %s" % (avail.reason or "available"))
-    ctr = Container.from_xml(xml_for(busybox_oci, ["sleep", "1000"],
-                                     runtime="crun"), paths=paths)
-    if avail.available:
-        ctr.run()
+    xml = xml_for(busybox_oci, ["sleep", "1000"], runtime="crun")
+    if cgroups.Hierarchy().version == 2:
+        assert avail.available, "%s: %s" % (host_shape(), avail.reason)
+        ctr = create(xml, paths=paths)
         assert ctr.refresh() == constants.UP
         ctr.destroy(gracefulAttempts=0)
     else:
+        assert not avail.available
+        assert "hybrid" in avail.reason, avail.reason
+        ctr = Container.from_xml(xml, paths=paths)
         with pytest.raises(errors.CannotCreateVM) as e:
             ctr.run()
         assert "crun" in str(e.value)

@@ -8,7 +8,9 @@ import pytest
 from vdsm_container.bundle import blockio
 from vdsm_container.spec import domxml
 from vdsm_container.container import create
-from .conftest import bundle_of, driver_of
+from vdsm_container.stats import cgroups
+
+from .conftest import bundle_of, driver_of, host_shape
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -70,5 +72,33 @@ def test_limits_in_the_cgroup(paths, busybox_oci):
             assert "rbps=10485760" in io and "riops=300" in io
         ctr.sample()
         assert ctr.getStats()["vcpuQuota"] == "50000"
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+
+
+def test_io_weight(paths, busybox_oci, caplog):
+    """<blkiotune><weight> on cgroup v2 is the container's io weight (runc
+    scales blkio's 10..1000 to io.weight's 1..10000); where the kernel has
+    no weighted I/O scheduler (cgroup v1 without CFQ/BFQ, as on these CI
+    machines) it is ignored with a warning."""
+    xml = domxml.build(str(uuid.uuid4()), "weighted", "runc", busybox_oci,
+                       memory_mib=64, command=["sleep", "1000"])
+    xml = xml.replace("<devices>", "<blkiotune><weight>500</weight>"
+                      "</blkiotune><devices>")
+    ctr = create(xml, paths=paths)
+    try:
+        h = cgroups.Hierarchy()
+        rel = driver_of(ctr).cgroup_path(bundle_of(ctr))
+        if blockio.weight_supported(h):
+            d = h.path(rel) if h.version == 2 else h.path(rel, "blkio")
+            names = ("io.bfq.weight", "io.weight") if h.version == 2 else \
+                ("blkio.bfq.weight", "blkio.weight")
+            found = [n for n in names if os.path.exists(os.path.join(d, n))]
+            assert found, "%s: no weight file in %s" % (host_shape(), d)
+            text = read(os.path.join(d, found[0]))
+            want = "4950" if found[0] == "io.weight" else "500"
+            assert text.split()[-1] == want, (host_shape(), found[0], text)
+        else:
+            assert "<blkiotune><weight> ignored" in caplog.text, host_shape()
     finally:
         ctr.destroy(gracefulAttempts=0)

@@ -30,7 +30,7 @@ def double(monkeypatch, tmp_path):
     monkeypatch.setenv("VDSM_CONTAINER_RKT", DOUBLE)
     monkeypatch.setenv("RKT_DOUBLE_LOG", str(log))
     for knob in ("RKT_DOUBLE_FAIL", "RKT_DOUBLE_EXIT",
-                 "RKT_DOUBLE_IGNORE_STOP"):
+                 "RKT_DOUBLE_EXIT_AFTER", "RKT_DOUBLE_IGNORE_STOP"):
         monkeypatch.delenv(knob, raising=False)
 
     def calls():
@@ -155,6 +155,22 @@ def test_stop_then_force(double, paths, aci, monkeypatch):
 def test_exit_status_reported(double, paths, aci, monkeypatch):
     monkeypatch.setenv("RKT_DOUBLE_EXIT", "3")
     ctr = create(xml(aci), paths=paths)
+    deadline = time.monotonic() + 10
+    while ctr.refresh() != constants.DOWN and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = ctr.getStats()
+    assert stats["exitCode"] == constants.ERROR
+    assert "status 3" in stats["exitMessage"]
+    ctr.destroy()
+
+
+def test_quick_exit_is_up_then_down(double, paths, aci, monkeypatch):
+    """A pod that ran and exited before the driver first looked was
+    started: Up, then Down with its app's status, not a failed create."""
+    monkeypatch.setenv("RKT_DOUBLE_EXIT", "3")
+    monkeypatch.setenv("RKT_DOUBLE_EXIT_AFTER", "0")
+    ctr = create(xml(aci), paths=paths)
+    assert ctr.lastStatus == constants.UP
     deadline = time.monotonic() + 10
     while ctr.refresh() != constants.DOWN and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -38,9 +38,12 @@ def device_of(path):
 
 def weight_supported(hierarchy):
     if hierarchy.version == 2:
+        # The io controller is available (cgroup.controllers); where
+        # systemd is PID 1 it is enabled in a subtree only once a unit asks
+        # for it, as the runtime does for the container's scope.
         try:
             with open(os.path.join(hierarchy.root,
-                                   "cgroup.subtree_control")) as f:
+                                   "cgroup.controllers")) as f:
                 return "io" in f.read().split()
         except OSError:
             return False

@@ -63,13 +63,10 @@ class Driver:
     #: The value of the ``containerType`` custom property.
     name = None
 
-    #: What the driver supports.  Container verbs check these before they
-    #: act, and Host capabilities list the runtime only if ``run`` is True.
+    #: What the driver supports.  ``Container`` refuses, before it touches
+    #: the host, a VM that asks for what its driver lacks.
     capabilities = {
-        "run": True,          # create/destroy containers
         "pause": False,       # freeze/thaw the container's processes
-        "stats": False,       # a cgroup that the stats sampler can read
-        "recover": False,     # re-attach after the managing process restarts
         "nics": False,        # join a prepared network namespace
         "volumes": False,     # bind-mount host directories
         "rootfs": True,       # runs an unpacked image rootfs (the cache)
@@ -103,10 +100,6 @@ class Driver:
         """The container's ``RuntimeState``."""
         raise NotImplementedError
 
-    def pid(self, bundle):
-        """The container's init pid, or None when it doesn't run."""
-        return self.state(bundle).pid
-
     def exit_file(self, bundle):
         """A file that appears when the container ends (a supervisor's
         exit status), or None when the runtime has none: then every
@@ -128,16 +121,11 @@ class Driver:
         raise NotImplementedError
 
     def cgroup_path(self, bundle):
-        """The container's cgroup, relative to the hierarchy root."""
+        """The container's cgroup, relative to the hierarchy root, where
+        the host really put it (systemd nests slices: see
+        ``stats.cgroups``); None if it can't be known."""
         raise NotImplementedError
 
     def cleanup(self, bundle):
         """Remove the runtime's record of the container (idempotent)."""
         raise NotImplementedError
-
-    def recover(self, bundle):
-        """Re-attach to a container started by an earlier process.
-
-        Returns its ``RuntimeState``; GONE if the runtime lost it.
-        """
-        return self.state(bundle)

@@ -11,14 +11,20 @@ command), as a VM outlives vdsm under libvirt.
 
 Cgroups: where systemd is PID 1 (every oVirt host) the runtime's systemd
 driver puts the container in ``vdsm-container-<vmId>.scope`` under
-``vdsm-containers.slice`` and conmon runs in a scope of its own, so a vdsmd
-restart never kills it; elsewhere the same path is made with cgroupfs.
+``vdsm-containers.slice`` (which systemd nests as
+``vdsm.slice/vdsm-containers.slice``) and conmon runs in a scope of its own,
+so a vdsmd restart never kills it; elsewhere the runtime's cgroupfs driver
+makes ``/vdsm-containers.slice/vdsm-container-<vmId>.scope``.  Either way
+the driver records where the container really is (``cgroup`` in the bundle,
+read from ``/proc/<pid>/cgroup``), and reads and removes that.
 
 Status is read without running the runtime: conmon's exit file says the
 container ended, ``/proc/<pid>/cgroup`` that it still runs (and that the pid
 was not reused), the freezer that it is paused, the runtime's exec.fifo
 that it was created and never started (then ``<runtime> state`` confirms
-it).  ``<runtime> state`` is otherwise used only to recover.
+it), and conmon's ``oom`` file (written in its working directory, the
+bundle) or the cgroup's OOM kill counter that the kernel killed it for
+memory.  ``<runtime> state`` is otherwise used only to recover.
 """
 
 from __future__ import annotations
@@ -33,11 +39,11 @@ import subprocess
 import tempfile
 import time
 
-from vdsm_container import files
-from vdsm_container.stats import cgroups
 from vdsm_container import errors
+from vdsm_container import files
 from vdsm_container.bundle import ocispec
-from vdsm_container.runtimes import base
+from vdsm_container.runtimes import base, proc
+from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.runtimes.oci")
 
@@ -45,35 +51,13 @@ SYNC_TIMEOUT = 60.0
 KILL_WAIT = 10.0
 
 
-def systemd_booted():
-    """sd_booted(3): systemd is PID 1."""
-    return os.path.isdir("/run/systemd/system")
-
-
-def _run(argv, timeout=60):
-    return subprocess.run(argv, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout)
-
-
-def _message(text):
-    """The useful part of a runtime's stderr (runc logs logfmt lines)."""
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    if not lines:
-        return "no output"
-    last = lines[-1]
-    if 'msg="' in last:
-        last = last.split('msg="', 1)[1].rsplit('"', 1)[0]
-    return last
-
-
 def _version(binary):
     try:
-        out = _run([binary, "--version"], timeout=10)
+        out = proc.run([binary, "--version"], timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
         return None, str(e)
     if out.returncode != 0:
-        return None, _message(out.stderr)
+        return None, proc.last_line(out.stderr)
     first = (out.stdout.splitlines() or [""])[0]
     return first.split()[-1] if first else "unknown", None
 
@@ -87,13 +71,13 @@ class OCIDriver(base.Driver):
     """A runc-compatible runtime behind conmon."""
 
     binary = None
-    capabilities = dict(base.Driver.capabilities, pause=True, stats=True,
-                        recover=True, nics=True, volumes=True, userns=True)
+    capabilities = dict(base.Driver.capabilities, pause=True, nics=True,
+                        volumes=True, userns=True)
 
     def __init__(self, paths, hierarchy=None):
         super().__init__(paths)
         self.root = paths.runtime_root(self.name)
-        self.systemd = systemd_booted()
+        self.systemd = proc.systemd_booted()
         self.hierarchy = hierarchy or cgroups.Hierarchy()
         self._path = shutil.which(self.binary) or self.binary
 
@@ -131,6 +115,10 @@ class OCIDriver(base.Driver):
             cid = "vdsm-container-selfcheck-%d" % os.getpid()
             rootfs = os.path.join(tmp, "rootfs")
             os.mkdir(rootfs)
+            # Mount points an image has: crun, unlike runc, does not make
+            # /dev ("open /dev directory in ...: No such file").
+            for name in ("dev", "proc", "sys"):
+                os.mkdir(os.path.join(rootfs, name))
             binds = []
             for name in ("usr", "bin", "sbin", "lib", "lib64"):
                 host = "/" + name
@@ -149,14 +137,15 @@ class OCIDriver(base.Driver):
             args = [self._path, "--root", root] + \
                 (["--systemd-cgroup"] if self.systemd else [])
             try:
-                out = _run(args + ["run", "--bundle", tmp, cid], timeout=30)
+                out = proc.run(args + ["run", "--bundle", tmp, cid],
+                               timeout=30)
             except subprocess.TimeoutExpired:
                 return "%s self-check container timed out" % self.name
             finally:
-                _run(args + ["delete", "--force", cid], timeout=30)
+                proc.run(args + ["delete", "--force", cid], timeout=30)
             if out.returncode != 0:
                 return "%s cannot run containers on this host: %s" % (
-                    self.name, _message(out.stderr or out.stdout))
+                    self.name, proc.last_line(out.stderr or out.stdout))
         return None
 
     # Paths
@@ -174,8 +163,29 @@ class OCIDriver(base.Driver):
             return "%s:vdsm-container:%s" % (self.paths.cgroup_parent, vm_id)
         return cgroups.relpath(self.paths.cgroup_parent, vm_id)
 
+    def _cgroup_file(self, bundle):
+        return os.path.join(bundle.dir, "cgroup")
+
+    def _oom_file(self, bundle):
+        # conmon writes "oom" in its working directory (the bundle).
+        return os.path.join(bundle.dir, "oom")
+
     def cgroup_path(self, bundle):
-        return cgroups.relpath(self.paths.cgroup_parent, bundle.vm_id)
+        """Where the container is: as recorded when it started, else as the
+        runtime's cgroup driver would have put it."""
+        try:
+            with open(self._cgroup_file(bundle)) as f:
+                recorded = f.read().strip()
+        except OSError:
+            recorded = ""
+        return recorded or cgroups.relpath(self.paths.cgroup_parent,
+                                           bundle.vm_id, self.systemd)
+
+    def _record_cgroup(self, bundle, pid):
+        rel = cgroups.of_pid(pid, self.hierarchy.version)
+        if rel and rel != "/":
+            with open(self._cgroup_file(bundle), "w") as f:
+                f.write(rel)
 
     # Lifecycle
 
@@ -216,22 +226,41 @@ class OCIDriver(base.Driver):
 
     def start(self, bundle):
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        pid = self._create(bundle)
-        out = _run(self._args() + ["start", bundle.vm_id])
-        if out.returncode != 0:
-            raise errors.CannotCreateVM("%s start failed: %s"
-                                        % (self.name, _message(out.stderr)),
-                                        vmId=bundle.vm_id)
+        for stale in (self._cgroup_file(bundle), self._oom_file(bundle)):
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
+        try:
+            pid = self._create(bundle)
+            self._record_cgroup(bundle, pid)
+            out = proc.run(self._args() + ["start", bundle.vm_id])
+            if out.returncode != 0:
+                raise errors.CannotCreateVM(
+                    "%s start failed: %s"
+                    % (self.name, proc.last_line(out.stderr)),
+                    vmId=bundle.vm_id)
+        except BaseException:
+            # The contract: a failed start leaves nothing of its own.
+            try:
+                self.cleanup(bundle)
+            except Exception as e:
+                log.error("Container %s: cleanup after a failed start: %s",
+                          bundle.vm_id, e)
+            raise
         return pid
 
     def _create(self, bundle):
         rfd, wfd = os.pipe()
         env = dict(os.environ, _OCI_SYNCPIPE=str(wfd))
         try:
-            proc = subprocess.Popen(
+            # In the bundle: conmon writes its "oom" file in its working
+            # directory, which must not be the caller's.
+            conmon = subprocess.Popen(
                 self._conmon_argv(bundle), pass_fds=(wfd,), env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, universal_newlines=True)
+                cwd=bundle.dir, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                universal_newlines=True)
         except OSError as e:
             os.close(rfd)
             os.close(wfd)
@@ -243,18 +272,19 @@ class OCIDriver(base.Driver):
             os.close(rfd)
             # conmon's first process exits after forking the monitor.
             try:
-                _, conmon_err = proc.communicate(timeout=SYNC_TIMEOUT)
+                _, conmon_err = conmon.communicate(timeout=SYNC_TIMEOUT)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                _, conmon_err = proc.communicate()
+                conmon.kill()
+                _, conmon_err = conmon.communicate()
         try:
             msg = json.loads(line) if line else {}
         except ValueError:
             msg = {"message": line}
         pid = msg.get("data")
         if not isinstance(pid, int) or pid <= 0:
-            detail = _message(msg.get("message") or conmon_err or
-                              "conmon reported no pid")
+            detail = proc.last_line(
+                msg.get("message") or conmon_err or
+                "conmon reported no pid within %d s" % SYNC_TIMEOUT)
             raise errors.CannotCreateVM("%s create failed: %s"
                                         % (self.name, detail.strip()),
                                         vmId=bundle.vm_id)
@@ -324,7 +354,7 @@ class OCIDriver(base.Driver):
         if not os.path.exists(os.path.join(self.root, bundle.vm_id,
                                            "exec.fifo")):
             return False
-        out = _run(self._args() + ["state", bundle.vm_id], timeout=30)
+        out = proc.run(self._args() + ["state", bundle.vm_id], timeout=30)
         try:
             return json.loads(out.stdout).get("status") == base.CREATED
         except ValueError:
@@ -347,22 +377,53 @@ class OCIDriver(base.Driver):
             while code is None and time.monotonic() < deadline:
                 time.sleep(0.01)
                 code = self._exit_code(bundle)
-        oom = self.hierarchy.oom_kills(self.cgroup_path(bundle)) > 0
-        return base.RuntimeState(base.STOPPED, pid, code, oom)
+        return base.RuntimeState(base.STOPPED, pid, code,
+                                 self._oom_killed(bundle, code))
 
-    def recover(self, bundle):
-        out = _run(self._args() + ["state", bundle.vm_id], timeout=30)
-        if out.returncode != 0:
-            # The runtime lost it; the process may still be there.
-            st = self.state(bundle)
-            return st if st.status != base.GONE else base.RuntimeState(
-                base.GONE)
-        return self.state(bundle)
+    def _oom_killed(self, bundle, code):
+        """conmon saw an OOM kill (it watches memory.events on v2 and the
+        OOM eventfd on v1), or the cgroup, if still there, counted one.
+        Where systemd is PID 1 the scope's cgroup goes away with its last
+        process, so conmon's file is the one that tells there; conmon may
+        handle the container's exit before the OOM event, so for a SIGKILL
+        it is given until it exits to write the file."""
+        if os.path.exists(self._oom_file(bundle)):
+            return True
+        if self.hierarchy.oom_kills(self.cgroup_path(bundle)) > 0:
+            return True
+        if code != 128 + signals.SIGKILL:
+            return False
+        if self.systemd and self._unit_result(bundle) == "oom-kill":
+            # systemd watches the scope's memory.events too, and keeps the
+            # failed scope (until cleanup resets it) with this result.
+            return True
+        deadline = time.monotonic() + 2.0
+        while self._conmon_alive(bundle) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return os.path.exists(self._oom_file(bundle))
+
+    def _scope(self, bundle):
+        return cgroups.scope_name(bundle.vm_id)
+
+    def _unit_result(self, bundle):
+        out = proc.run(["systemctl", "show", "--property=Result", "--value",
+                        self._scope(bundle)], timeout=30)
+        return out.stdout.strip()
+
+    def _conmon_alive(self, bundle):
+        try:
+            with open(bundle.conmon_pid_file) as f:
+                pid = int(f.read().strip())
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, ValueError, IndexError):
+            return False
 
     # Stopping
 
     def kill(self, bundle, signal):
-        out = _run(self._args() + ["kill", bundle.vm_id, str(int(signal))])
+        out = proc.run(self._args() + ["kill", bundle.vm_id,
+                                       str(int(signal))])
         if out.returncode != 0:
             pid = bundle.pid()
             if self._alive(bundle, pid):
@@ -400,21 +461,38 @@ class OCIDriver(base.Driver):
         self._simple("resume", bundle)
 
     def _simple(self, verb, bundle):
-        out = _run(self._args() + [verb, bundle.vm_id])
+        out = proc.run(self._args() + [verb, bundle.vm_id])
         if out.returncode != 0:
             raise errors.UnsupportedOperation(
-                "%s %s failed: %s" % (self.name, verb, _message(out.stderr)),
+                "%s %s failed: %s" % (self.name, verb,
+                                      proc.last_line(out.stderr)),
                 vmId=bundle.vm_id)
 
     def cleanup(self, bundle):
-        out = _run(self._args() + ["delete", "--force", bundle.vm_id])
+        out = proc.run(self._args() + ["delete", "--force", bundle.vm_id])
         if out.returncode != 0 and "not exist" not in out.stderr:
             log.warning("%s delete %s: %s", self.name, bundle.vm_id,
-                        _message(out.stderr))
+                        proc.last_line(out.stderr))
         shutil.rmtree(os.path.join(self.root, bundle.vm_id),
                       ignore_errors=True)
         self._remove_cgroup(bundle)
         self._reap_conmon(bundle)
+        self._stop_conmon_scope(bundle)
+        if self.systemd:
+            # A scope that failed (an OOM kill) stays loaded until reset.
+            proc.run(["systemctl", "reset-failed", self._scope(bundle)],
+                     timeout=30)
+
+    def _stop_conmon_scope(self, bundle):
+        """systemd removes the scope of a dead conmon when it gets to it;
+        stopping it is synchronous, so nothing is left once we return."""
+        if not self.systemd:
+            return
+        scope = "vdsm-container-conmon-%s.scope" % bundle.vm_id
+        rel = "%s/%s" % (cgroups.parent_relpath(self.paths.cgroup_parent,
+                                                True), scope)
+        if os.path.isdir(self.hierarchy.path(rel)):
+            proc.run(["systemctl", "stop", scope])
 
     def _remove_cgroup(self, bundle):
         """Kill what is left in the container's cgroup and remove it.
@@ -461,3 +539,4 @@ class OCIDriver(base.Driver):
                 os.kill(pid, signals.SIGKILL)
             except ProcessLookupError:
                 pass
+

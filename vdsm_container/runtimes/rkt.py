@@ -9,9 +9,16 @@ scripted double of it (tests/doubles/rkt), never against a real rkt.
   [--net=none] [--set-env=K=V]... [--volume=...]... IMAGE [--memory=..]
   [--cpu=..] [--exec=CMD] [--mount volume=..,target=..]... [-- ARGS]``.
   ``rkt run`` stays in the foreground for the pod's life, so it runs
-  supervised: under ``systemd-run`` in ``vdsm-containers.slice`` where
-  systemd is PID 1 (as rkt's documentation recommends), in a session of its
-  own elsewhere; the pod outlives the caller either way.
+  supervised: as a transient service ``vdsm-container-<vmId>.service`` in
+  ``vdsm-containers.slice`` where systemd is PID 1 (``systemd-run``, as
+  rkt's documentation recommends), in a session of its own elsewhere; the
+  pod outlives the caller either way.  The unit gets the caller's
+  environment and writes to the container's log, as the plain child does;
+  systemd-run returns once the unit started, so the driver waits for rkt's
+  UUID file, not for its own child.
+- Started is a pod with a UUID that rkt reports running, or exited with
+  its app's status: one that ran and ended before the driver looked is Up,
+  then Down with that status, as a runc container is.
 - State and pid: ``rkt status UUID`` (key=value lines; ``app-<name>=N`` is
   an app's exit status once ``exited=true``).
 - Stop: ``rkt stop UUID``, then ``rkt stop --force UUID``.
@@ -36,8 +43,7 @@ import tarfile
 import time
 
 from vdsm_container import errors
-from vdsm_container.runtimes import base
-from vdsm_container.runtimes.oci import systemd_booted
+from vdsm_container.runtimes import base, proc
 
 PROP_INSECURE = "containerInsecure"
 START_TIMEOUT = 60.0
@@ -46,17 +52,6 @@ EXITED_STATES = ("exited", "exited-garbage", "garbage", "deleting")
 
 def _binary():
     return os.environ.get("VDSM_CONTAINER_RKT") or shutil.which("rkt")
-
-
-def _run(argv, timeout=60):
-    return subprocess.run(argv, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout)
-
-
-def _message(proc):
-    text = (proc.stderr or proc.stdout or "").strip().splitlines()
-    return text[-1] if text else "exit status %d" % proc.returncode
 
 
 def parse_status(text):
@@ -79,8 +74,8 @@ def parse_status(text):
 class Driver(base.Driver):
     name = "rkt"
     binary = "rkt"
-    capabilities = dict(base.Driver.capabilities, stats=True, recover=True,
-                        volumes=True, nics=False, pause=False, rootfs=False)
+    capabilities = dict(base.Driver.capabilities, volumes=True, nics=False,
+                        pause=False, rootfs=False)
 
     def __init__(self, paths):
         super().__init__(paths)
@@ -94,13 +89,15 @@ class Driver(base.Driver):
             return base.Availability(cls.name, False, "rkt not found in PATH "
                                      "(rkt was discontinued in 2020)")
         try:
-            out = _run([path, "version"], timeout=10)
+            out = proc.run([path, "version"], timeout=10)
         except (OSError, subprocess.TimeoutExpired) as e:
             return base.Availability(cls.name, False,
                                      "rkt version failed: %s" % e)
         if out.returncode != 0:
-            return base.Availability(cls.name, False, "rkt version failed: "
-                                     "%s" % _message(out))
+            return base.Availability(
+                cls.name, False, "rkt version failed: %s" % proc.last_line(
+                    out.stderr or out.stdout,
+                    "exit status %d" % out.returncode))
         for line in out.stdout.splitlines():
             if line.startswith("rkt Version:"):
                 return base.Availability(cls.name, True, "",
@@ -171,32 +168,45 @@ class Driver(base.Driver):
         copy_tar(spec.image_disk.path, target)
         return target
 
+    def _unit(self, bundle):
+        return "vdsm-container-%s.service" % bundle.vm_id
+
     def start(self, bundle):
         with open(os.path.join(bundle.dir, "rkt-run.argv")) as f:
             argv = f.read().split("\0")
-        if systemd_booted():
+        systemd = proc.systemd_booted()
+        if systemd:
             argv = ["systemd-run", "--quiet", "--collect",
                     "--slice=%s" % self.paths.cgroup_parent,
-                    "--unit=vdsm-container-%s" % bundle.vm_id] + argv
+                    "--unit=%s" % self._unit(bundle),
+                    # stderr follows stdout (StandardError=inherit);
+                    # "file:" is in EL8's systemd 239, "append:" is not.
+                    "--property=StandardOutput=file:%s" % bundle.log_path,
+                    ] + proc.unit_environment() + ["--"] + argv
         os.makedirs(self.root, exist_ok=True)
         log = open(bundle.log_path, "ab")
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
         finally:
             log.close()
         with open(os.path.join(bundle.dir, "rkt.pid"), "w") as f:
-            f.write(str(proc.pid))
+            f.write(str(runner.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
+            # Asked first: rkt may write its UUID file and end between the
+            # two looks, and then it did start.
+            starting = self._starting(runner, bundle, systemd)
             if self._uuid(bundle):
                 st = self.state(bundle)
                 if st.status == base.RUNNING and st.pid:
                     return st.pid
-                if st.status == base.STOPPED:
-                    break
-            if proc.poll() is not None and not self._uuid(bundle):
+                if st.status == base.STOPPED and st.exit_code is not None:
+                    # Ran and ended before we looked: started all the same;
+                    # refresh will find it Down with its status.
+                    return st.pid or runner.pid
+            if not starting:
                 break
             time.sleep(0.02)
         detail = _tail(bundle.log_path)
@@ -204,11 +214,23 @@ class Driver(base.Driver):
         raise errors.CannotCreateVM("rkt run failed: %s" % detail,
                                     vmId=bundle.vm_id)
 
+    def _starting(self, runner, bundle, systemd):
+        """Whether ``rkt run`` may still write its UUID file: our child runs,
+        or, under systemd-run (which returns once the unit started), the
+        unit is still active."""
+        if runner.poll() is None:
+            return True
+        if runner.returncode != 0 or not systemd:
+            return False
+        out = proc.run(["systemctl", "show", "--property=ActiveState",
+                        "--value", self._unit(bundle)], timeout=30)
+        return out.stdout.strip() in ("active", "activating")
+
     def state(self, bundle):
         uuid = self._uuid(bundle)
         if uuid is None:
             return base.RuntimeState(base.GONE)
-        out = _run(self._global() + ["status", uuid], timeout=30)
+        out = proc.run(self._global() + ["status", uuid], timeout=30)
         if out.returncode != 0:
             return base.RuntimeState(base.GONE)
         st = parse_status(out.stdout)
@@ -230,10 +252,10 @@ class Driver(base.Driver):
         if uuid is None or self.state(bundle).status != base.RUNNING:
             return
         if timeout > 0:
-            _run(self._global() + ["stop", uuid])
+            proc.run(self._global() + ["stop", uuid])
             if self._wait_stopped(bundle, timeout):
                 return
-        _run(self._global() + ["stop", "--force", uuid])
+        proc.run(self._global() + ["stop", "--force", uuid])
         if not self._wait_stopped(bundle, 10):
             raise errors.VMDestroyFailed("rkt pod still "
                                          "running after stop --force",
@@ -274,17 +296,20 @@ class Driver(base.Driver):
         uuid = self._uuid(bundle)
         if uuid is not None:
             if self.state(bundle).status == base.RUNNING:
-                _run(self._global() + ["stop", "--force", uuid])
+                proc.run(self._global() + ["stop", "--force", uuid])
                 self._wait_stopped(bundle, 10)
-            out = _run(self._global() + ["rm", uuid])
-            if out.returncode != 0 and "no matches" not in out.stderr:
-                # Leave it to gc; a pod that is gone is fine.
-                pass
-        _run(self._global() + ["gc", "--grace-period=0s"])
+            # A pod rm can't remove is left to gc; one that is gone is fine.
+            proc.run(self._global() + ["rm", uuid])
+        proc.run(self._global() + ["gc", "--grace-period=0s"])
         self._reap_runner(bundle)
 
     def _reap_runner(self, bundle):
-        """The ``rkt run`` process we started, if it is still around."""
+        """The ``rkt run`` process we started, if it is still around (under
+        systemd: its unit)."""
+        if proc.systemd_booted():
+            proc.run(["systemctl", "stop", self._unit(bundle)], timeout=60)
+            proc.run(["systemctl", "reset-failed", self._unit(bundle)],
+                     timeout=30)
         try:
             with open(os.path.join(bundle.dir, "rkt.pid")) as f:
                 pid = int(f.read().strip())
@@ -325,9 +350,9 @@ def copy_tar(src, dest):
 
 
 def _tail(path):
+    """The last useful line of the pod's log (where rkt says why)."""
     try:
         with open(path, errors="replace") as f:
-            lines = [ln.strip() for ln in f if ln.strip()]
-        return lines[-1] if lines else "no output"
+            return proc.last_line(f.read())
     except OSError:
-        return "no output"
+        return proc.last_line("")

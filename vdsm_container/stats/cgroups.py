@@ -1,9 +1,14 @@
 """Read a container's cgroup, on cgroup v1 (EL8, hybrid) and v2 (EL9).
 
-The runtime places each container at ``<parent>/vdsm-container-<vmId>.scope``
-below the hierarchy root: through systemd's driver on systemd hosts, as plain
-directories elsewhere; the path is the same either way, so readers need only
-know which hierarchy layout the host has.
+The runtime places each container in ``vdsm-container-<vmId>.scope`` below
+the cgroup parent (``vdsm-containers.slice``).  Where systemd is PID 1 it
+does so through its systemd driver, and systemd nests a slice whose name has
+dashes in the slices its prefixes name (systemd.slice(5)):
+``vdsm-containers.slice`` is ``/vdsm.slice/vdsm-containers.slice``.
+Elsewhere the runtime's cgroupfs driver makes ``/<parent>/<scope>`` as
+named.  The driver records where the container really is, read from
+``/proc/<pid>/cgroup`` once it runs (``of_pid``); ``relpath`` is the same
+path computed, for a container that never ran.
 
 ``Hierarchy.read(relpath)`` returns one raw sample (counters, not rates):
 ``vmstats`` turns two samples into vdsm's percentages, the way vdsm's
@@ -26,9 +31,47 @@ def scope_name(vm_id):
     return "vdsm-container-%s.scope" % vm_id
 
 
-def relpath(parent, vm_id):
+def slice_path(name):
+    """Where systemd puts slice ``name``, relative to the hierarchy root:
+    ``a-b-c.slice`` -> ``/a.slice/a-b.slice/a-b-c.slice`` (systemd.slice(5);
+    ``-.slice`` is the root)."""
+    stem = name[:-len(".slice")] if name.endswith(".slice") else name
+    if stem in ("", "-"):
+        return "/"
+    parts = stem.split("-")
+    return "/" + "/".join("-".join(parts[:i + 1]) + ".slice"
+                          for i in range(len(parts)))
+
+
+def parent_relpath(parent, systemd):
+    """The cgroup parent's path relative to the hierarchy root."""
+    if systemd and parent.endswith(".slice") and "/" not in parent:
+        return slice_path(parent)
+    return "/" + parent.strip("/")
+
+
+def relpath(parent, vm_id, systemd=False):
     """The container's cgroup path relative to the hierarchy root."""
-    return "/%s/%s" % (parent.strip("/"), scope_name(vm_id))
+    return "%s/%s" % (parent_relpath(parent, systemd).rstrip("/"),
+                      scope_name(vm_id))
+
+
+def of_pid(pid, version):
+    """The cgroup of process ``pid`` relative to the hierarchy root, from
+    /proc/<pid>/cgroup: the unified line on v2, the memory controller's on
+    v1 (every controller has the same path there); None if it is gone."""
+    try:
+        with open("/proc/%d/cgroup" % pid) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if version == 2 and controllers == "":
+            return path
+        if version == 1 and "memory" in controllers.split(","):
+            return path
+    return None
 
 
 @dataclasses.dataclass
