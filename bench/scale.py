@@ -106,7 +106,7 @@ class LiveHost:
             except (client.ServerError, client.ConnectionError,
                     client.TimeoutError, OSError) as e:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("vdsm never answered: %s" % e)
+                    raise RuntimeError("vdsm never answered: %s" % e) from e
                 time.sleep(0.2)
 
     def open(self):

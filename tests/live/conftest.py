@@ -65,7 +65,7 @@ def connect():
             return cli
         except (client.ServerError, client.ConnectionError) as e:
             if time.monotonic() > deadline:
-                raise AssertionError("vdsm never answered: %s" % e)
+                raise AssertionError("vdsm never answered: %s" % e) from e
             time.sleep(0.5)
 
 

@@ -44,6 +44,7 @@ from vdsm_container import files
 from vdsm_container import runtimes
 from vdsm_container.host import mounts
 from vdsm_container.host import network
+from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.host.orphans")
 
@@ -313,32 +314,11 @@ def _reap_process(paths, part):
 
 
 def _cgroup_pids(part):
-    pids = set()
-    for d in part.get("dirs", ()):
-        try:
-            with open(os.path.join(d, "cgroup.procs")) as f:
-                pids.update(int(p) for p in f.read().split())
-        except OSError:
-            continue
-    return pids
+    return cgroups.members(part.get("dirs", ()))
 
 
 def _reap_cgroup(paths, part):
-    for _ in range(200):
-        pids = _cgroup_pids(part)
-        if not pids:
-            break
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.01)
-    for d in sorted(part["dirs"], key=len, reverse=True):
-        try:
-            os.rmdir(d)
-        except FileNotFoundError:
-            pass
+    cgroups.empty_and_remove(part["dirs"])
 
 
 def _reap_netns(paths, part):

@@ -264,7 +264,7 @@ class OCIDriver(base.Driver):
         except OSError as e:
             os.close(rfd)
             os.close(wfd)
-            raise errors.CannotCreateVM("cannot run conmon: %s" % e)
+            raise errors.CannotCreateVM("cannot run conmon: %s" % e) from e
         os.close(wfd)
         try:
             line = self._read_sync(rfd)
@@ -500,43 +500,13 @@ class OCIDriver(base.Driver):
         The runtime does this on delete; doing it again covers a runtime
         that lost its state while the processes lived on.
         """
-        rel = self.cgroup_path(bundle)
-        for d in self.hierarchy.dirs(rel):
-            for _ in range(100):
-                try:
-                    with open(os.path.join(d, "cgroup.procs")) as f:
-                        pids = [int(p) for p in f.read().split()]
-                except OSError:
-                    break
-                if not pids:
-                    break
-                for p in pids:
-                    try:
-                        os.kill(p, signals.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.01)
-            try:
-                os.rmdir(d)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                log.warning("Cannot remove cgroup %s: %s", d, e)
+        dirs = self.hierarchy.dirs(self.cgroup_path(bundle))
+        try:
+            cgroups.empty_and_remove(dirs)
+        except OSError as e:
+            log.warning("Cannot remove cgroup %s: %s", dirs, e)
 
     def _reap_conmon(self, bundle):
-        try:
-            with open(bundle.conmon_pid_file) as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError):
-            return
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                mine = bundle.vm_id.encode() in f.read()
-        except OSError:
-            return
-        if mine:
-            try:
-                os.kill(pid, signals.SIGKILL)
-            except ProcessLookupError:
-                pass
+        files.kill_if_ours(files.read_pid(bundle.conmon_pid_file),
+                           bundle.vm_id, signals.SIGKILL)
 

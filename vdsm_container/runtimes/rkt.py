@@ -43,6 +43,7 @@ import tarfile
 import time
 
 from vdsm_container import errors
+from vdsm_container import files
 from vdsm_container.runtimes import base, proc
 
 PROP_INSECURE = "containerInsecure"
@@ -310,18 +311,11 @@ class Driver(base.Driver):
             proc.run(["systemctl", "stop", self._unit(bundle)], timeout=60)
             proc.run(["systemctl", "reset-failed", self._unit(bundle)],
                      timeout=30)
-        try:
-            with open(os.path.join(bundle.dir, "rkt.pid")) as f:
-                pid = int(f.read().strip())
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                mine = bundle.vm_id.encode() in f.read()
-        except (OSError, ValueError):
-            return
-        if mine:
+        pid = files.read_pid(os.path.join(bundle.dir, "rkt.pid"))
+        if files.kill_if_ours(pid, bundle.vm_id, signals.SIGKILL):
             try:
-                os.kill(pid, signals.SIGKILL)
                 os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
+            except ChildProcessError:
                 pass
 
 
@@ -336,8 +330,8 @@ def copy_tar(src, dest):
                 pass
             end = t.offset
     except (OSError, tarfile.TarError) as e:
-        raise errors.UnsupportedImageFormat("not an ACI "
-                                            "archive: %s" % e, image=src)
+        raise errors.UnsupportedImageFormat(
+            "not an ACI archive: %s" % e, image=src) from e
     with open(src, "rb") as f, open(dest, "wb") as out:
         left = end
         while left:

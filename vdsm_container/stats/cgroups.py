@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
-from typing import Optional
 
 from vdsm_container import files
 
@@ -82,13 +82,8 @@ class Sample:
     cpu_usage_ns: int = 0
     cpu_user_ns: int = 0
     cpu_system_ns: int = 0
-    cpu_throttled_periods: int = 0
-    cpu_throttled_ns: int = 0
     memory_usage: int = 0
-    memory_rss: int = 0
     memory_cache: int = 0
-    memory_swap: int = 0
-    memory_limit: Optional[int] = None
     oom_kills: int = 0
     pids: int = 0
     io_read_bytes: int = 0
@@ -190,17 +185,9 @@ class Hierarchy:
         tick_ns = 10 ** 9 // _USER_HZ
         s.cpu_user_ns = stat.get("user", 0) * tick_ns
         s.cpu_system_ns = stat.get("system", 0) * tick_ns
-        cpu = _keyed(os.path.join(self.path(rel, "cpu"), "cpu.stat"))
-        s.cpu_throttled_periods = cpu.get("nr_throttled", 0)
-        s.cpu_throttled_ns = cpu.get("throttled_time", 0)
         s.memory_usage = _int(os.path.join(mem, "memory.usage_in_bytes"))
         ms = _keyed(os.path.join(mem, "memory.stat"))
-        s.memory_rss = ms.get("total_rss", ms.get("rss", 0))
         s.memory_cache = ms.get("total_cache", ms.get("cache", 0))
-        s.memory_swap = ms.get("total_swap", ms.get("swap", 0))
-        limit = _int(os.path.join(mem, "memory.limit_in_bytes"), None)
-        # v1 reports "unlimited" as a huge page-aligned number.
-        s.memory_limit = limit if limit and limit < 2 ** 62 else None
         s.oom_kills = self.oom_kills(rel)
         s.pids = _int(os.path.join(self.path(rel, "pids"), "pids.current"))
         blk = self.path(rel, "blkio")
@@ -225,14 +212,9 @@ class Hierarchy:
         s.cpu_usage_ns = cpu.get("usage_usec", 0) * 1000
         s.cpu_user_ns = cpu.get("user_usec", 0) * 1000
         s.cpu_system_ns = cpu.get("system_usec", 0) * 1000
-        s.cpu_throttled_periods = cpu.get("nr_throttled", 0)
-        s.cpu_throttled_ns = cpu.get("throttled_usec", 0) * 1000
         s.memory_usage = _int(os.path.join(d, "memory.current"))
-        ms = _keyed(os.path.join(d, "memory.stat"))
-        s.memory_rss = ms.get("anon", 0)
-        s.memory_cache = ms.get("file", 0)
-        s.memory_swap = _int(os.path.join(d, "memory.swap.current"))
-        s.memory_limit = _int(os.path.join(d, "memory.max"), None)
+        s.memory_cache = _keyed(os.path.join(d, "memory.stat")).get(
+            "file", 0)
         s.oom_kills = _keyed(os.path.join(d, "memory.events")).get(
             "oom_kill", 0)
         s.pids = _int(os.path.join(d, "pids.current"))
@@ -244,3 +226,36 @@ class Hierarchy:
                 if attr:
                     setattr(s, attr, getattr(s, attr) + int(value))
         return s
+
+
+def members(dirs):
+    """The pids in the cgroup directories ``dirs`` (all hierarchies)."""
+    pids = set()
+    for d in dirs:
+        try:
+            pids.update(int(p) for p in files.read_text(
+                os.path.join(d, "cgroup.procs")).split())
+        except OSError:
+            continue
+    return pids
+
+
+def empty_and_remove(dirs, tries=200):
+    """SIGKILL every process in ``dirs`` until they are empty, then remove
+    them, deepest first.  Raises OSError for a directory that stays (the
+    caller decides whether that matters)."""
+    for _ in range(tries):
+        pids = members(dirs)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    for d in sorted(dirs, key=len, reverse=True):
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
