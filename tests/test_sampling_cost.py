@@ -52,7 +52,7 @@ def test_observe_follows_a_rewritten_record_without_the_spec(paths,
     finally:
         backend.stop(vm_id, 0)
     assert backend.observe([vm_id])[vm_id] == {"gone": True}
-    assert vm_id not in backend._records
+    assert vm_id not in backend.records._seen
 
 
 @pytest.mark.runtime

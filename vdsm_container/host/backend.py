@@ -29,11 +29,11 @@ from vdsm_container import runtimes
 from vdsm_container import state as statemod
 from vdsm_container.bundle import layout
 from vdsm_container.host import lifecycle
+from vdsm_container.host import records
 from vdsm_container.host import orphans
 from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
-from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.host.backend")
@@ -83,11 +83,7 @@ class HostBackend:
         self.store = statemod.StateStore(paths)
         self.hierarchy = cgroups.Hierarchy()
         self._drivers = {}
-        # vmId -> _Seen: a sampler looks at every VM every 2 s, and a
-        # record changes only when rewritten (atomically: a new inode), so
-        # a stat replaces a JSON parse (and the bundle's paths are joined
-        # once).
-        self._records = {}
+        self.records = records.Records(paths, self.store)
 
     # Reaching a VM's parts (also for tests and the command).
 
@@ -98,60 +94,6 @@ class HostBackend:
 
     def bundle(self, vm_id):
         return layout.Bundle(self.paths, check_vm_id(vm_id))
-
-    def _record(self, vm_id):
-        """(state, spec) of a VM; NoSuchVM, or Unreadable."""
-        state = self.store.read(check_vm_id(vm_id))
-        if state is None:
-            raise errors.NoSuchVM("no container %s" % vm_id, vmId=vm_id)
-        try:
-            spec = ContainerSpec.from_dict(state["spec"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise statemod.Unreadable("the recorded spec is unusable: %r"
-                                      % e) from None
-        return state, spec
-
-    def _record_key(self, vm_id):
-        """state.json's identity (inode, mtime, size); NoSuchVM."""
-        try:
-            st = os.stat(self.store.path(vm_id))
-        except FileNotFoundError:
-            self._records.pop(vm_id, None)
-            raise errors.NoSuchVM("no container %s" % vm_id,
-                                  vmId=vm_id) from None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def _observed_record(self, vm_id):
-        """The VM's ``_Seen``, from the cache while state.json is
-        unchanged."""
-        key = self._record_key(vm_id)
-        seen = self._records.get(vm_id)
-        if seen is not None and seen.key == key:
-            return seen
-        state, spec = self._record(vm_id)
-        bundle = seen.bundle if seen else layout.Bundle(self.paths, vm_id)
-        seen = self._records[vm_id] = _Seen(key, state, spec, bundle)
-        return seen
-
-    def _unchanged(self, vm_id):
-        """True when a look would find what the last one found: the
-        container was running, its record is the same file, and conmon
-        has written no exit status (it does as the container ends).
-
-        Two stats instead of the lock, the /proc reads and the freezer:
-        the status check every 2 s costs little at a thousand VMs.  A
-        sampling round (every 15 s) looks at everything, so a container
-        whose conmon was killed too is seen then.
-        """
-        seen = self._records.get(vm_id)
-        if seen is None or not seen.running:
-            return False
-        try:
-            if self._record_key(vm_id) != seen.key:
-                return False
-        except errors.NoSuchVM:
-            return False
-        return not os.path.exists(seen.exit_file)
 
     # Verbs
 
@@ -270,7 +212,7 @@ class HostBackend:
         try:
             # Through the cache: recovery's first look at every VM, right
             # after, then parses nothing again.
-            return self._observed_record(check_vm_id(vm_id)).state
+            return self.records.seen(check_vm_id(vm_id)).state
         except statemod.Unreadable as e:
             return {"vmId": vm_id, "unreadable": str(e)}
 
@@ -294,8 +236,8 @@ class HostBackend:
         ``{"busy": True}``: a sampler never waits for a start.  A VM that is
         gone is ``{"gone": True}``.  Without ``sample``, a VM that still
         runs as the last look found it is ``{"same": True}``
-        (``_unchanged``).  One call serves every VM, so a sampler through
-        supervdsm costs one round trip a round.
+        (``records.Records.unchanged``).  One call serves every VM, so a
+        sampler through supervdsm costs one round trip a round.
         """
         result = {}
         for vm_id in vm_ids:
@@ -304,7 +246,7 @@ class HostBackend:
             except statemod.Busy:
                 result[vm_id] = {"busy": True}
             except errors.NoSuchVM:
-                self._records.pop(vm_id, None)
+                self.records.forget(vm_id)
                 result[vm_id] = {"gone": True}
             except statemod.Unreadable as e:
                 result[vm_id] = {"state": {"vmId": vm_id,
@@ -312,10 +254,10 @@ class HostBackend:
         return result
 
     def _observe(self, vm_id, sample):
-        if not sample and self._unchanged(vm_id):
+        if not sample and self.records.unchanged(vm_id):
             return {"same": True}
         with self.store.lock(check_vm_id(vm_id), wait=False):
-            rec = self._observed_record(vm_id)
+            rec = self.records.seen(vm_id)
             state, spec = rec.state, rec.spec
             driver = self.driver(spec.runtime)
             seen = lifecycle.observe(self.paths, spec, driver, rec.bundle,
@@ -335,7 +277,7 @@ class HostBackend:
         remove everything it has on the host, its record last."""
         with self.store.lock(check_vm_id(vm_id)):
             try:
-                _, spec = self._record(vm_id)
+                _, spec = self.records.read(vm_id)
                 drivers = [self.driver(spec.runtime)]
             except statemod.Unreadable:
                 # Which runtime ran it is unknown: each one installed here
@@ -353,7 +295,7 @@ class HostBackend:
             except Exception as e:
                 raise errors.VMDestroyFailed(str(e), vmId=vm_id) from e
             self.store.release(vm_id)
-            self._records.pop(vm_id, None)
+            self.records.forget(vm_id)
 
     def signal(self, vm_id, signum):
         """Send ``signum`` to the container's init process (resumed first
@@ -384,10 +326,10 @@ class HostBackend:
 
     def _act(self, vm_id, action, needs=None):
         # What the last look found no longer holds.
-        self._records.pop(vm_id, None)
+        self.records.forget(vm_id)
         with self.store.lock(check_vm_id(vm_id)):
             try:
-                _, spec = self._record(vm_id)
+                _, spec = self.records.read(vm_id)
             except statemod.Unreadable as e:
                 raise errors.UnsupportedOperation(str(e), vmId=vm_id) \
                     from None
@@ -399,7 +341,7 @@ class HostBackend:
             try:
                 return action(driver, layout.Bundle(self.paths, vm_id))
             finally:
-                self._records.pop(vm_id, None)
+                self.records.forget(vm_id)
 
     def log_path(self, vm_id):
         return self.bundle(vm_id).log_path
@@ -434,20 +376,6 @@ class HostBackend:
             raise errors.VMDestroyFailed(
                 "; ".join("%s: %s" % (p["what"], e) for p, e in failed),
                 vmId=vm_id)
-
-
-class _Seen:
-    """What the last look at a VM found, and what it needs for the next."""
-
-    __slots__ = ("key", "state", "spec", "bundle", "running", "exit_file")
-
-    def __init__(self, key, state, spec, bundle):
-        self.key = key
-        self.state = state
-        self.spec = spec
-        self.bundle = bundle
-        self.running = False
-        self.exit_file = None
 
 
 def _public(state, *also):
