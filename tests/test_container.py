@@ -15,6 +15,8 @@ from vdsm_container import constants
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container import runtimes
+from vdsm_container.runtimes import oci
+from vdsm_container.stats import cgroups
 from vdsm_container.container import Container, create
 from vdsm_container.stats import cgroups
 from .conftest import bundle_of, driver_of, host_shape
@@ -158,6 +160,10 @@ def test_oom_kill_is_reported(started, tmp_path, monkeypatch):
     assert stats["exitCode"] == constants.ERROR
     assert "ran out of memory" in stats["exitMessage"]
     assert os.listdir(cwd) == []
+    # The kernel's own record, which outlives the cgroup, names this
+    # container's and no other.
+    assert oci.kernel_oom_kill(cgroups.scope_name(ctr.id))
+    assert not oci.kernel_oom_kill(cgroups.scope_name(str(uuid.uuid4())))
 
 
 def test_shutdown_is_graceful(started):

@@ -49,6 +49,9 @@ log = logging.getLogger("vdsm_container.runtimes.oci")
 
 SYNC_TIMEOUT = 60.0
 KILL_WAIT = 10.0
+# After a SIGKILL: how long conmon and systemd get to say it was the OOM
+# killer (both handle the end asynchronously; under emulation, slowly).
+OOM_WAIT = 5.0
 
 
 def _version(binary):
@@ -65,6 +68,36 @@ def _version(binary):
 def _tmp_root(paths):
     os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
     return paths.run_dir
+
+
+def kernel_oom_kill(scope):
+    """True if the kernel's log has an OOM kill in cgroup ``scope``.
+
+    The OOM killer logs each kill ("oom-kill:...,oom_memcg=<cgroup>,...")
+    in the kernel's ring buffer, which outlives the container's cgroup:
+    where systemd removes an emptied scope at once, conmon's and systemd's
+    own watches of memory.events can both lose that race, and this record
+    still tells.  Reads /dev/kmsg (root) without waiting.
+    """
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    marker = ("/%s," % scope).encode()
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except BrokenPipeError:
+                continue        # overwritten while we read: go on
+            except BlockingIOError:
+                return False    # the end of the buffer
+            if not record:
+                return False
+            if b"oom-kill:" in record and marker in record:
+                return True
+    finally:
+        os.close(fd)
 
 
 class OCIDriver(base.Driver):
@@ -393,22 +426,34 @@ class OCIDriver(base.Driver):
             return True
         if code != 128 + signals.SIGKILL:
             return False
-        if self.systemd and self._unit_result(bundle) == "oom-kill":
-            # systemd watches the scope's memory.events too, and keeps the
-            # failed scope (until cleanup resets it) with this result.
-            return True
-        deadline = time.monotonic() + 2.0
-        while self._conmon_alive(bundle) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return os.path.exists(self._oom_file(bundle))
+        # A SIGKILL: the OOM killer's, or anyone's.  conmon and systemd
+        # (which watches the scope's memory.events too, and keeps a failed
+        # scope with its result until cleanup resets it) each tell, once
+        # they have handled the end; either may still be at it.
+        deadline = time.monotonic() + OOM_WAIT
+        while True:
+            if os.path.exists(self._oom_file(bundle)) or \
+                    kernel_oom_kill(self._scope(bundle)):
+                return True
+            unit = self._unit_state(bundle) if self.systemd else {}
+            if unit.get("Result") == "oom-kill":
+                return True
+            settled = not self._conmon_alive(bundle) and unit.get(
+                "ActiveState") not in ("active", "activating",
+                                       "deactivating")
+            if settled or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def _scope(self, bundle):
         return cgroups.scope_name(bundle.vm_id)
 
-    def _unit_result(self, bundle):
-        out = proc.run(["systemctl", "show", "--property=Result", "--value",
+    def _unit_state(self, bundle):
+        """The container scope's Result and ActiveState (systemd)."""
+        out = proc.run(["systemctl", "show", "--property=Result,ActiveState",
                         self._scope(bundle)], timeout=30)
-        return out.stdout.strip()
+        return dict(line.split("=", 1) for line in out.stdout.splitlines()
+                    if "=" in line)
 
     def _conmon_alive(self, bundle):
         try:
