@@ -16,7 +16,6 @@ from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container import runtimes
 from vdsm_container.runtimes import oci
-from vdsm_container.stats import cgroups
 from vdsm_container.container import Container, create
 from vdsm_container.stats import cgroups
 from .conftest import bundle_of, driver_of, host_shape
