@@ -83,7 +83,9 @@ def kernel_oom_kill(scope):
         fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
-    marker = ("/%s," % scope).encode()
+    # The scope itself, or below it (crun puts the container's processes
+    # in a "container" cgroup inside the scope on cgroup v2).
+    markers = [("/%s%s" % (scope, end)).encode() for end in (",", "/")]
     try:
         while True:
             try:
@@ -94,7 +96,7 @@ def kernel_oom_kill(scope):
                 return False    # the end of the buffer
             if not record:
                 return False
-            if b"oom-kill:" in record and marker in record:
+            if b"oom-kill:" in record and any(m in record for m in markers):
                 return True
     finally:
         os.close(fd)
