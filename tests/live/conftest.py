@@ -55,17 +55,30 @@ def services(*args):
     subprocess.run([SERVICES] + list(args), check=True)
 
 
+# How long one ping may go unanswered before the connection is dropped and
+# a new one tried.  A vdsmd that has just started listens before its reactor
+# runs (clientIF.__init__ creates the acceptor; clientIF.start starts the
+# reactor), so a first request may wait; a busy CI machine once saw one
+# never answered on its connection while vdsmd went on starting.
+PING_TIMEOUT = 10
+
+
 def connect():
     """A client once vdsm answers (99 while it recovers after a start)."""
     deadline = time.monotonic() + WAIT
     while True:
+        cli = None
         try:
             cli = client.connect("localhost", 54321, use_tls=False)
-            cli.Host.ping2()
+            cli.Host.ping2(_timeout=PING_TIMEOUT)
             return cli
-        except (client.ServerError, client.ConnectionError) as e:
+        except (client.ServerError, client.ConnectionError,
+                client.TimeoutError) as e:
+            if cli is not None:
+                cli.close()
             if time.monotonic() > deadline:
-                raise AssertionError("vdsm never answered: %s" % e) from e
+                raise AssertionError("vdsm never answered within %ds: %s"
+                                     % (WAIT, e)) from e
             time.sleep(0.5)
 
 
@@ -177,6 +190,47 @@ def plain_vm_xml(vm_id, name):
     md = ET.SubElement(ET.SubElement(dom, "metadata"), "{%s}vm" % VM_NS)
     ET.SubElement(md, "{%s}clusterVersion" % VM_NS).text = "4.7"
     return ET.tostring(dom, encoding="unicode")
+
+
+# The daemons' logs a failing test's report carries: what they wrote while
+# the test ran (its tail), so that a failure on a CI machine, whose logs are
+# gone with it, can be read from the report alone.
+DAEMON_LOGS = (VDSM_LOG, "/var/log/vdsm/supervdsm.log")
+LOG_TAIL_LINES = 200
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _written_since(path, offset):
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return "(unreadable: %s)" % e
+    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+@pytest.fixture(autouse=True)
+def _daemon_log_offsets(request):
+    request.node.daemon_log_offsets = {p: _size(p) for p in DAEMON_LOGS}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    offsets = getattr(item, "daemon_log_offsets", None)
+    if report.failed and offsets:
+        for path, offset in offsets.items():
+            report.sections.append(
+                ("%s while the test ran (last %d lines)"
+                 % (path, LOG_TAIL_LINES), _written_since(path, offset)))
 
 
 @pytest.fixture(scope="session")
