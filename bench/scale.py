@@ -45,6 +45,7 @@ from vdsm_container.bundle.layout import Bundle  # noqa: E402
 from vdsm_container.image.cache import Cache  # noqa: E402
 from vdsm_container.runtimes import runc  # noqa: E402
 from vdsm_container.spec import domxml  # noqa: E402
+from tests.live.plainvm import plain_vm_name, plain_vm_xml  # noqa: E402
 
 SERVICES = os.path.join(REPO, "tests", "live", "services")
 SETUP_HOST = os.path.join(REPO, "tests", "live", "setup-host")
@@ -473,7 +474,60 @@ def get_all_stats(host, runs):
     return times, result
 
 
-def stats_breakdown(runs=5):
+def plain_vm_stats(host):
+    """One plain VM's VM.getStats, from the same vdsmd: what vdsm answers
+    for a libvirt VM, so that its per-VM cost of a getAllVmStats reply can
+    be weighed beside a container's.  (A thousand plain VMs can't run on
+    these machines: qemu is TCG here.)  The VM is destroyed; vdsm with its
+    storage side off can't finish that (vm.py ``_destroy`` ->
+    ``irs.inappropriateDevices``), so the domain is undefined by hand and
+    vdsmd restarted, which forgets it."""
+    vm_id = str(uuid.uuid4())
+    host.cli.VM.create(vmID=vm_id, vmParams={"xml": plain_vm_xml(vm_id)})
+    try:
+        # Polled: vdsm sends no VM_status event when a plain VM comes up,
+        # it shows "Powering up" until its guest answers or a minute
+        # passes (vm.py ``_getVmStatus``, GUEST_WAIT_TIMEOUT).
+        deadline = time.monotonic() + 300
+        while host.cli.VM.getStats(vmID=vm_id)[0]["status"] not in (
+                "Up", "Powering up"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the plain VM never came up")
+            time.sleep(0.5)
+        # vdsm's own sampling (every 15 s) fills in the VM's figures.
+        time.sleep(20)
+        return host.cli.VM.getStats(vmID=vm_id)[0]
+    finally:
+        try:
+            host.cli.VM.destroy(vmID=vm_id)
+        except host._client_mod.ServerError:
+            pass
+        for verb in ("destroy", "undefine"):
+            subprocess.run(["virsh", verb, plain_vm_name(vm_id)],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        host.close()
+        LiveHost.services("restart", "vdsmd")
+        host.open()
+
+
+def _reply_cost(schema, rep, stats, runs):
+    """vdsm's schema check of ``stats`` as a getAllVmStats reply and its
+    JSON encoding, medians in seconds, and the reply's size."""
+    verify, encode = [], []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        schema.verify_retval(rep, stats)
+        t1 = time.monotonic()
+        data = json.dumps({"jsonrpc": "2.0", "id": "x", "result": stats},
+                          ensure_ascii=False).encode("utf-8")
+        verify.append(t1 - t0)
+        encode.append(time.monotonic() - t1)
+    return (statistics.median(verify), statistics.median(encode),
+            len(data))
+
+
+def stats_breakdown(runs=5, plain=None):
     """Where getAllVmStats' time goes, in-process on the same containers
     (read from the live run directory as root): the plugin's getStats
     copies, vdsm's check of the reply against its schema (rpc/Bridge.py
@@ -507,6 +561,12 @@ def stats_breakdown(runs=5):
     out = {k: statistics.median(v) for k, v in parts.items()}
     out["bytes"] = len(data)
     out["n"] = len(ctrs)
+    if plain is not None:
+        # As many plain VMs' stats as there are containers: one real
+        # plain VM's reply, each copy with a vmId of its own.
+        plains = [dict(plain, vmId=str(uuid.uuid4())) for _ in ctrs]
+        out["plain_verify"], out["plain_encode"], out["plain_bytes"] = \
+            _reply_cost(schema, rep, plains, runs)
     return out
 
 
@@ -578,6 +638,11 @@ def run(counts, rest_seconds, stats_runs, image, full=True, log=print):
                 "bare_conmon": bare.conmon_runc(SAMPLES)}
         base.update(memory(0, {}))
         if full:
+            try:
+                base["plain_stats"] = plain_vm_stats(host)
+            except Exception as e:
+                log("scale: no plain VM to compare with: %s" % e)
+        if full:
             base["cpu"], _, _ = at_rest(host, rest_seconds)
             base["restart"] = restart_recovery(host, [])
         log("scale: baseline %s" % _short(base))
@@ -607,7 +672,8 @@ def run(counts, rest_seconds, stats_runs, image, full=True, log=print):
                                    and v.get("vmId") in mine)
             row["runc_events_s"] = runc_events_stats(made)
             try:
-                row["breakdown"] = stats_breakdown()
+                row["breakdown"] = stats_breakdown(
+                    plain=base.get("plain_stats"))
             except Exception as e:      # vdsm's schema not importable
                 log("scale: no getAllVmStats breakdown: %s" % e)
             if full:
@@ -645,6 +711,8 @@ def _short(d):
             out[k] = "p50 %.1f ms" % (pct(v, 50) * 1000)
         elif isinstance(v, list):
             continue
+        elif k == "plain_stats":
+            out[k] = "%d fields" % len(v)
         else:
             out[k] = v
     return json.dumps(out, default=str)
@@ -734,6 +802,15 @@ def report(base, rows, meta):
              for n in counts])
         row("  reply size, KiB",
             ["%.0f" % (rows[n]["breakdown"]["bytes"] / 1024)
+             for n in counts])
+    if all("plain_verify" in rows[n].get("breakdown", {}) for n in counts):
+        row("  the same for N plain VMs (copies of one plain VM's "
+            "VM.getStats, this run): vdsm's schema check / JSON encode, "
+            "ms; reply KiB",
+            ["%.0f / %.0f; %.0f" % (
+                rows[n]["breakdown"]["plain_verify"] * 1000,
+                rows[n]["breakdown"]["plain_encode"] * 1000,
+                rows[n]["breakdown"]["plain_bytes"] / 1024)
              for n in counts])
     row("  runc events --stats on each of the N, s",
         ["%.1f" % rows[n]["runc_events_s"] for n in counts])

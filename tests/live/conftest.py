@@ -18,6 +18,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from .plainvm import plain_vm_name, plain_vm_xml
+
 try:
     from vdsm import client
 except ImportError as e:    # pragma: no cover - depends on the host
@@ -173,25 +175,6 @@ def container_xml(vm_id, name, image, command, custom=None):
     return ET.tostring(root, encoding="unicode")
 
 
-def plain_vm_xml(vm_id, name):
-    """A plain VM: qemu under libvirt, no disk and no OS (the VM lifecycle
-    is what matters).  TCG: /dev/kvm here is PVM, where KVM guests hang."""
-    dom = ET.Element("domain", type="qemu")
-    ET.SubElement(dom, "name").text = name
-    ET.SubElement(dom, "uuid").text = vm_id
-    for tag in ("memory", "currentMemory"):
-        ET.SubElement(dom, tag, unit="KiB").text = str(64 * 1024)
-    ET.SubElement(dom, "vcpu", current="1").text = "1"
-    os_ = ET.SubElement(dom, "os")
-    ET.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
-    devices = ET.SubElement(dom, "devices")
-    balloon = ET.SubElement(devices, "memballoon", model="virtio")
-    ET.SubElement(balloon, "alias", name="ua-balloon")
-    md = ET.SubElement(ET.SubElement(dom, "metadata"), "{%s}vm" % VM_NS)
-    ET.SubElement(md, "{%s}clusterVersion" % VM_NS).text = "4.7"
-    return ET.tostring(dom, encoding="unicode")
-
-
 # The daemons' logs a failing test's report carries: what they wrote while
 # the test ran (its tail), so that a failure on a CI machine, whose logs are
 # gone with it, can be read from the report alone.
@@ -279,15 +262,14 @@ class Made:
     def plain_vm(self):
         vm_id = str(uuid.uuid4())
         self.vm_ids.append(("vm", vm_id))
-        self.cli.VM.create(vmID=vm_id, vmParams={
-            "xml": plain_vm_xml(vm_id, "live-plain-%s" % vm_id[:8])})
+        self.cli.VM.create(vmID=vm_id, vmParams={"xml": plain_vm_xml(vm_id)})
         return vm_id
 
     def forget_half_destroyed(self, vm_id):
         """A plain VM vdsm failed to finish destroying: undefine it in
         libvirt and restart vdsmd at cleanup, which drops it."""
         self.vm_ids.remove(("vm", vm_id))
-        subprocess.run(["virsh", "undefine", "live-plain-%s" % vm_id[:8]],
+        subprocess.run(["virsh", "undefine", plain_vm_name(vm_id)],
                        stdout=subprocess.DEVNULL)
         self.restart_vdsmd_after = True
 
@@ -308,7 +290,7 @@ class Made:
                 subprocess.run(["vdsm-container", "destroy", vm_id],
                                stdout=subprocess.DEVNULL)
             else:
-                name = "live-plain-%s" % vm_id[:8]
+                name = plain_vm_name(vm_id)
                 subprocess.run(["virsh", "destroy", name],
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -21,6 +21,7 @@ from vdsm_container.vdsm import hostmark
 from ..vdsmschema import Schema
 from .conftest import POLITE, RUN_DIR, STUBBORN, VDSM_LOG, client, \
     connect, container_xml, services, stats, vm_list, wait_stats
+from .plainvm import plain_vm_name
 
 # vdsm's numbers (lib/vdsm/common/define.py, lib/vdsm/virt/vmexitreason.py)
 NORMAL, ERROR = 0, 1
@@ -323,7 +324,7 @@ def test_plain_vm_beside_containers(made, cli, events):
     ``cif.irs.inappropriateDevices``), so that answer is checked apart."""
     ctr = made.container()
     vm_id = made.plain_vm()
-    name = "live-plain-%s" % vm_id[:8]
+    name = plain_vm_name(vm_id)
     events.wait_status(vm_id, "Up", timeout=PLAIN_VM_WAIT)
     assert stats(cli, vm_id)["status"] == "Up"
     assert _domain_active(name)

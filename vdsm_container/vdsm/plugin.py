@@ -43,7 +43,7 @@ from vdsm_container.vdsm import vmcontainer
 from vdsm_container.vdsm.supervdsm import SupervdsmBackend
 from vdsm_container.vdsm.vm import VdsmContainer
 
-log = logging.getLogger("vdsm_container.vdsm_plugin")
+log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 2.0
 
