@@ -5,8 +5,11 @@ of their own and a cgroup parent of their own, so they never meet the
 host's real containers; ``leakcheck`` then proves that nothing is left.
 """
 
+import dataclasses
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -98,6 +101,34 @@ def leakcheck(paths):
     yield
     after = leaks.snapshot(paths)
     leaks.assert_same(before, after)
+
+
+@pytest.fixture
+def userns_paths(paths):
+    """``paths`` moved to a tree a user namespace's root can walk down
+    (pytest's own tmp tree is private to root, and a container in a user
+    namespace runs as an unprivileged host uid), leak-checked like
+    ``paths``."""
+    base = tempfile.mkdtemp(prefix="vdsm-container-userns-", dir="/var/tmp")
+    os.chmod(base, 0o711)
+    moved = dataclasses.replace(paths, run_dir=base + "/run",
+                                storage_dir=base + "/storage")
+    before = leaks.snapshot(moved)
+    yield moved
+    after = leaks.snapshot(moved)
+    shutil.rmtree(base, ignore_errors=True)
+    leaks.assert_same(before, after)
+
+
+@pytest.fixture
+def fs_volume(tmp_path):
+    """A raw file volume holding an ext4 filesystem, as on a file domain:
+    what a VM's other disk brings to ``containerVolumes``."""
+    path = str(tmp_path / "volume.raw")
+    with open(path, "wb") as f:
+        f.truncate(16 * 1024 ** 2)
+    subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True)
+    return path
 
 
 def bundle_of(ctr):
