@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -139,6 +140,19 @@ def bundle_of(ctr):
 def driver_of(ctr):
     """The runtime driver running the container."""
     return ctr.backend.driver(ctr.spec.runtime)
+
+
+def status_check_until_ended(backend, vm_id, timeout=10):
+    """Status checks (``HostBackend.observe`` without sampling) of
+    ``vm_id`` until one finds its container no longer running, or
+    ``timeout`` s pass: the last observation, for the test to judge."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = backend.observe([vm_id])[vm_id]
+        if "runtime" in seen and seen["runtime"].status != "running" \
+                or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.05)
 
 
 _probed = {}     # runtime -> Availability, probed once per session

@@ -6,7 +6,6 @@ check behaviour only."""
 
 import os
 import signal
-import time
 import uuid
 
 import pytest
@@ -16,6 +15,8 @@ from vdsm_container import files
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.spec import domxml
 from vdsm_container.vdsm import vmcontainer
+
+from .conftest import status_check_until_ended
 
 
 def test_read_text_reads_past_one_chunk(tmp_path):
@@ -77,13 +78,7 @@ def test_status_check_skips_what_did_not_change(paths, busybox_oci):
         # The container ends behind our back (conmon writes its exit
         # status): seen by a status check, without a sampling round.
         os.kill(first["runtime"].pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while True:
-            seen = backend.observe([vm_id])[vm_id]
-            if "runtime" in seen and seen["runtime"].status != "running" \
-                    or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        seen = status_check_until_ended(backend, vm_id)
         assert seen["runtime"].status == "stopped"
         assert backend.observe([vm_id])[vm_id]["runtime"].status == \
             "stopped"
