@@ -27,12 +27,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from vdsm_container import config  # noqa: E402
-from vdsm_container.bundle import ocispec  # noqa: E402
 from vdsm_container.bundle.layout import Bundle  # noqa: E402
 from vdsm_container.container import Container, create  # noqa: E402
 from vdsm_container.image.cache import Cache  # noqa: E402
 from vdsm_container.spec import domxml  # noqa: E402
 from vdsm_container.runtimes import runc  # noqa: E402
+
+from bench.baseline import Bare  # noqa: E402
 
 COMMAND = ["sleep", "1000"]
 
@@ -67,80 +68,6 @@ def bench_quota(paths, image, runs):
         limited += bench_plugin(paths, image, 1)
         unlimited += bench_plugin(unlimited_paths, image, 1)
     return limited, unlimited
-
-
-class BareBundle:
-    """One overlay bundle with the plugin's own config.json, reused."""
-
-    def __init__(self, paths, image_path):
-        self.paths = paths
-        cached = Cache(paths.image_cache).get(image_path)
-        self.bundle = Bundle(paths, "bare-" + uuid.uuid4().hex[:8])
-        self.bundle.create_dirs()
-        self.bundle.mount_rootfs(cached.rootfs)
-        self.image = cached
-
-    def config(self, cid, driver):
-        spec = domxml.parse(domxml.build(
-            "00000000-0000-4000-8000-000000000000", "bare", "runc", "/x",
-            command=COMMAND))
-        cfg = ocispec.build(spec, self.image, self.bundle.rootfs,
-                            driver.cgroups_path_spec(cid))
-        self.bundle.write_config(cfg)
-
-    def close(self):
-        self.bundle.teardown()
-
-
-def bench_runc_run(paths, bare, runs):
-    root = os.path.join(paths.run_dir, "bare-runc")
-    driver = runc.Driver(paths)
-    times = []
-    for i in range(runs):
-        cid = "bare-%d-%s" % (i, uuid.uuid4().hex[:6])
-        bare.config(cid, driver)
-        t0 = time.perf_counter()
-        subprocess.run(["runc", "--root", root, "run", "-d", "--bundle",
-                        bare.bundle.dir, cid], check=True,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t0)
-        subprocess.run(["runc", "--root", root, "delete", "-f", cid],
-                       check=True)
-    return times
-
-
-def bench_conmon_runc(paths, bare, runs):
-    root = os.path.join(paths.run_dir, "bare-conmon")
-    driver = runc.Driver(paths)
-    times = []
-    for i in range(runs):
-        cid = "bare-%d-%s" % (i, uuid.uuid4().hex[:6])
-        bare.config(cid, driver)
-        exits = tempfile.mkdtemp(dir=paths.run_dir)
-        r, w = os.pipe()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            ["conmon", "--api-version", "1", "-c", cid, "-u", cid, "-n", cid,
-             "-r", shutil.which("runc"), "-b", bare.bundle.dir,
-             "-p", os.path.join(exits, "pid"),
-             "-l", "k8s-file:" + os.path.join(exits, "log"),
-             "--exit-dir", exits, "--socket-dir-path", exits,
-             "--runtime-arg", "--root", "--runtime-arg", root],
-            pass_fds=(w,), env=dict(os.environ, _OCI_SYNCPIPE=str(w)),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        os.close(w)
-        with os.fdopen(r) as f:
-            json.loads(f.readline())
-        proc.wait()
-        subprocess.run(["runc", "--root", root, "start", cid], check=True)
-        times.append(time.perf_counter() - t0)
-        subprocess.run(["runc", "--root", root, "delete", "-f", cid],
-                       check=True)
-        shutil.rmtree(exits, ignore_errors=True)
-    return times
-
 
 
 def _variant(work, small, name, fill):
@@ -360,15 +287,12 @@ def main():
         Cache(paths.image_cache).get(image)
         rows.append(("first unpack of the busybox image (umoci)",
                      (time.perf_counter() - t0) * 1000, 1))
-        bare = BareBundle(paths, image)
+        bare = Bare(paths, image, COMMAND)
         try:
             rows.append(("runc run -d (bare runtime)",
-                         median_ms(bench_runc_run(paths, bare, args.runs)),
-                         args.runs))
+                         median_ms(bare.runc_run(args.runs)), args.runs))
             rows.append(("conmon + runc start (bare supervised)",
-                         median_ms(bench_conmon_runc(paths, bare,
-                                                     args.runs)),
-                         args.runs))
+                         median_ms(bare.conmon_runc(args.runs)), args.runs))
         finally:
             bare.close()
         limited, unlimited = bench_quota(paths, image, args.runs)

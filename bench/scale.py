@@ -21,6 +21,7 @@ the goals are and the figures say whether they hold.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import queue
@@ -40,12 +41,11 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from vdsm_container import config  # noqa: E402
-from vdsm_container.bundle import ocispec  # noqa: E402
-from vdsm_container.bundle.layout import Bundle  # noqa: E402
-from vdsm_container.image.cache import Cache  # noqa: E402
 from vdsm_container.runtimes import runc  # noqa: E402
 from vdsm_container.spec import domxml  # noqa: E402
 from tests.live.plainvm import plain_vm_name, plain_vm_xml  # noqa: E402
+
+from bench.baseline import Bare  # noqa: E402
 
 SERVICES = os.path.join(REPO, "tests", "live", "services")
 SETUP_HOST = os.path.join(REPO, "tests", "live", "setup-host")
@@ -370,85 +370,23 @@ def log_recovery(since):
 
 # --- the bare runtime ---------------------------------------------------
 
-class Bare:
-    """The same busybox bundle run by the bare runtime, as bench.py does."""
+def bare_paths(work):
+    """The baseline's own tree and cgroup parent (``baseline.Bare``)."""
+    return config.Paths(run_dir=os.path.join(work, "run"),
+                        storage_dir=os.path.join(work, "storage"),
+                        cgroup_parent="vdsm-containers-bare.slice")
 
-    def __init__(self, image, work):
-        self.paths = config.Paths(run_dir=os.path.join(work, "run"),
-                                  storage_dir=os.path.join(work, "storage"),
-                                  cgroup_parent="vdsm-containers-bare.slice")
-        cached = Cache(self.paths.image_cache).get(image)
-        self.bundle = Bundle(self.paths, str(uuid.uuid4()))
-        self.bundle.create_dirs()
-        self.bundle.mount_rootfs(cached.rootfs)
-        self.image = cached
-        self.driver = runc.Driver(self.paths)
-        self.root = os.path.join(self.paths.run_dir, "bare-runc")
 
-    def _config(self, cid):
-        spec = domxml.parse(domxml.build(
-            "00000000-0000-4000-8000-000000000000", "bare", "runc", "/x",
-            command=COMMAND))
-        self.bundle.write_config(ocispec.build(
-            spec, self.image, self.bundle.rootfs,
-            self.driver.cgroups_path_spec(cid)))
-
-    def runc_run(self, runs):
-        times = []
-        for i in range(runs):
-            cid = "bare-%d-%s" % (i, uuid.uuid4().hex[:6])
-            self._config(cid)
-            t0 = time.monotonic()
-            subprocess.run(["runc", "--root", self.root, "run", "-d",
-                            "--bundle", self.bundle.dir, cid], check=True,
-                           stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            times.append(time.monotonic() - t0)
-            subprocess.run(["runc", "--root", self.root, "delete", "-f",
-                            cid], check=True)
-        return times
-
-    def conmon_runc(self, runs):
-        times = []
-        for i in range(runs):
-            cid = "bare-%d-%s" % (i, uuid.uuid4().hex[:6])
-            self._config(cid)
-            exits = tempfile.mkdtemp(dir=self.paths.run_dir)
-            r, w = os.pipe()
-            t0 = time.monotonic()
-            proc = subprocess.Popen(
-                ["conmon", "--api-version", "1", "-c", cid, "-u", cid,
-                 "-n", cid, "-r", shutil.which("runc"),
-                 "-b", self.bundle.dir, "-p", os.path.join(exits, "pid"),
-                 "-l", "k8s-file:" + os.path.join(exits, "log"),
-                 "--exit-dir", exits, "--socket-dir-path", exits,
-                 "--runtime-arg", "--root", "--runtime-arg", self.root],
-                pass_fds=(w,), env=dict(os.environ, _OCI_SYNCPIPE=str(w)),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
-            os.close(w)
-            with os.fdopen(r) as f:
-                json.loads(f.readline())
-            proc.wait()
-            subprocess.run(["runc", "--root", self.root, "start", cid],
-                           check=True)
-            times.append(time.monotonic() - t0)
-            subprocess.run(["runc", "--root", self.root, "delete", "-f",
-                            cid], check=True)
-            shutil.rmtree(exits, ignore_errors=True)
-        return times
-
-    def close(self):
-        self.bundle.teardown()
-        for d in ("/sys/fs/cgroup/*/%s" % self.paths.cgroup_parent,
-                  "/sys/fs/cgroup/%s" % self.paths.cgroup_parent):
-            import glob
-            for path in glob.glob(d):
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
+def remove_cgroup_parent(paths):
+    """The baseline's cgroup parent, once its containers are gone (runc
+    makes it on the first start and never removes it)."""
+    for pattern in ("/sys/fs/cgroup/*/%s" % paths.cgroup_parent,
+                    "/sys/fs/cgroup/%s" % paths.cgroup_parent):
+        for path in glob.glob(pattern):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
 
 
 def runc_events_stats(vm_ids):
@@ -628,7 +566,7 @@ def destroy_all(host, vm_ids):
 def run(counts, rest_seconds, stats_runs, image, full=True, log=print):
     """Measure at each count in ``counts``; return the rows."""
     work = tempfile.mkdtemp(prefix="bare-", dir=WORK)
-    bare = Bare(image, work)
+    bare = Bare(bare_paths(work), image, COMMAND)
     host = LiveHost()
     host.open()
     made = []
@@ -700,6 +638,7 @@ def run(counts, rest_seconds, stats_runs, image, full=True, log=print):
                                    stderr=subprocess.DEVNULL)
         host.close()
         bare.close()
+        remove_cgroup_parent(bare.paths)
         shutil.rmtree(work, ignore_errors=True)
     return base, rows
 

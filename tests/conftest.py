@@ -5,8 +5,12 @@ of their own and a cgroup parent of their own, so they never meet the
 host's real containers; ``leakcheck`` then proves that nothing is left.
 """
 
+import dataclasses
 import os
+import shutil
 import subprocess
+import tempfile
+import time
 import uuid
 
 import pytest
@@ -100,6 +104,34 @@ def leakcheck(paths):
     leaks.assert_same(before, after)
 
 
+@pytest.fixture
+def userns_paths(paths):
+    """``paths`` moved to a tree a user namespace's root can walk down
+    (pytest's own tmp tree is private to root, and a container in a user
+    namespace runs as an unprivileged host uid), leak-checked like
+    ``paths``."""
+    base = tempfile.mkdtemp(prefix="vdsm-container-userns-", dir="/var/tmp")
+    os.chmod(base, 0o711)
+    moved = dataclasses.replace(paths, run_dir=base + "/run",
+                                storage_dir=base + "/storage")
+    before = leaks.snapshot(moved)
+    yield moved
+    after = leaks.snapshot(moved)
+    shutil.rmtree(base, ignore_errors=True)
+    leaks.assert_same(before, after)
+
+
+@pytest.fixture
+def fs_volume(tmp_path):
+    """A raw file volume holding an ext4 filesystem, as on a file domain:
+    what a VM's other disk brings to ``containerVolumes``."""
+    path = str(tmp_path / "volume.raw")
+    with open(path, "wb") as f:
+        f.truncate(16 * 1024 ** 2)
+    subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True)
+    return path
+
+
 def bundle_of(ctr):
     """The container's files on the host (its backend runs in-process)."""
     return ctr.backend.bundle(ctr.id)
@@ -108,6 +140,19 @@ def bundle_of(ctr):
 def driver_of(ctr):
     """The runtime driver running the container."""
     return ctr.backend.driver(ctr.spec.runtime)
+
+
+def status_check_until_ended(backend, vm_id, timeout=10):
+    """Status checks (``HostBackend.observe`` without sampling) of
+    ``vm_id`` until one finds its container no longer running, or
+    ``timeout`` s pass: the last observation, for the test to judge."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = backend.observe([vm_id])[vm_id]
+        if "runtime" in seen and seen["runtime"].status != "running" \
+                or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.05)
 
 
 _probed = {}     # runtime -> Availability, probed once per session

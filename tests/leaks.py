@@ -14,6 +14,7 @@ import glob
 import os
 import subprocess
 
+from vdsm_container import pidinfo
 from vdsm_container.runtimes import proc
 from vdsm_container.stats import cgroups
 
@@ -57,20 +58,8 @@ def _cgroups(parent):
 
 
 def _processes(marker):
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open("/proc/%s/stat" % pid) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and marker in cmd:
-            found.append("%s %s" % (pid, cmd.strip()))
-    return sorted(found)
+    return sorted("%s %s" % (pid, cmd.strip())
+                  for pid, cmd in pidinfo.commands() if marker in cmd)
 
 
 def _runtime_state(run_dir):

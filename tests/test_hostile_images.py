@@ -4,9 +4,6 @@ Each test builds its own OCI archive with one crafted layer; nothing may be
 written outside the cache entry, and a refused image leaves no entry.
 """
 
-import hashlib
-import io
-import json
 import os
 import stat
 import tarfile
@@ -16,60 +13,7 @@ import pytest
 from vdsm_container import errors
 from vdsm_container.image import cache as images
 
-
-def entry(name, kind=tarfile.REGTYPE, data=b"", linkname=""):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    info.size = len(data) if kind == tarfile.REGTYPE else 0
-    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
-    return info, (io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-
-
-def layer(entries, fmt=tarfile.PAX_FORMAT):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
-        for info, data in entries:
-            t.addfile(info, data)
-    return buf.getvalue()
-
-
-def archive(path, layers):
-    """An OCI image archive with ``layers`` (tar bytes), bottom first."""
-    blobs = {}
-
-    def add(data):
-        digest = hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return {"digest": "sha256:" + digest, "size": len(data)}
-
-    diff_ids = ["sha256:" + hashlib.sha256(d).hexdigest() for d in layers]
-    config = add(json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode())
-    config["mediaType"] = images.OCI_CONFIG
-    descs = []
-    for d in layers:
-        desc = add(d)
-        desc["mediaType"] = images.OCI_LAYER
-        descs.append(desc)
-    manifest = add(json.dumps({"schemaVersion": 2,
-                               "mediaType": images.OCI_MANIFEST,
-                               "config": config,
-                               "layers": descs}).encode())
-    manifest["mediaType"] = images.OCI_MANIFEST
-    with tarfile.open(path, "w") as t:
-        def put(name, data):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-        for digest, data in blobs.items():
-            put("blobs/sha256/" + digest, data)
-        put("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-        put("index.json", json.dumps({"schemaVersion": 2,
-                                      "manifests": [manifest]}).encode())
-    return str(path)
+from .imagebuild import entry, layer, oci_archive
 
 
 @pytest.fixture
@@ -86,7 +30,7 @@ def assert_refused(cache, path, words):
 
 
 def test_sound_image_unpacks(cache, tmp_path):
-    img = cache.get(archive(tmp_path / "ok.tar", [layer([
+    img = cache.get(oci_archive(tmp_path / "ok.tar", [layer([
         entry("bin", tarfile.DIRTYPE), entry("bin/app", data=b"#!x")])]))
     assert open(os.path.join(img.rootfs, "bin", "app")).read() == "#!x"
 
@@ -94,14 +38,14 @@ def test_sound_image_unpacks(cache, tmp_path):
 @pytest.mark.parametrize("name", ["../escape", "a/../../escape",
                                   "/abs/escape"])
 def test_path_traversal_and_absolute(cache, tmp_path, name):
-    path = archive(tmp_path / "bad.tar", [layer([entry(name, data=b"x")])])
+    path = oci_archive(tmp_path / "bad.tar", [layer([entry(name, data=b"x")])])
     assert_refused(cache, path, "leaves the rootfs")
     assert not os.path.exists(tmp_path / "escape")
 
 
 def test_whiteout_outside(cache, tmp_path):
     (tmp_path / "victim").write_text("keep")
-    path = archive(tmp_path / "bad.tar", [
+    path = oci_archive(tmp_path / "bad.tar", [
         layer([entry("a", tarfile.DIRTYPE)]),
         layer([entry("a/../../.wh.victim")])])
     assert_refused(cache, path, "leaves the rootfs")
@@ -109,7 +53,7 @@ def test_whiteout_outside(cache, tmp_path):
 
 
 def test_hardlink_escape(cache, tmp_path):
-    path = archive(tmp_path / "bad.tar", [layer([
+    path = oci_archive(tmp_path / "bad.tar", [layer([
         entry("passwd", tarfile.LNKTYPE, linkname="../../../etc/passwd")])])
     assert_refused(cache, path, "hard link")
 
@@ -117,7 +61,7 @@ def test_hardlink_escape(cache, tmp_path):
 @pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE])
 @pytest.mark.parametrize("name", ["etc/sda", "sda", "devx/sda"])
 def test_device_nodes_outside_dev(cache, tmp_path, kind, name):
-    path = archive(tmp_path / "bad.tar", [layer([entry(name, kind)])])
+    path = oci_archive(tmp_path / "bad.tar", [layer([entry(name, kind)])])
     assert_refused(cache, path, "device node")
 
 
@@ -126,7 +70,7 @@ def test_device_nodes_under_dev_are_dropped(cache, tmp_path, kind, caplog):
     """A debootstrap rootfs (umoci insert, podman import) has dev/console:
     dropped with a log line, the rest of the image kept."""
     caplog.set_level("INFO", "vdsm_container.image")
-    path = archive(tmp_path / "rootfs.tar", [layer([
+    path = oci_archive(tmp_path / "rootfs.tar", [layer([
         entry("dev", tarfile.DIRTYPE), entry("dev/console", kind),
         entry("dev/net", tarfile.DIRTYPE), entry("dev/net/tun", kind),
         entry("dev/fd", tarfile.SYMTYPE, linkname="/proc/self/fd"),
@@ -148,7 +92,7 @@ def test_device_nodes_under_dev_are_dropped(cache, tmp_path, kind, caplog):
 
 
 def test_hard_link_to_a_dropped_device_outside_dev(cache, tmp_path):
-    path = archive(tmp_path / "bad.tar", [
+    path = oci_archive(tmp_path / "bad.tar", [
         layer([entry("dev/console", tarfile.CHRTYPE)]),
         layer([entry("etc/console", tarfile.LNKTYPE,
                      linkname="dev/console")])])
@@ -158,7 +102,7 @@ def test_hard_link_to_a_dropped_device_outside_dev(cache, tmp_path):
 def test_device_under_a_dev_symlinked_elsewhere_never_lands(cache, tmp_path):
     """dev -> etc, then dev/sda: umoci would put the node in etc/; it is
     dropped from the stream, so it is created nowhere."""
-    path = archive(tmp_path / "sym.tar", [
+    path = oci_archive(tmp_path / "sym.tar", [
         layer([entry("etc", tarfile.DIRTYPE),
                entry("dev", tarfile.SYMTYPE, linkname="etc")]),
         layer([entry("dev/sda", tarfile.BLKTYPE)])])
@@ -169,7 +113,7 @@ def test_device_under_a_dev_symlinked_elsewhere_never_lands(cache, tmp_path):
 def test_symlink_escape_across_layers_is_neutralised(cache, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
-    path = archive(tmp_path / "sym.tar", [
+    path = oci_archive(tmp_path / "sym.tar", [
         layer([entry("etc", tarfile.SYMTYPE, linkname=str(outside))]),
         layer([entry("etc/planted", data=b"owned")])])
     try:
@@ -184,7 +128,7 @@ def test_symlink_escape_across_layers_is_neutralised(cache, tmp_path):
 
 
 def test_not_a_tar_layer(cache, tmp_path):
-    path = archive(tmp_path / "bad.tar", [b"this is not a tar" * 100])
+    path = oci_archive(tmp_path / "bad.tar", [b"this is not a tar" * 100])
     assert_refused(cache, path, "not a readable tar")
 
 
@@ -199,7 +143,7 @@ def test_entry_hidden_in_a_directory_entrys_data(cache, tmp_path):
     header[156:157] = b"\0"
     header[148:156] = b" " * 8
     header[148:155] = b"%06o\0" % sum(header)
-    path = archive(tmp_path / "hidden.tar", [
+    path = oci_archive(tmp_path / "hidden.tar", [
         bytes(header) + hidden + bytes(1024)])
     assert_refused(cache, path, "file named as a directory")
 
@@ -210,13 +154,13 @@ def test_long_names_are_checked_as_umoci_reads_them(cache, tmp_path, fmt):
     """Names longer than the header's 100 bytes come from a GNU long-name
     or pax record: the check uses the same name umoci will."""
     deep = "d" * 90 + "/" + "e" * 90
-    ok = archive(tmp_path / "ok.tar", [layer([
+    ok = oci_archive(tmp_path / "ok.tar", [layer([
         entry("dev/" + deep, tarfile.CHRTYPE),
         entry("usr/" + deep + "/f", data=b"long")], fmt)])
     img = cache.get(ok)
     assert open(os.path.join(img.rootfs, "usr", deep, "f")).read() == "long"
     assert not os.path.exists(os.path.join(img.rootfs, "dev", deep))
-    bad = archive(tmp_path / "bad.tar", [layer([
+    bad = oci_archive(tmp_path / "bad.tar", [layer([
         entry("usr/" + deep, tarfile.BLKTYPE)], fmt)])
     assert_refused(images.Cache(str(tmp_path / "c2")), bad, "device node")
 
@@ -228,5 +172,5 @@ def test_extension_header_flood(cache, tmp_path):
     info.type = tarfile.XHDTYPE
     info.size = len(record)
     one = info.tobuf(tarfile.USTAR_FORMAT) + record.ljust(512, b"\0")
-    path = archive(tmp_path / "flood.tar", [one * 10000 + bytes(1024)])
+    path = oci_archive(tmp_path / "flood.tar", [one * 10000 + bytes(1024)])
     assert_refused(cache, path, "extension headers with no entry")

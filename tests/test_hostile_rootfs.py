@@ -82,25 +82,6 @@ def linkname(kind, victim, paths):
     return ups + str(victim).lstrip("/")
 
 
-@pytest.fixture
-def userns_paths(paths):
-    """``paths`` in a tree a user namespace's root can walk down (pytest's
-    tmp tree is private to root), leak-checked like ``paths``."""
-    import dataclasses
-    import shutil
-    import tempfile
-    from . import leaks
-    base = tempfile.mkdtemp(prefix="vdsm-container-hostile-", dir="/var/tmp")
-    os.chmod(base, 0o711)
-    moved = dataclasses.replace(paths, run_dir=base + "/run",
-                                storage_dir=base + "/storage")
-    before = leaks.snapshot(moved)
-    yield moved
-    after = leaks.snapshot(moved)
-    shutil.rmtree(base, ignore_errors=True)
-    leaks.assert_same(before, after)
-
-
 @pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
 @pytest.mark.parametrize("kind", ["absolute", "relative"])
 @pytest.mark.parametrize("name", ["dev", "proc", "sys"])
@@ -137,16 +118,6 @@ def test_dev_as_a_file_and_a_chain_of_links(paths, busybox_oci, tmp_path,
     finally:
         destroy(ctr)
     assert snapshot(victim) == before
-
-
-@pytest.fixture
-def fs_volume(tmp_path):
-    import subprocess
-    path = str(tmp_path / "volume.raw")
-    with open(path, "wb") as f:
-        f.truncate(16 * 1024 ** 2)
-    subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True)
-    return path
 
 
 @pytest.mark.parametrize("kind", ["absolute", "relative"])

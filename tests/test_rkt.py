@@ -6,6 +6,8 @@ reads rkt's answers; they do not show that a real rkt would run the pod."""
 import io
 import json
 import os
+import signal
+import subprocess
 import tarfile
 import time
 import uuid
@@ -13,11 +15,13 @@ import uuid
 import pytest
 
 from vdsm_container import constants
+from vdsm_container import pidinfo
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container, create
-from vdsm_container.runtimes import rkt
-from .conftest import bundle_of, driver_of
+from vdsm_container.host.backend import HostBackend
+from vdsm_container.runtimes import rkt, watch
+from .conftest import bundle_of, driver_of, status_check_until_ended
 
 DOUBLE = os.path.join(os.path.dirname(__file__), "doubles", "rkt")
 
@@ -30,7 +34,8 @@ def double(monkeypatch, tmp_path):
     monkeypatch.setenv("VDSM_CONTAINER_RKT", DOUBLE)
     monkeypatch.setenv("RKT_DOUBLE_LOG", str(log))
     for knob in ("RKT_DOUBLE_FAIL", "RKT_DOUBLE_EXIT",
-                 "RKT_DOUBLE_EXIT_AFTER", "RKT_DOUBLE_IGNORE_STOP"):
+                 "RKT_DOUBLE_EXIT_AFTER", "RKT_DOUBLE_EXIT_WHEN",
+                 "RKT_DOUBLE_IGNORE_STOP"):
         monkeypatch.delenv(knob, raising=False)
 
     def calls():
@@ -152,32 +157,76 @@ def test_stop_then_force(double, paths, aci, monkeypatch):
     assert "--force" not in stops[0] and "--force" in stops[1]
 
 
-def test_exit_status_reported(double, paths, aci, monkeypatch):
-    monkeypatch.setenv("RKT_DOUBLE_EXIT", "3")
-    ctr = create(xml(aci), paths=paths)
-    deadline = time.monotonic() + 10
+def wait_down(ctr, timeout=10):
+    deadline = time.monotonic() + timeout
     while ctr.refresh() != constants.DOWN and time.monotonic() < deadline:
         time.sleep(0.05)
-    stats = ctr.getStats()
-    assert stats["exitCode"] == constants.ERROR
-    assert "status 3" in stats["exitMessage"]
-    ctr.destroy()
+    return ctr.getStats()
 
 
-def test_quick_exit_is_up_then_down(double, paths, aci, monkeypatch):
-    """A pod that ran and exited before the driver first looked was
-    started: Up, then Down with its app's status, not a failed create."""
+@pytest.mark.parametrize("exit_after", [None, "0"], ids=["ran", "quick"])
+def test_exit_status_reported(double, paths, aci, monkeypatch, exit_after):
+    """The app's status is the VM's exit status; a pod that ran and exited
+    before the driver first looked ("quick") was started all the same: Up,
+    then Down with its app's status, not a failed create."""
     monkeypatch.setenv("RKT_DOUBLE_EXIT", "3")
-    monkeypatch.setenv("RKT_DOUBLE_EXIT_AFTER", "0")
+    if exit_after is not None:
+        monkeypatch.setenv("RKT_DOUBLE_EXIT_AFTER", exit_after)
     ctr = create(xml(aci), paths=paths)
     assert ctr.lastStatus == constants.UP
-    deadline = time.monotonic() + 10
-    while ctr.refresh() != constants.DOWN and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stats = ctr.getStats()
+    stats = wait_down(ctr)
     assert stats["exitCode"] == constants.ERROR
     assert "status 3" in stats["exitMessage"]
     ctr.destroy()
+
+
+def test_status_round_follows_the_pod_process(double, paths, aci,
+                                              monkeypatch, tmp_path):
+    """rkt writes no exit file: a status check of a pod that runs as the
+    last look found it reads the pod's process, not ``rkt status``; once
+    the pod exits, the next status checks see it Down with its status,
+    without a sampling round."""
+    exit_now = tmp_path / "exit-now"
+    monkeypatch.setenv("RKT_DOUBLE_EXIT", "3")
+    monkeypatch.setenv("RKT_DOUBLE_EXIT_WHEN", str(exit_now))
+    backend = HostBackend(paths)
+    vm = xml(aci)
+    vm_id = domxml.parse(vm).vm_id
+    backend.start(vm)
+    try:
+        first = backend.observe([vm_id])[vm_id]
+        assert first["runtime"].status == "running"
+        asked = len([c for c in double() if "status" in c])
+        assert backend.observe([vm_id])[vm_id] == {"same": True}
+        assert backend.observe([vm_id])[vm_id] == {"same": True}
+        assert len([c for c in double() if "status" in c]) == asked
+        exit_now.touch()
+        seen = status_check_until_ended(backend, vm_id)
+        assert "runtime" in seen, "the pod's exit went unseen: %s" % seen
+        assert seen["runtime"].status == "stopped"
+        assert seen["runtime"].exit_code == 3
+        assert "runtime" in backend.observe([vm_id])[vm_id]
+    finally:
+        backend.stop(vm_id, 0)
+
+
+def test_process_watch_ends_with_its_process():
+    """A pod process that ended is seen ended though not reaped (a zombie:
+    ``rkt run`` is our own child where systemd is not PID 1)."""
+    child = subprocess.Popen(["sleep", "1000"])
+    try:
+        w = watch.Process(child.pid)
+        assert not w.ended()
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pidinfo.running(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.path.exists("/proc/%d" % child.pid)    # not reaped
+        assert w.ended()
+    finally:
+        child.kill()
+        child.wait()
+    assert w.ended() and watch.Process(child.pid).ended()
 
 
 def test_run_failure_leaves_nothing(double, paths, aci, monkeypatch):

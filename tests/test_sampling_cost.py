@@ -6,16 +6,18 @@ check behaviour only."""
 
 import os
 import signal
-import time
 import uuid
 
 import pytest
 
 from vdsm_container import constants
+from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.spec import domxml
 from vdsm_container.vdsm import vmcontainer
+
+from .conftest import status_check_until_ended
 
 
 def test_read_text_reads_past_one_chunk(tmp_path):
@@ -27,68 +29,64 @@ def test_read_text_reads_past_one_chunk(tmp_path):
         files.read_text(str(tmp_path / "missing"))
 
 
-@pytest.mark.runtime
-@pytest.mark.usefixtures("leakcheck")
-def test_observe_follows_a_rewritten_record_without_the_spec(paths,
-                                                             busybox_oci):
+@pytest.fixture
+def sleeper(paths, busybox_oci):
+    """``(backend, vmId)``: a runc container that sleeps, started through
+    a ``HostBackend`` of its own; stopped at the end unless the test did."""
     backend = HostBackend(paths)
     vm_id = str(uuid.uuid4())
     backend.start(domxml.build(vm_id, "c", "runc", busybox_oci,
                                command=["sleep", "1000"]))
+    yield backend, vm_id
     try:
-        first = backend.observe([vm_id])[vm_id]
-        assert first["state"]["status"] == constants.UP
-        # The caller has the spec; a round doesn't carry it back.
-        assert "spec" not in first["state"] and "xml" not in first["state"]
-        # Another process (the command) records a change: the next round
-        # sees it, though the record was parsed before.
-        other = HostBackend(paths)
-        other.save(vm_id, {"status": constants.PAUSED, "statusTime": 7})
-        again = backend.observe([vm_id])[vm_id]
-        assert again["state"]["status"] == constants.PAUSED
-        assert again["state"]["statusTime"] == 7
-        # The full record (recovery) still has the spec.
-        assert backend.load(vm_id)["spec"]["vm_id"] == vm_id
-    finally:
         backend.stop(vm_id, 0)
+    except errors.NoSuchVM:
+        pass
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_observe_follows_a_rewritten_record_without_the_spec(paths, sleeper):
+    backend, vm_id = sleeper
+    first = backend.observe([vm_id])[vm_id]
+    assert first["state"]["status"] == constants.UP
+    # The caller has the spec; a round doesn't carry it back.
+    assert "spec" not in first["state"] and "xml" not in first["state"]
+    # Another process (the command) records a change: the next round
+    # sees it, though the record was parsed before.
+    other = HostBackend(paths)
+    other.save(vm_id, {"status": constants.PAUSED, "statusTime": 7})
+    again = backend.observe([vm_id])[vm_id]
+    assert again["state"]["status"] == constants.PAUSED
+    assert again["state"]["statusTime"] == 7
+    # The full record (recovery) still has the spec.
+    assert backend.load(vm_id)["spec"]["vm_id"] == vm_id
+    backend.stop(vm_id, 0)
     assert backend.observe([vm_id])[vm_id] == {"gone": True}
     assert vm_id not in backend.records._seen
 
 
 @pytest.mark.runtime
 @pytest.mark.usefixtures("leakcheck")
-def test_status_check_skips_what_did_not_change(paths, busybox_oci):
-    backend = HostBackend(paths)
-    vm_id = str(uuid.uuid4())
-    backend.start(domxml.build(vm_id, "c", "runc", busybox_oci,
-                               command=["sleep", "1000"]))
-    try:
-        first = backend.observe([vm_id])[vm_id]
-        assert first["runtime"].status == "running"
-        # Running as before, same record, no exit status: two stats.
-        assert backend.observe([vm_id])[vm_id] == {"same": True}
-        # A sampling round always looks at everything.
-        assert backend.observe([vm_id], sample=True)[vm_id]["cgroup"]
-        # A record written by another process: looked at again.
-        HostBackend(paths).save(vm_id, {"statusTime": 9})
-        again = backend.observe([vm_id])[vm_id]
-        assert again["state"]["statusTime"] == 9
-        assert backend.observe([vm_id])[vm_id] == {"same": True}
-        # The container ends behind our back (conmon writes its exit
-        # status): seen by a status check, without a sampling round.
-        os.kill(first["runtime"].pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while True:
-            seen = backend.observe([vm_id])[vm_id]
-            if "runtime" in seen and seen["runtime"].status != "running" \
-                    or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert seen["runtime"].status == "stopped"
-        assert backend.observe([vm_id])[vm_id]["runtime"].status == \
-            "stopped"
-    finally:
-        backend.stop(vm_id, 0)
+def test_status_check_skips_what_did_not_change(paths, sleeper):
+    backend, vm_id = sleeper
+    first = backend.observe([vm_id])[vm_id]
+    assert first["runtime"].status == "running"
+    # Running as before, same record, no exit status: two stats.
+    assert backend.observe([vm_id])[vm_id] == {"same": True}
+    # A sampling round always looks at everything.
+    assert backend.observe([vm_id], sample=True)[vm_id]["cgroup"]
+    # A record written by another process: looked at again.
+    HostBackend(paths).save(vm_id, {"statusTime": 9})
+    again = backend.observe([vm_id])[vm_id]
+    assert again["state"]["statusTime"] == 9
+    assert backend.observe([vm_id])[vm_id] == {"same": True}
+    # The container ends behind our back (conmon writes its exit
+    # status): seen by a status check, without a sampling round.
+    os.kill(first["runtime"].pid, signal.SIGKILL)
+    seen = status_check_until_ended(backend, vm_id)
+    assert seen["runtime"].status == "stopped"
+    assert backend.observe([vm_id])[vm_id]["runtime"].status == "stopped"
 
 
 def test_container_keeps_its_state_on_same(paths):

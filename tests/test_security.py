@@ -90,32 +90,12 @@ USERNS_PROBE = ("cat /proc/self/uid_map; echo x > /bin/written; "
                 "echo uid=$(id -u); echo done; sleep 1000")
 
 
-@pytest.fixture
-def open_paths(paths, tmp_path_factory):
-    """``paths`` moved to a tree a user namespace's root can walk down
-    (pytest's own tmp tree is private to root)."""
-    import dataclasses
-    import shutil
-    import tempfile
-    from . import leaks
-    base = tempfile.mkdtemp(prefix="vdsm-container-userns-", dir="/var/tmp")
-    os.chmod(base, 0o711)
-    moved = dataclasses.replace(paths, run_dir=base + "/run",
-                                storage_dir=base + "/storage")
-    before = leaks.snapshot(moved)
-    yield moved
-    after = leaks.snapshot(moved)
-    shutil.rmtree(base, ignore_errors=True)
-    leaks.assert_same(before, after)
-
-
-def test_user_namespace_option(open_paths, busybox_oci):
-    import os as _os
+def test_user_namespace_option(userns_paths, busybox_oci):
     import uuid as _uuid
 
     from vdsm_container.spec import domxml
     from vdsm_container.container import create
-    paths = open_paths
+    paths = userns_paths
     xml = domxml.build(str(_uuid.uuid4()), "userns", "runc", busybox_oci,
                        command=["sh", "-c", USERNS_PROBE],
                        custom={"containerUserns": "true"})
@@ -134,7 +114,7 @@ def test_user_namespace_option(open_paths, busybox_oci):
         with open("/proc/%d/status" % bundle_of(ctr).pid()) as f:
             uids = [ln for ln in f if ln.startswith("Uid:")][0].split()
         assert int(uids[1]) == paths.userns_base    # ...not on the host
-        written = _os.path.join(bundle_of(ctr).upper, "bin", "written")
-        assert _os.stat(written).st_uid == paths.userns_base
+        written = os.path.join(bundle_of(ctr).upper, "bin", "written")
+        assert os.stat(written).st_uid == paths.userns_base
     finally:
         ctr.destroy(gracefulAttempts=0)

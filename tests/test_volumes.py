@@ -14,16 +14,6 @@ from vdsm_container.container import Container, create
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
 
-@pytest.fixture
-def fs_volume(tmp_path):
-    """A raw file volume holding an ext4 filesystem, as on a file domain."""
-    path = str(tmp_path / "volume.raw")
-    with open(path, "wb") as f:
-        f.truncate(16 * 1024 ** 2)
-    subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True)
-    return path
-
-
 def read_volume(path, name, tmp_path):
     mp = tmp_path / ("check-%s" % uuid.uuid4().hex[:6])
     mp.mkdir()

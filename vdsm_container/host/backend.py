@@ -264,9 +264,10 @@ class HostBackend:
                                      self.hierarchy, sample)
             starter = state.get("starter")
             seen["starting"] = bool(starter) and _alive(starter)
-            rec.exit_file = driver.exit_file(rec.bundle)
-            rec.running = not starter and rec.exit_file is not None and \
+            running = not starter and \
                 seen["runtime"].status == base.RUNNING
+            rec.watch = driver.watch(rec.bundle, seen["runtime"]) \
+                if running else None
             # Without the spec: the caller has it, and at a thousand VMs
             # it would be most of what a round carries back.
             seen["state"] = _public(state, "spec")

@@ -4,8 +4,10 @@ A sampler looks at every VM every 2 s.  A record changes only when it is
 rewritten (atomically: a new inode), so a ``stat`` tells whether the parsed
 record in hand still holds, instead of a JSON parse per VM per look; and a
 container that was running, whose record is the same file and whose
-runtime has written no exit status, is still as the last look found it
-(two ``stat`` calls, no lock, no /proc reads).  A verb on a VM forgets
+runtime's watch does not tell it ended, is still as the last look found it:
+two ``stat`` calls where conmon writes an exit file (runc, crun), a
+``stat`` and a read of /proc/<pid>/stat where the runtime writes none (rkt:
+``runtimes.watch``); no lock, no runtime command.  A verb on a VM forgets
 what was found for it.
 """
 
@@ -22,15 +24,16 @@ from vdsm_container.spec.model import ContainerSpec
 class Seen:
     """What the last look at a VM found, and what it needs for the next."""
 
-    __slots__ = ("key", "state", "spec", "bundle", "running", "exit_file")
+    __slots__ = ("key", "state", "spec", "bundle", "watch")
 
     def __init__(self, key, state, spec, bundle):
         self.key = key
         self.state = state
         self.spec = spec
         self.bundle = bundle
-        self.running = False
-        self.exit_file = None
+        # Set when the look found the container running: its driver's
+        # cheap tell that it ended (``runtimes.watch``).
+        self.watch = None
 
 
 class Records:
@@ -77,18 +80,19 @@ class Records:
     def unchanged(self, vm_id):
         """True when a look would find what the last one found: the
         container was running, its record is the same file, and its
-        runtime has written no exit status (conmon does as it ends).  A
-        sampling round (every 15 s) looks at everything, so a container
-        whose conmon was killed too is seen then."""
+        driver's watch does not tell that it ended (conmon's exit file;
+        rkt's pod process).  A sampling round (every 15 s) looks at
+        everything, so a container whose conmon was killed too is seen
+        then."""
         seen = self._seen.get(vm_id)
-        if seen is None or not seen.running:
+        if seen is None or seen.watch is None:
             return False
         try:
             if self._key(vm_id) != seen.key:
                 return False
         except errors.NoSuchVM:
             return False
-        return not os.path.exists(seen.exit_file)
+        return not seen.watch.ended()
 
     def forget(self, vm_id):
         """What was found for ``vm_id`` no longer holds (a verb acts)."""

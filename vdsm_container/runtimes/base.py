@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from vdsm_container.runtimes import watch as watches
+
 # Runtime states, as ``runc state`` names them, plus GONE: the runtime has
 # no record of the container.
 CREATING = "creating"
@@ -102,9 +104,16 @@ class Driver:
 
     def exit_file(self, bundle):
         """A file that appears when the container ends (a supervisor's
-        exit status), or None when the runtime has none: then every
-        status check asks ``state``."""
+        exit status), or None when the runtime has none."""
         return None
+
+    def watch(self, bundle, state):
+        """A cheap tell (``runtimes.watch``) that the container, found
+        RUNNING in ``state``, may have ended, so that the status round
+        asks ``state`` only then; None when there is none: then every
+        status check asks ``state``.  The exit file, if there is one."""
+        path = self.exit_file(bundle)
+        return watches.ExitFile(path) if path else None
 
     def stop(self, bundle, timeout):
         """SIGTERM, then SIGKILL after ``timeout`` seconds; wait for exit."""

@@ -20,7 +20,9 @@ scripted double of it (tests/doubles/rkt), never against a real rkt.
   its app's status: one that ran and ended before the driver looked is Up,
   then Down with that status, as a runc container is.
 - State and pid: ``rkt status UUID`` (key=value lines; ``app-<name>=N`` is
-  an app's exit status once ``exited=true``).
+  an app's exit status once ``exited=true``).  rkt writes no exit file: the
+  status round watches the pod's pid instead (``watch``), and asks ``rkt
+  status`` again once that process is gone.
 - Stop: ``rkt stop UUID``, then ``rkt stop --force UUID``.
 - Cleanup: ``rkt rm UUID``, then ``rkt gc --grace-period=0s``.
 - Images: an ACI file on the image volume (copied up to the end of its tar,
@@ -45,6 +47,7 @@ import time
 from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container.runtimes import base, proc
+from vdsm_container.runtimes import watch as watches
 
 PROP_INSECURE = "containerInsecure"
 START_TIMEOUT = 60.0
@@ -247,6 +250,12 @@ class Driver(base.Driver):
         if st.get("state") == "running":
             return base.RuntimeState(base.RUNNING, pid)
         return base.RuntimeState(base.CREATING, pid if pid > 0 else None)
+
+    def watch(self, bundle, state):
+        """rkt writes no exit file; the pod's process (``rkt status``'s
+        pid) ends with the pod, so the status round follows that pid
+        instead of running ``rkt status`` every 2 s."""
+        return watches.Process(state.pid) if state.pid else None
 
     def stop(self, bundle, timeout):
         uuid = self._uuid(bundle)

@@ -1,0 +1,152 @@
+"""Listing the parts of each kind that this tree's containers can leave.
+
+Each scanner returns ``{"kind", "vmId", "what", ...}`` dicts for every part
+of its kind below this tree's roots, recorded VM or not: which of them are
+orphans is decided after (``classify``), once they are all listed.  A part
+carries what its removal needs (a runtime's name, a pid, cgroup dirs, a
+loop device's backing file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+from vdsm_container import pidinfo
+from vdsm_container import runtimes
+from vdsm_container.host import mounts as hostmounts
+from vdsm_container.host import network
+from vdsm_container.host.orphans.naming import (
+    SCOPE, UUID_IN_PATH, is_uuid, listdir, storage_vm_id)
+
+
+def runtime_args(paths, name):
+    """The runtime's command with this tree's ``--root``."""
+    return runtimes.driver(name, paths)._args()
+
+
+def containers(paths):
+    found = []
+    for name in runtimes.names():
+        root = paths.runtime_root(name)
+        for entry in listdir(root):
+            if is_uuid(entry) and os.path.isdir(os.path.join(root, entry)):
+                found.append(dict(_runtime_state(paths, name, entry),
+                                  kind="container", vmId=entry,
+                                  runtime=name,
+                                  what=os.path.join(root, entry)))
+    return found
+
+
+def _runtime_state(paths, name, cid):
+    """What the runtime says of container ``cid``: status (runc's words)
+    and the VM name from the annotations ``bundle.ocispec`` writes."""
+    try:
+        out = subprocess.run(runtime_args(paths, name) + ["state", cid],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=30)
+        state = json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {"status": "unknown"}
+    return {"status": state.get("status", "unknown"),
+            "pid": state.get("pid"),
+            "vmName": (state.get("annotations") or {}).get(
+                "org.ovirt.vm.name")}
+
+
+def processes(paths):
+    pattern = re.compile(r"(?:%s|%s)/vms/(%s)" % (
+        re.escape(paths.run_dir), re.escape(paths.storage_dir),
+        UUID_IN_PATH))
+    found = []
+    for pid, cmd in pidinfo.commands():
+        m = pattern.search(cmd)
+        if m:
+            found.append({"kind": "process", "vmId": m.group(1),
+                          "pid": pid, "what": cmd.strip()[:200]})
+    return found
+
+
+def _cgroup_roots():
+    base = "/sys/fs/cgroup"
+    roots = [base]
+    for h in listdir(base):
+        path = os.path.join(base, h)
+        if os.path.isdir(path) and not os.path.islink(path):
+            roots.append(path)
+    return roots
+
+
+def cgroups(paths):
+    """Scopes below the cgroup parent, one part for all the hierarchies
+    a scope is in (its ``dirs``)."""
+    found = {}
+    parent = paths.cgroup_parent.strip("/")
+    for root in _cgroup_roots():
+        base = os.path.join(root, parent)
+        for entry in listdir(base):
+            m = SCOPE.match(entry)
+            if m and is_uuid(m.group(1)):
+                found.setdefault(entry, {
+                    "kind": "cgroup", "vmId": m.group(1),
+                    "what": "/%s/%s" % (parent, entry), "dirs": []})
+                found[entry]["dirs"].append(os.path.join(base, entry))
+    return list(found.values())
+
+
+def mounts(paths):
+    found = []
+    for point in hostmounts.mounted_under(os.path.join(paths.storage_dir,
+                                                   "vms")):
+        vm_id = storage_vm_id(paths, point)
+        if vm_id:
+            found.append({"kind": "mount", "vmId": vm_id, "what": point})
+    return found
+
+
+def loops(paths):
+    out = subprocess.run(["losetup", "--list", "--noheadings", "--output",
+                          "NAME,BACK-FILE"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         universal_newlines=True).stdout
+    found = []
+    for line in out.splitlines():
+        dev, _, backing = line.strip().partition(" ")
+        backing = backing.strip()
+        if backing.endswith(" (deleted)"):
+            backing = backing[:-len(" (deleted)")]
+        vm_id = storage_vm_id(paths, backing)
+        if vm_id:
+            found.append({"kind": "loop", "vmId": vm_id, "what": dev,
+                          "file": backing})
+    return found
+
+
+def netns(paths):
+    prefix = network.netns_prefix(paths)
+    found = []
+    for name in listdir(network.NETNS_DIR):
+        if name.startswith(prefix):
+            # <prefix><first 8 of the vmId>-<random>: the vmId is not
+            # wholly in the name; matched to an orphan's by its start.
+            found.append({"kind": "netns", "vmId": None, "what": name,
+                          "vmIdStart": name[len(prefix):].split("-")[0]})
+    return found
+
+
+def storage(paths):
+    base = os.path.join(paths.storage_dir, "vms")
+    return [{"kind": "storage", "vmId": entry,
+             "what": os.path.join(base, entry)}
+            for entry in listdir(base) if is_uuid(entry)]
+
+
+def parts(paths):
+    """Every part of every kind below this tree's roots, in removal
+    order of kinds (``naming.KINDS``)."""
+    return (containers(paths) + processes(paths) + cgroups(paths) +
+            netns(paths) + mounts(paths) + loops(paths) + storage(paths))
