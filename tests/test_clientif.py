@@ -156,11 +156,17 @@ def test_sampler_reports_exit_as_event(paths, busybox_oci):
     cif = ClientIF()
     ctr = cif.createVm(params_for(busybox_oci, ("sh", "-c", "sleep 0.3")),
                        paths, RUNC_OK)
-    time.sleep(0.6)
-    clientif.sample_all(cif, HostBackend(paths))
     event = "|virt|VM_status|%s" % ctr.id
-    statuses = [p[ctr.id]["status"] for e, p in cif.events if e == event]
-    assert statuses == ["Up", "Down"]
+
+    def statuses():
+        return [p[ctr.id]["status"] for e, p in cif.events if e == event]
+
+    # Rounds until the exit shows (a bound for a failure, not a timing).
+    deadline = time.monotonic() + 30
+    while "Down" not in statuses() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        clientif.sample_all(cif, HostBackend(paths))
+    assert statuses() == ["Up", "Down"]
     down = [p[ctr.id] for e, p in cif.events if e == event][-1]
     assert down["exitCode"] == constants.NORMAL
     ctr.destroy()

@@ -218,7 +218,13 @@ def test_pause_and_cont(started):
 def test_writes_stay_in_the_container_layer(paths, started):
     ctr = started(("sh", "-c", "echo x > /bin/written; rm /bin/ls; "
                    "sleep 1000"))
-    time.sleep(0.5)
+    # Until the shell has done both: the removal leaves a whiteout for
+    # bin/ls in the container's layer (a bound for a failure, not a timing).
+    upper = bundle_of(ctr).upper
+    deadline = time.monotonic() + 30
+    while not os.path.lexists(os.path.join(upper, "bin", "ls")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
     rootfs = os.path.join(paths.image_cache, ctr._state["image"]["key"],
                           "rootfs")
     assert not os.path.exists(os.path.join(rootfs, "bin", "written"))
