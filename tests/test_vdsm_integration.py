@@ -356,7 +356,7 @@ class _NoBackend:
 def test_plugin_rounds_are_logged(caplog):
     p = vdsm_plugin.Plugin(_NoBackend(), {})
     cif = _NoVms()
-    caplog.set_level(logging.DEBUG, logger="vdsm_container.vdsm_plugin")
+    caplog.set_level(logging.DEBUG, logger=vdsm_plugin.log.name)
     p._stop.wait = _stop_after(p, 2)
     p._sample_loop(cif, 2 * vdsm_plugin.STATUS_INTERVAL)
     rounds = [r.getMessage() for r in caplog.records
