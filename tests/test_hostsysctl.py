@@ -98,7 +98,7 @@ def _conmon_watches(ctr, timeout):
 @pytest.mark.runtime
 @pytest.mark.usefixtures("leakcheck")
 def test_conmon_keeps_its_watch_once_mark_host_ran(paths, busybox_oci,
-                                                   tmp_path):
+                                                   tmp_path, caplog):
     if cgroups.Hierarchy().version != 2:
         pytest.skip("conmon watches memory.events with inotify on cgroup "
                     "v2 only (this host: %s); runs in make check-el9's VM"
@@ -125,9 +125,14 @@ def test_conmon_keeps_its_watch_once_mark_host_ran(paths, busybox_oci,
         with open(real, "w") as f:
             f.write("1\n")
         lost = start()
-        # Up, and nobody said a word: conmon runs on without the watch.
+        # Up, and conmon said nothing (its stderr is /dev/null): it runs
+        # on without the watch; the driver says so in vdsm.log.
         time.sleep(1)
         assert not _conmon_watches(lost, timeout=0)
+        warned = [r.getMessage() for r in caplog.records
+                  if r.name == "vdsm_container.runtimes.oomwatch"]
+        assert len(warned) == 1 and lost.id in warned[0]
+        assert "fs.inotify.max_user_instances = 1" in warned[0]
         out = subprocess.run(
             [sys.executable, "-m", "vdsm_container", "mark-host",
              "--hooks-dir", str(tmp_path / "hooks"),
@@ -136,9 +141,39 @@ def test_conmon_keeps_its_watch_once_mark_host_ran(paths, busybox_oci,
             check=True).stdout
         assert json.loads(out)["sysctl"]["settings"][KEY] == {
             "was": 1, "now": hostsysctl.DEFAULTS[KEY]}
+        caplog.clear()
         assert _conmon_watches(start(), timeout=10)
+        assert not [r for r in caplog.records
+                    if r.name == "vdsm_container.runtimes.oomwatch"]
     finally:
         with open(real, "w") as f:
             f.write(saved)
         for ctr in made:
             Container.load(ctr.id, paths=paths).destroy(gracefulAttempts=0)
+
+
+def test_check_says_when_conmon_has_no_watch(caplog):
+    """oomwatch on processes of the test's own: one without an inotify
+    instance is reported, one with it and one that has exited are not."""
+    from vdsm_container.runtimes import oomwatch
+    bare = subprocess.Popen(["sleep", "30"])
+    try:
+        assert oomwatch.check("vm-a", bare.pid, wait=0.1) is False
+    finally:
+        bare.kill()
+        bare.wait()
+    assert oomwatch.check("vm-b", bare.pid, wait=0.1) is True   # exited
+    watcher = subprocess.Popen([sys.executable, "-c", (
+        "import ctypes, sys, time\n"
+        "assert ctypes.CDLL(None).inotify_init() >= 0\n"
+        "print('ok', flush=True)\n"
+        "time.sleep(30)")], stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert watcher.stdout.readline() == "ok\n"
+        assert oomwatch.check("vm-c", watcher.pid, wait=0.1) is True
+    finally:
+        watcher.kill()
+        watcher.wait()
+    warned = [r.getMessage() for r in caplog.records
+              if r.name == "vdsm_container.runtimes.oomwatch"]
+    assert len(warned) == 1 and "vm-a" in warned[0]
