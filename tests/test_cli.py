@@ -124,7 +124,18 @@ def test_images_and_prune(cli, busybox_oci, busybox_docker):
 
 def test_mark_host(cli, tmp_path):
     hooks = tmp_path / "hooks"
-    out = json.loads(cli("mark-host", "--hooks-dir", str(hooks)).stdout)
+    # The sysctl it raises, in a tree of the test's own (test_hostsysctl.py
+    # raises the real one, in the VM).
+    proc_sys = tmp_path / "sys"
+    (proc_sys / "fs" / "inotify").mkdir(parents=True)
+    (proc_sys / "fs" / "inotify" / "max_user_instances").write_text("128\n")
+    out = json.loads(cli("mark-host", "--hooks-dir", str(hooks),
+                         "--sysctl-dir", str(tmp_path / "none"),
+                         "--proc-sys", str(proc_sys)).stdout)
+    assert out["sysctl"]["settings"] == {
+        "fs.inotify.max_user_instances": {"was": 128, "now": 8192}}
+    assert (proc_sys / "fs" / "inotify" / "max_user_instances"
+            ).read_text() == "8192\n"
     path = hooks / "container_capable" / "50_vdsm_container"
     assert out["installed"] == bool(out["additionalFeatures"])
     assert path.exists() == out["installed"]

@@ -184,3 +184,58 @@ def test_teardown_after_a_crash(paths, busybox_oci, bridge):
     assert os.path.exists("/sys/class/net/" + host_end)    # until destroy
     again.destroy()
     assert not os.path.exists("/sys/class/net/" + host_end)
+
+
+@pytest.fixture
+def full_bridge(bridge, tmp_path):
+    """The test bridge with all its ports taken: veths whose other ends
+    wait in a namespace of the fixture's own, which takes them all along
+    when it goes (one batch, instead of a second per hundred veths)."""
+    name, net = bridge
+    tag = uuid.uuid4().hex[:6]
+    filler = "vcfill-%s" % tag
+    sh("ip", "netns", "add", filler)
+    out = ""
+    try:
+        # In batches of 200: ip keeps a descriptor per "netns NAME" it
+        # parses, and the VM's job runs with 1024 of them.
+        for first in range(0, network.BRIDGE_MAX_PORTS, 200):
+            batch = tmp_path / ("fill-%d.batch" % first)
+            with open(batch, "w") as f:
+                for i in range(first, min(first + 200,
+                                          network.BRIDGE_MAX_PORTS)):
+                    f.write("link add vcf%s%d type veth peer name p%d "
+                            "netns %s\nlink set vcf%s%d master %s\n"
+                            % (tag, i, i, filler, tag, i, name))
+            out += sh("ip", "-force", "-batch", str(batch),
+                      check=False).stdout
+        assert len(os.listdir("/sys/class/net/%s/brif" % name)) == \
+            network.BRIDGE_MAX_PORTS, out[-2000:]
+        yield bridge
+    finally:
+        sh("ip", "netns", "del", filler)
+        deadline = time.monotonic() + 30
+        while os.listdir("/sys/class/net/%s/brif" % name) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.listdir("/sys/class/net/%s/brif" % name) == []
+
+
+def test_full_bridge_is_refused_and_leaves_nothing(paths, busybox_oci,
+                                                   full_bridge):
+    name, net = full_bridge
+    ctr = Container.from_xml(domxml.build(
+        str(uuid.uuid4()), "net", "runc", busybox_oci,
+        command=["sleep", "1000"], nics=[(name, "56:6f:00:ff:00:01")],
+        custom={"containerNetwork": "static:%s.10/24" % net}), paths=paths)
+    with pytest.raises(errors.CannotCreateVM) as e:
+        ctr.run()
+    assert e.value.code == 9
+    assert "bridge %s is full" % name in str(e.value)
+    assert "1023" in str(e.value)
+    assert ctr.lastStatus == constants.DOWN
+    assert Container.load_all(paths=paths) == []
+    assert not os.path.exists("/sys/class/net/" + network.host_name(ctr.id,
+                                                                    0))
+    assert len(os.listdir("/sys/class/net/%s/brif" % name)) == \
+        network.BRIDGE_MAX_PORTS

@@ -74,6 +74,7 @@ def el9_macros(topdir):
         "python3_version": PY_VERSION,
         "python3_sitelib": sitelib,
         "_unitdir": "/usr/lib/systemd/system",
+        "_sysctldir": "/usr/lib/sysctl.d",
         "_pyproject_wheeldir": "pyproject-wheeldir",
         "pyproject_wheel": wheel,
         "pyproject_install": install,
@@ -148,6 +149,7 @@ def test_host_package(built):
     assert sitelib + "/vdsm_container/__pycache__" in files
     assert ("/usr/lib/systemd/system/vdsmd.service.d/"
             "50-vdsm-container.conf") in files
+    assert "/usr/lib/sysctl.d/50-vdsm-container.conf" in files
     assert not any(f.startswith("/etc/") for f in files)
     marker = "/usr/libexec/vdsm/hooks/container_capable/50_vdsm_container"
     assert "g" in files[marker]                       # %ghost

@@ -21,6 +21,7 @@ must never meet its predecessor's.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -39,6 +40,10 @@ from vdsm_container import files
 log = logging.getLogger("vdsm_container.network")
 
 NETNS_DIR = "/var/run/netns"
+# A Linux bridge numbers its ports in 10 bits and keeps port 0 unused
+# (net/bridge/br_private.h BR_PORT_BITS, br_if.c find_portno): past this
+# many, adding one more fails with EXFULL.
+BRIDGE_MAX_PORTS = 1023
 STATE_FILE = "network.json"
 SCRIPT_FILE = "udhcpc.script"
 
@@ -151,7 +156,16 @@ def _add_nic(host, ns, netns_name, hname, index, nic):
     opts = {"master": br, "state": "up"}
     if nic.mtu:
         opts["mtu"] = nic.mtu
-    host.link("set", index=idx, **opts)
+    try:
+        host.link("set", index=idx, **opts)
+    except Exception as e:
+        if getattr(e, "code", None) != errno.EXFULL:
+            raise
+        raise errors.CannotCreateVM(
+            "bridge %s is full: a Linux bridge takes at most %d ports (the "
+            "kernel's limit); more NICs on this network need another bridge"
+            % (nic.bridge, BRIDGE_MAX_PORTS), bridge=nic.bridge,
+            mac=nic.mac) from e
     if nic.link_up:
         ns.link("set", index=ns.link_lookup(ifname="eth%d" % index)[0],
                 state="up")

@@ -42,7 +42,7 @@ import time
 from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container.bundle import ocispec
-from vdsm_container.runtimes import base, proc
+from vdsm_container.runtimes import base, oomwatch, proc
 from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.runtimes.oci")
@@ -283,6 +283,9 @@ class OCIDriver(base.Driver):
                 log.error("Container %s: cleanup after a failed start: %s",
                           bundle.vm_id, e)
             raise
+        if self.hierarchy.version == 2:
+            oomwatch.check(bundle.vm_id, files.read_pid(
+                bundle.conmon_pid_file))
         return pid
 
     def _create(self, bundle):
