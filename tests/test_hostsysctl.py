@@ -78,21 +78,13 @@ def test_an_unwritable_setting_is_reported_not_raised(tmp_path):
 
 
 def _conmon_watches(ctr, timeout):
-    """True once the container's conmon holds an inotify instance."""
+    """True once the container's conmon holds an inotify instance (it must
+    run: oomwatch.watching says True of one that has exited)."""
+    from vdsm_container.runtimes import oomwatch
     with open(bundle_of(ctr).conmon_pid_file) as f:
         pid = int(f.read())
-    deadline = time.monotonic() + timeout
-    while True:
-        fds = "/proc/%d/fd" % pid
-        for fd in os.listdir(fds):
-            try:
-                if os.readlink(os.path.join(fds, fd)) == "anon_inode:inotify":
-                    return True
-            except OSError:
-                pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
+    assert os.path.exists("/proc/%d/fd" % pid), "conmon %d is gone" % pid
+    return oomwatch.watching(pid, wait=timeout)
 
 
 @pytest.mark.runtime
