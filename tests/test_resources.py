@@ -44,6 +44,13 @@ FILL = ("dd if=/dev/zero of=/big bs=1M count=200; echo dd=$?; "
         "df -k / | tail -1; echo done; sleep 1000")
 
 
+def root_size_kib(out):
+    """The size of / as ``df -k /`` inside the container printed it (its
+    last line for /; busybox df: ... 1K-blocks Used Available Use% /)."""
+    df = [ln for ln in out.splitlines() if ln.endswith(" /")][-1]
+    return int(df.split()[-5])
+
+
 @pytest.mark.parametrize("size,expected_mib", [("64M", 64), ("96", 96)])
 @pytest.mark.runtime
 @pytest.mark.usefixtures("leakcheck")
@@ -55,8 +62,7 @@ def test_writable_layer_is_limited_by_the_kernel(paths, busybox_oci, size,
         out = wait_for(ctr, "done")
         assert "No space left on device" in out
         assert "dd=1" in out
-        df = [ln for ln in out.splitlines() if ln.endswith(" /")][-1]
-        total_kib = int(df.split()[-5])
+        total_kib = root_size_kib(out)
         # ext4's own metadata takes a little of the size.
         assert expected_mib * 1024 * 0.85 < total_kib <= expected_mib * 1024
         # On the host, the layer holds at most the limit.
@@ -77,10 +83,7 @@ def test_default_limit_from_the_host_and_zero_turns_it_off(paths,
     ctr = create(xml(busybox_oci, ["sh", "-c", "df -k /; echo done; "
                                    "sleep 1000"]), paths=limited)
     try:
-        out = wait_for(ctr, "done")
-        total_kib = int([ln for ln in out.splitlines()
-                         if ln.endswith(" /")][-1].split()[-5])
-        assert total_kib <= 48 * 1024
+        assert root_size_kib(wait_for(ctr, "done")) <= 48 * 1024
     finally:
         ctr.destroy(gracefulAttempts=0)
     off = dataclasses.replace(paths, disk_size_mib=0)

@@ -7,6 +7,7 @@ test destroys what it made (``made``); the tests run in file order, the
 log check last, over everything the session did.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -202,15 +203,25 @@ def test_shutdown_timeout_without_force_leaves_it_running(made, cli, events):
     events.wait_status(vm_id, "Down")
 
 
+@contextlib.contextmanager
+def started_vdsmd(events):
+    """After vdsmd (re)started: the event stream subscribed again, and a
+    client of the new vdsmd (once it answers), closed at the end."""
+    events.subscribe()
+    cli = connect()
+    try:
+        yield cli
+    finally:
+        cli.close()
+
+
 def test_vdsmd_restart_recovers_containers(made, cli, events, schema):
     running = made.container()
     paused = made.container()
     cli.VM.pause(vmID=paused)
     events.wait_status(paused, "Paused")
     services("restart", "vdsmd")
-    events.subscribe()
-    cli2 = connect()
-    try:
+    with started_vdsmd(events) as cli2:
         listed = vm_list(cli2)
         assert listed[running]["status"] == "Up"
         assert listed[paused]["status"] == "Paused"
@@ -222,8 +233,6 @@ def test_vdsmd_restart_recovers_containers(made, cli, events, schema):
             cli2.VM.destroy(vmID=vm_id)
             assert code_of(cli2.VM.getStats, vmID=vm_id) == \
                 vdsm_exc.NoSuchVM.code
-    finally:
-        cli2.close()
 
 
 def test_supervdsmd_restart(made, cli, events):
@@ -262,17 +271,13 @@ def test_corrupt_state_file(made, cli, events):
         with open(files[older], "w") as f:
             json.dump(old, f)
         services("start", "vdsmd")
-        events.subscribe()
-        cli2 = connect()
-        try:
+        with started_vdsmd(events) as cli2:
             listed = vm_list(cli2)
             assert listed[good]["status"] == "Up"
             for vm_id in (truncated, older):
                 st = stats(cli2, vm_id)
                 assert st["status"] == "Down", st
                 assert st["exitCode"] == ERROR and st["exitMessage"]
-        finally:
-            cli2.close()
     finally:
         # Put the files back so that the containers can be destroyed.
         for vm_id, path in files.items():
