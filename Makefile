@@ -116,7 +116,7 @@ HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 	tests/test_limits.py tests/test_failures.py tests/test_network.py \
 	tests/test_volumes.py tests/test_rkt.py tests/test_cli.py \
 	tests/test_supervdsm.py tests/test_verbs.py tests/test_security.py \
-	tests/test_hostvm.py tests/test_hostsysctl.py
+	tests/test_hostvm.py tests/test_hostsysctl.py tests/test_resources.py
 HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 \
 	VDSM_CONTAINER_TEST_PARALLEL=10 python -m pytest --color=no \
 	-p no:cacheprovider -ra --durations=10 $(HOSTVM_TESTS)

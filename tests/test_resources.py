@@ -12,7 +12,9 @@ import pytest
 
 from vdsm_container import constants
 from vdsm_container import errors
+from vdsm_container.bundle import ocispec
 from vdsm_container.container import create
+from vdsm_container.runtimes import oci
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
 
@@ -178,6 +180,50 @@ def test_logs_of_non_utf8_output(paths, busybox_oci):
         raw = run_cli(["logs", "--raw", ctr.id], paths)
         assert raw.returncode == 0, raw.stderr
         assert b"a\xff\xfeb" in raw.stdout
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+
+
+def test_runtime_messages_are_read_from_its_json_log():
+    data = (b'{"level":"warning","msg":"skipping device /dev/char/10:200 '
+            b'for systemd","time":"2026-11-25T21:45:28Z"}\n'
+            b'{"msg":"use --console-socket","level":"error","time":"x"}\n'
+            b"\n"
+            b"not json \xff\n")
+    assert oci.runtime_messages(data) == [
+        ("warning", "skipping device /dev/char/10:200 for systemd"),
+        ("error", "use --console-socket"),
+        ("warning", "not json \ufffd"),
+    ]
+
+
+@pytest.mark.runtime
+def test_runtime_warnings_stay_out_of_the_container_log(paths, busybox_oci,
+                                                         monkeypatch, caplog):
+    """runc prints its own warnings where conmon reads the container's
+    stderr; they go to vdsm's log instead.  runc 1.1 warns about kernel
+    memory settings (libcontainer/specconv/spec_linux.go,
+    CreateCgroupConfig), which our spec never sets: added here to make it
+    speak."""
+    build = ocispec.build
+
+    def with_kernel_memory(*args, **kwargs):
+        config = build(*args, **kwargs)
+        config["linux"]["resources"].setdefault("memory", {})["kernel"] = \
+            64 * 1024 * 1024
+        return config
+
+    monkeypatch.setattr(ocispec, "build", with_kernel_memory)
+    caplog.set_level("INFO", "vdsm_container.runtimes.oci")
+    ctr = create(xml(busybox_oci, ["sh", "-c", "echo first; sleep 1000"]),
+                 paths=paths)
+    try:
+        out = wait_for(ctr, "first")
+        assert out.splitlines()[0].endswith("first"), out
+        assert "Kernel memory" not in out
+        said = [r.getMessage() for r in caplog.records
+                if "Kernel memory settings are ignored" in r.getMessage()]
+        assert said and ctr.id in said[0], caplog.text
     finally:
         ctr.destroy(gracefulAttempts=0)
 

@@ -25,6 +25,15 @@ that it was created and never started (then ``<runtime> state`` confirms
 it), and conmon's ``oom`` file (written in its working directory, the
 bundle) or the cgroup's OOM kill counter that the kernel killed it for
 memory.  ``<runtime> state`` is otherwise used only to recover.
+
+The runtime's own messages stay out of the container's log: conmon gives
+``<runtime> create`` the container's stdout/stderr pipes, so whatever the
+runtime prints there lands in the log before the container's first line
+(runc's systemd driver warns "skipping device ..." at every start on EL9).
+The runtime writes them to ``runtime.log`` in the bundle instead (its global
+``--log``, JSON lines), which is read after the create: warnings go to our
+log, and an error there explains a failed create when conmon relayed none.
+Fatal errors runc and crun also print on stderr, which conmon relays.
 """
 
 from __future__ import annotations
@@ -52,6 +61,30 @@ KILL_WAIT = 10.0
 # After a SIGKILL: how long conmon and systemd get to say it was the OOM
 # killer (both handle the end asynchronously; under emulation, slowly).
 OOM_WAIT = 5.0
+# How much of runtime.log is read after a create (it holds one create's
+# messages: a few lines).
+RUNTIME_LOG_MAX = 64 * 1024
+
+
+def runtime_messages(data):
+    """(level, message) of each JSON line runc or crun wrote with
+    ``--log-format json`` (``{"level": ..., "msg": ...}``); a line that is
+    not such JSON is kept as a warning, whole."""
+    found = []
+    for raw in data.decode(errors="replace").splitlines():
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("msg"), str):
+            found.append((str(entry.get("level", "info")).lower(),
+                          entry["msg"]))
+        else:
+            found.append(("warning", raw))
+    return found
 
 
 def _version(binary):
@@ -201,6 +234,10 @@ class OCIDriver(base.Driver):
     def _cgroup_file(self, bundle):
         return os.path.join(bundle.dir, "cgroup")
 
+    def runtime_log(self, bundle):
+        """Where ``<runtime> create`` writes its own messages (JSON lines)."""
+        return os.path.join(bundle.dir, "runtime.log")
+
     def _oom_file(self, bundle):
         # conmon writes "oom" in its working directory (the bundle).
         return os.path.join(bundle.dir, "oom")
@@ -250,7 +287,9 @@ class OCIDriver(base.Driver):
             "--socket-dir-path", bundle.socket_dir,
             "--log-level", "error",
         ]
-        for arg in self._args()[1:]:
+        runtime_args = self._args()[1:] + [
+            "--log", self.runtime_log(bundle), "--log-format", "json"]
+        for arg in runtime_args:
             argv += ["--runtime-arg", arg]
         if self.systemd:
             # Give conmon a scope of its own, out of vdsmd's cgroup.
@@ -261,7 +300,8 @@ class OCIDriver(base.Driver):
 
     def start(self, bundle):
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        for stale in (self._cgroup_file(bundle), self._oom_file(bundle)):
+        for stale in (self._cgroup_file(bundle), self._oom_file(bundle),
+                      self.runtime_log(bundle)):
             try:
                 os.unlink(stale)
             except FileNotFoundError:
@@ -319,14 +359,42 @@ class OCIDriver(base.Driver):
         except ValueError:
             msg = {"message": line}
         pid = msg.get("data")
-        if not isinstance(pid, int) or pid <= 0:
+        created = isinstance(pid, int) and pid > 0
+        runtime_errors = self._report_runtime_log(bundle, created)
+        if not created:
             detail = proc.last_line(
-                msg.get("message") or conmon_err or
+                msg.get("message") or
+                (runtime_errors[-1] if runtime_errors else "") or conmon_err or
                 "conmon reported no pid within %d s" % SYNC_TIMEOUT)
             raise errors.CannotCreateVM("%s create failed: %s"
                                         % (self.name, detail.strip()),
                                         vmId=bundle.vm_id)
         return pid
+
+    def _report_runtime_log(self, bundle, created):
+        """Log what the runtime said about this create; return its errors
+        (logged only if the container was created anyway: else they are
+        the failure's reason, which the caller raises).
+
+        Read once per create; the file is removed at the next start and
+        with the bundle.
+        """
+        try:
+            with open(self.runtime_log(bundle), "rb") as f:
+                data = f.read(RUNTIME_LOG_MAX)
+        except OSError:
+            return []
+        errors_said = []
+        for level, text in runtime_messages(data):
+            if level in ("error", "fatal", "panic"):
+                errors_said.append(text)
+                if created:
+                    log.warning("Container %s: %s: %s", bundle.vm_id,
+                                self.name, text)
+            elif level in ("warning", "warn"):
+                log.info("Container %s: %s: %s", bundle.vm_id, self.name,
+                         text)
+        return errors_said
 
     def _read_sync(self, fd):
         deadline = time.monotonic() + SYNC_TIMEOUT
