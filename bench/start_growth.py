@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import ctypes
+import dataclasses
 import glob
 import json
 import os
@@ -58,14 +59,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.baseline import Bare  # noqa: E402
-from bench.scale import BUILD_IMAGE, COMMAND, bare_paths, \
-    remove_cgroup_parent  # noqa: E402
+from bench.scale import BUILD_IMAGE, COMMAND, bare_paths  # noqa: E402
 from vdsm_container.bundle import ocispec, quota  # noqa: E402
 from vdsm_container.host import mounts  # noqa: E402
 from vdsm_container.spec import domxml  # noqa: E402
 from vdsm_container.stats import cgroups  # noqa: E402
 
 LOAD_PARENT = "vdsm-containers-growth.slice"
+BARE_PARENT = "vdsm-containers-growth-bare.slice"
 CG_PARENT = "vdsm-growth-empty"
 TAG = "bench-start-growth"
 
@@ -431,7 +432,8 @@ def ms(times):
 def traced_run(bare, tracer, cid):
     """One ``runc run -d`` of ``bare``'s bundle under ``tracer``; strace
     -f follows the container's own processes too, so the container is
-    deleted once it runs, which ends the trace."""
+    deleted once it runs, which ends the trace.  (Bare's own bundle and
+    state root, through its helpers: the same start as ``runc_run``.)"""
     root = bare._root("bare-runc")
     bare._config(cid)
     t = subprocess.Popen(tracer + ["runc", "--root", root, "run", "-d",
@@ -514,8 +516,8 @@ def leftovers(work, paths):
     n = sum(1 for line in loops.splitlines() if work in line)
     if n:
         out.append("%d loop devices" % n)
-    cgs = glob.glob("/sys/fs/cgroup/*/%s" % LOAD_PARENT) + glob.glob(
-        "/sys/fs/cgroup/*/%s" % CG_PARENT)
+    cgs = [p for name in (LOAD_PARENT, CG_PARENT, paths.cgroup_parent)
+           for p in glob.glob("/sys/fs/cgroup/*/%s" % name)]
     if cgs:
         out.append("cgroups: %s" % cgs)
     return out
@@ -536,7 +538,9 @@ def main():
     # Ctrl-C and SIGTERM both unwind through the teardowns.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     work = tempfile.mkdtemp(prefix="start-growth-", dir="/var/tmp")
-    paths = bare_paths(work)
+    # A cgroup parent of its own: the teardown kills what is in it, and
+    # another bench's bare containers (bare_paths' parent) are not ours.
+    paths = dataclasses.replace(bare_paths(work), cgroup_parent=BARE_PARENT)
     n = args.count
     bare = None
     try:
@@ -551,10 +555,9 @@ def main():
             "f": lambda: Loops(work, n),
             "g": lambda: OurMounts(work, n, bare.image.rootfs,
                                    paths.disk_size_mib),
-            "h": lambda: OursBare(work, bare, n,
-                                           paths.disk_size_mib),
-            "i": lambda: OursBare(work, bare, n,
-                                           paths.disk_size_mib, conmon=True),
+            "h": lambda: OursBare(work, bare, n, paths.disk_size_mib),
+            "i": lambda: OursBare(work, bare, n, paths.disk_size_mib,
+                                  conmon=True),
         }
         print("N = %d, medians of %d; at start: %s" % (
             n, args.runs, host_counts()), flush=True)
@@ -567,6 +570,7 @@ def main():
         rows.append(("a", measure(bare, Nothing(), args.runs)))
         base = [statistics.mean(v[i] for k, v in rows if k == "a")
                 for i in (0, 1)]
+        # In brackets: the difference from the mean of the two a rows.
         print("\n| load (N = %d) | runc run -d p50 ms | conmon+runc p50 ms |"
               "\n|---|---:|---:|" % n)
         for key, (run, conmon) in rows:
@@ -579,7 +583,6 @@ def main():
             bare.close()
         kill_cgroup_tree(paths.cgroup_parent)
         remove_cgroup_tree(paths.cgroup_parent)
-        remove_cgroup_parent(paths)
         left = leftovers(work, paths)
         shutil.rmtree(work, ignore_errors=True)
         print("left behind: %s" % ("; ".join(left) if left else "nothing"))
