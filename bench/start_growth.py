@@ -223,8 +223,7 @@ class RuncContainers:
                 pass
         self.conmons = []
         # Anything runc lost track of: kill by cgroup, then remove it.
-        kill_cgroup_tree(LOAD_PARENT)
-        remove_cgroup_tree(LOAD_PARENT)
+        clear_cgroup_tree(LOAD_PARENT)
         self.ids = []
         shutil.rmtree(self.bundles, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -245,31 +244,15 @@ def delete_all(root):
         list(pool.map(delete, os.listdir(root)))
 
 
-def kill_cgroup_tree(parent):
-    for _ in range(50):
-        pids = set()
-        for procs in glob.glob("/sys/fs/cgroup/*/%s/**/cgroup.procs"
-                               % parent, recursive=True):
-            with open(procs) as f:
-                pids.update(int(x) for x in f.read().split())
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
-
-
-def remove_cgroup_tree(parent):
-    for top in glob.glob("/sys/fs/cgroup/*/%s" % parent):
-        for d, _dirs, _files in sorted(os.walk(top), reverse=True,
-                                       key=lambda t: len(t[0])):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+def clear_cgroup_tree(parent):
+    """Kill what runs under ``parent`` in every hierarchy and remove its
+    cgroups (the plugin's own ``cgroups.empty_and_remove``)."""
+    dirs = [d for top in glob.glob("/sys/fs/cgroup/*/%s" % parent)
+            for d, _dirs, _files in os.walk(top)]
+    try:
+        cgroups.empty_and_remove(dirs, tries=1000)
+    except OSError as e:
+        print("start_growth: a cgroup stayed: %s" % e, file=sys.stderr)
 
 
 class Processes:
@@ -305,7 +288,7 @@ class EmptyCgroups:
                 os.mkdir(os.path.join(top, "cg-%d" % i))
 
     def teardown(self):
-        remove_cgroup_tree(CG_PARENT)
+        clear_cgroup_tree(CG_PARENT)
 
 
 class Tmpfs:
@@ -581,8 +564,7 @@ def main():
             delete_all(os.path.join(paths.run_dir, name))
         if bare is not None:
             bare.close()
-        kill_cgroup_tree(paths.cgroup_parent)
-        remove_cgroup_tree(paths.cgroup_parent)
+        clear_cgroup_tree(paths.cgroup_parent)
         left = leftovers(work, paths)
         shutil.rmtree(work, ignore_errors=True)
         print("left behind: %s" % ("; ".join(left) if left else "nothing"))
