@@ -4,8 +4,10 @@ Every test runs under ``leakcheck``: it fails if the test leaves a mount,
 cgroup, runtime state, file or process of a container behind.
 """
 
+import dataclasses
 import os
 import signal
+import subprocess
 import time
 import uuid
 
@@ -320,6 +322,23 @@ def test_crun_where_the_host_shape_allows(paths, busybox_oci):
             ctr.run()
         assert "crun" in str(e.value)
         assert Container.load_all(paths=paths) == []
+
+
+@pytest.mark.runtime
+def test_self_check_with_the_run_dir_on_a_nodev_mount(paths, tmp_path,
+                                                      runtime):
+    """The run dir, where the self-check's rootfs lives, is on /run, which
+    systemd mounts nodev (every EL host): the self-check passes there, as a
+    real container runs there (make check-el9-live found runc refused)."""
+    nodev = tmp_path / "nodev"
+    nodev.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nodev,nosuid,size=16m",
+                    "tmpfs", str(nodev)], check=True)
+    try:
+        on_nodev = dataclasses.replace(paths, run_dir=str(nodev / "run"))
+        assert runtimes.driver(runtime, on_nodev).self_check() is None
+    finally:
+        subprocess.run(["umount", str(nodev)], check=True)
 
 
 def test_bad_xml_claims_nothing(paths):

@@ -222,7 +222,14 @@ def _user_namespace(config, id_map, netns_path):
 
 
 def selfcheck_config(rootfs, cgroups_path, mounts):
-    """A minimal container running ``true``: the runtime self-check."""
+    """A minimal container running ``true``: the runtime self-check.
+
+    It has the /dev tmpfs every container has (``BASE_MOUNTS``): without
+    one the runtime makes the device nodes in the rootfs itself, which is
+    under the run dir, /run, mounted nodev where systemd is PID 1 (every EL
+    host), and runc's init then fails to reopen /dev/null there ("open
+    /dev/null: permission denied"), refusing runc on a host where it runs
+    containers."""
     return {
         "ociVersion": OCI_VERSION,
         "process": {"terminal": False, "user": {"uid": 0, "gid": 0},
@@ -231,7 +238,7 @@ def selfcheck_config(rootfs, cgroups_path, mounts):
                     "capabilities": {k: list(CAPABILITIES) for k in (
                         "bounding", "effective", "permitted")}},
         "root": {"path": rootfs, "readonly": True},
-        "mounts": BASE_MOUNTS[:1] + list(mounts),
+        "mounts": BASE_MOUNTS[:2] + list(mounts),       # /proc, /dev
         "linux": {
             "cgroupsPath": cgroups_path,
             "resources": {"memory": {"limit": 64 * 1024 ** 2},
