@@ -17,6 +17,7 @@ import time
 import pytest
 from vdsm.common import exception as vdsm_exc
 
+from vdsm_container.runtimes import proc
 from vdsm_container.vdsm import hostmark
 
 from ..vdsmschema import Schema
@@ -29,6 +30,8 @@ NORMAL, ERROR = 0, 1
 ADMIN_SHUTDOWN = 6
 # qemu under TCG on a loaded 2-core machine took 80 s to a running CPU.
 PLAIN_VM_WAIT = 300
+# vdsm's own units run the daemons (tests/live/services; tests/hostvm).
+SYSTEMD = proc.systemd_booted()
 
 
 @pytest.fixture(scope="module")
@@ -236,15 +239,23 @@ def test_vdsmd_restart_recovers_containers(made, cli, events, schema):
 
 
 def test_supervdsmd_restart(made, cli, events):
+    """Verbs that need root reach the new supervdsmd.  Without systemd
+    vdsmd lives on and reconnects; under systemd vdsm's vdsmd.service
+    Requires=supervdsmd.service, so systemd restarts vdsmd with it (a
+    restart propagates to the units that require one; so does supervdsmd's
+    own Restart=always, as tests/hostvm's systemd 252 does), and the new
+    vdsmd recovers the container first."""
     before = made.container()
     services("restart", "supervdsmd")
-    # Verbs that need root reach the new supervdsmd.
-    cli.VM.pause(vmID=before)
-    events.wait_status(before, "Paused")
-    cli.VM.cont(vmID=before)
-    wait_stats(cli, before, "Up")
-    after = made.container()
-    assert stats(cli, after)["status"] == "Up"
+    with (started_vdsmd(events) if SYSTEMD else
+          contextlib.nullcontext(cli)) as cli:
+        cli.VM.pause(vmID=before)
+        events.wait_status(before, "Paused")
+        cli.VM.cont(vmID=before)
+        wait_stats(cli, before, "Up")
+        made.cli = cli      # the vdsmd that now runs
+        after = made.container()
+        assert stats(cli, after)["status"] == "Up"
 
 
 def test_corrupt_state_file(made, cli, events):
