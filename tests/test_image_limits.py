@@ -158,19 +158,24 @@ def test_prune_removes_staging_and_locks_nobody_holds(tmp_path, busybox_oci):
     finally:
         os.killpg(holder.pid, signal.SIGKILL)   # flock and its sleep
         holder.wait()
+    _wait_locked(cache, "sha256-" + "b" * 64, held=False)   # sleep's end
     assert cache.prune_stale() == [os.path.basename(busy),
                                    ".sha256-%s.lock" % ("b" * 64)]
     assert sorted(os.listdir(cache.root)) == [".%s.lock" % ready, ready]
 
 
-def _wait_locked(cache, key, timeout=30):
+def _wait_locked(cache, key, held=True, timeout=30):
+    """Until some process holds ``key``'s lock (``held``), or none does:
+    a killed holder's process ends, and lets the lock go, a moment after
+    the signal, when the kernel gets to it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with cache._key_lock(key, wait=False) as fd:
-            if fd is None:
+            if (fd is None) == held:
                 return
         time.sleep(0.05)
-    raise AssertionError("%s never got locked" % key)
+    raise AssertionError("%s never got %s" % (
+        key, "locked" if held else "unlocked"))
 
 
 def test_kill_9_during_first_unpack_then_prune(tmp_path, busybox_oci):
