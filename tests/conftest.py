@@ -137,6 +137,13 @@ def bundle_of(ctr):
     return ctr.backend.bundle(ctr.id)
 
 
+def in_container(ctr, path="/"):
+    """``path`` as the running container sees it, from the host: its
+    rootfs is mounted in its own mount namespace only
+    (``Bundle.release_host_mounts``)."""
+    return "/proc/%d/root/%s" % (bundle_of(ctr).pid(), path.lstrip("/"))
+
+
 def driver_of(ctr):
     """The runtime driver running the container."""
     return ctr.backend.driver(ctr.spec.runtime)

@@ -19,8 +19,11 @@ from vdsm_container import errors
 from vdsm_container import runtimes
 from vdsm_container.runtimes import oci
 from vdsm_container.container import Container, create
+from vdsm_container.host import loop
+from vdsm_container.host import mounts
+from vdsm_container.host.backend import HostBackend
 from vdsm_container.stats import cgroups
-from .conftest import bundle_of, driver_of, host_shape
+from .conftest import bundle_of, driver_of, host_shape, in_container
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -220,18 +223,62 @@ def test_pause_and_cont(started):
 def test_writes_stay_in_the_container_layer(paths, started):
     ctr = started(("sh", "-c", "echo x > /bin/written; rm /bin/ls; "
                    "sleep 1000"))
-    # Until the shell has done both: the removal leaves a whiteout for
-    # bin/ls in the container's layer (a bound for a failure, not a timing).
-    upper = bundle_of(ctr).upper
+    # Until the shell has done both (a bound for a failure, not a timing).
+    seen = in_container(ctr)
     deadline = time.monotonic() + 30
-    while not os.path.lexists(os.path.join(upper, "bin", "ls")) and \
+    while os.path.lexists(os.path.join(seen, "bin", "ls")) and \
             time.monotonic() < deadline:
         time.sleep(0.05)
+    assert not os.path.lexists(os.path.join(seen, "bin", "ls"))
+    assert os.path.exists(os.path.join(seen, "bin", "written"))
     rootfs = os.path.join(paths.image_cache, ctr._state["image"]["key"],
                           "rootfs")
     assert not os.path.exists(os.path.join(rootfs, "bin", "written"))
     assert os.path.lexists(os.path.join(rootfs, "bin", "ls"))
-    assert os.path.exists(os.path.join(bundle_of(ctr).upper, "bin", "written"))
+
+
+def test_rootfs_is_mounted_in_the_container_only(paths, started):
+    """Once the container runs, its overlay and writable layer are in no
+    mount table of the host's (each would slow every later start); the
+    layer lives on in the container's namespace and goes with it."""
+    ctr = started(("sh", "-c", "echo x > /written; sleep 1000"))
+    bundle = bundle_of(ctr)
+    image = os.path.join(bundle.storage_dir, "layer.img")
+    assert mounts.mounted_under(bundle.storage_dir) == []
+    assert loop.devices_of(image), "the layer is not on a loop device"
+    # The layer is the container's root filesystem: the limit, not the
+    # storage filesystem, is what it sees.
+    st = os.statvfs(in_container(ctr))
+    assert st.f_blocks * st.f_frsize <= paths.disk_size_mib << 20
+    deadline = time.monotonic() + 30
+    while not os.path.exists(in_container(ctr, "/written")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(in_container(ctr, "/written")) as f:
+        assert f.read() == "x\n"
+    ctr.destroy(gracefulAttempts=0)
+    # The container's namespace took the mounts with it: no loop device
+    # is left on the (removed) layer image.
+    assert loop.devices_of(image) == []
+
+
+def test_the_image_is_recorded_before_the_rootfs_is_mounted(
+        started, monkeypatch):
+    """``images prune`` reads the records to know which cached images are
+    in use: a starting container's record names its image before the
+    overlay is mounted (which, once it runs, no host mount table shows)."""
+    from vdsm_container.host import lifecycle
+    seen = {}
+    real_start = lifecycle.start
+
+    def start(paths_, spec, driver, bundle, hierarchy, image):
+        seen["record"] = HostBackend(paths_).store.read(spec.vm_id)
+        return real_start(paths_, spec, driver, bundle, hierarchy, image)
+
+    monkeypatch.setattr(lifecycle, "start", start)
+    ctr = started()
+    assert seen["record"]["image"] == ctr._state["image"]
+    assert seen["record"]["status"] == constants.WAIT_FOR_LAUNCH
 
 
 def test_logs_are_kept(started):

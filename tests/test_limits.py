@@ -8,6 +8,7 @@ import pytest
 from vdsm_container.bundle import blockio
 from vdsm_container.spec import domxml
 from vdsm_container.container import create
+from vdsm_container.host import loop
 from vdsm_container.stats import cgroups
 
 from .conftest import bundle_of, driver_of, host_shape
@@ -41,7 +42,12 @@ def test_limits_in_the_cgroup(paths, busybox_oci):
     try:
         h = ctr.backend.hierarchy
         rel = driver_of(ctr).cgroup_path(bundle_of(ctr))
-        major, minor = blockio.device_of(bundle_of(ctr).upper)
+        # The writable layer's device: its loop device (the layer is
+        # mounted in the container's namespace only, once it runs).
+        (layer_dev,) = loop.devices_of(os.path.join(
+            bundle_of(ctr).storage_dir, "layer.img"))
+        major, minor = os.major(os.stat(layer_dev).st_rdev), \
+            os.minor(os.stat(layer_dev).st_rdev)
         dev = "%d:%d" % (major, minor)
         if h.version == 1:
             mem = h.path(rel, "memory")

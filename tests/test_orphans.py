@@ -52,10 +52,15 @@ def recreate_as_created(ctr):
     driver.stop(bundle, 0)
     driver.cleanup(bundle)
     bundle.clear_runtime_files()
+    # As a start does: the rootfs is mounted for the runtime's create,
+    # then left to the container's namespace.
+    bundle.remount_rootfs(os.path.join(
+        ctr.paths.image_cache, ctr._state["image"]["key"], "rootfs"))
     subprocess.run(driver._args() + ["create", "--bundle", bundle.dir,
                                      "--pid-file", bundle.pid_file, ctr.id],
                    check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bundle.release_host_mounts()
     out = subprocess.run(driver._args() + ["state", ctr.id], check=True,
                          stdout=subprocess.PIPE).stdout
     assert json.loads(out)["status"] == "created"
@@ -177,10 +182,18 @@ def bridge():
 
 
 def orphan(paths, image, bridge, vm_id=None):
-    """A container with a NIC (netns, veth, udhcpc), whose run directory
-    is then removed: its record is gone, everything else lives on."""
+    """A container with a NIC (netns, veth, udhcpc) and a volume (mounted
+    on the host), whose run directory is then removed: its record is gone,
+    everything else lives on."""
+    volume = os.path.join(os.path.dirname(paths.run_dir),
+                          "volume-%s.raw" % uuid.uuid4().hex[:8])
+    with open(volume, "wb") as f:
+        f.truncate(16 * 1024 ** 2)
+    subprocess.run(["mkfs.ext4", "-q", "-F", volume], check=True)
     ctr = create(xml(image, vm_id, nics=[(bridge, "56:6f:00:0a:%02x:01"
-                                          % (uuid.uuid4().int % 256))]),
+                                          % (uuid.uuid4().int % 256))],
+                     disks=[(volume, "data", False)],
+                     custom={"containerVolumes": "data:/srv/data"}),
                  paths=paths)
     shutil.rmtree(paths.vm_run_dir(ctr.id))
     with pytest.raises(errors.NoSuchVM):

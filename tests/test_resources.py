@@ -13,12 +13,15 @@ import pytest
 from vdsm_container import constants
 from vdsm_container import errors
 from vdsm_container.bundle import ocispec
+from vdsm_container.bundle import quota
 from vdsm_container.container import create
+from vdsm_container.host import loop
+from vdsm_container.host import mounts
 from vdsm_container.runtimes import oci
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
 
-from .conftest import bundle_of
+from .conftest import bundle_of, in_container
 from .test_domxml import edited, set_attr, set_text
 from .test_container import wait_status
 
@@ -67,9 +70,9 @@ def test_writable_layer_is_limited_by_the_kernel(paths, busybox_oci, size,
         total_kib = root_size_kib(out)
         # ext4's own metadata takes a little of the size.
         assert expected_mib * 1024 * 0.85 < total_kib <= expected_mib * 1024
-        # On the host, the layer holds at most the limit.
-        layer = bundle_of(ctr).layer
-        st = os.statvfs(layer)
+        # The layer holds at most the limit (its filesystem, seen through
+        # the container's root: it is mounted in its namespace only).
+        st = os.statvfs(in_container(ctr))
         assert st.f_blocks * st.f_frsize <= expected_mib << 20
         image = os.path.join(bundle_of(ctr).storage_dir, "layer.img")
         assert os.stat(image).st_blocks * 512 <= expected_mib << 20
@@ -98,6 +101,35 @@ def test_default_limit_from_the_host_and_zero_turns_it_off(paths,
                                                "layer.img"))
     finally:
         ctr.destroy(gracefulAttempts=0)
+
+
+@pytest.mark.runtime
+def test_a_layer_a_loop_device_still_holds_is_not_mounted_again(tmp_path):
+    """A reset mounts the writable layer again (``quota.remount``).  While
+    the last run's namespace still has it mounted (a loop device is bound
+    to the image), a second mount through another loop device would have
+    two ext4 instances write one image: refused, naming the device."""
+    storage = str(tmp_path / "vm")
+    os.makedirs(storage)
+    layer = quota.make(storage, 16)
+    image = os.path.join(storage, quota.IMAGE)
+    held = loop.devices_of(image)
+    assert len(held) == 1
+    try:
+        with pytest.raises(errors.CannotCreateVM) as e:
+            quota.remount(storage, wait=0.2)
+        assert held[0] in str(e.value)
+        assert mounts.mounted_under(storage) == [os.path.realpath(layer)]
+    finally:
+        mounts.umount(layer)
+    assert loop.devices_of(image) == []        # autoclear freed it
+    quota.remount(storage)
+    try:
+        assert mounts.mounted_under(storage) == [os.path.realpath(layer)]
+        assert len(loop.devices_of(image)) == 1
+    finally:
+        mounts.umount(layer)
+    assert loop.devices_of(image) == []
 
 
 @pytest.mark.runtime

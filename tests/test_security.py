@@ -9,7 +9,7 @@ from vdsm_container import constants
 from vdsm_container.bundle import seccomp
 
 from .test_container import started  # noqa: F401 (fixture)
-from .conftest import bundle_of
+from .conftest import bundle_of, in_container
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -114,7 +114,7 @@ def test_user_namespace_option(userns_paths, busybox_oci):
         with open("/proc/%d/status" % bundle_of(ctr).pid()) as f:
             uids = [ln for ln in f if ln.startswith("Uid:")][0].split()
         assert int(uids[1]) == paths.userns_base    # ...not on the host
-        written = os.path.join(bundle_of(ctr).upper, "bin", "written")
+        written = in_container(ctr, "/bin/written")
         assert os.stat(written).st_uid == paths.userns_base
     finally:
         ctr.destroy(gracefulAttempts=0)

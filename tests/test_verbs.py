@@ -12,7 +12,7 @@ from vdsm_container.vdsm import verbs
 from vdsm_container.container import Container
 
 from .test_container import started, xml_for  # noqa: F401 (fixture)
-from .conftest import bundle_of
+from .conftest import bundle_of, in_container
 
 # The methods lib/vdsm/API.py (class VM, oVirt/vdsm fd4b0df20) calls on a Vm
 # object; test_vdsm_integration re-reads them from the real API.py.
@@ -105,7 +105,7 @@ def test_reset_restarts_the_process(started):  # noqa: F811
     assert second and second != first
     # The new process writes its line when it runs, which a loaded machine
     # may delay: wait for it (a bound for a failure, not a timing).
-    path = os.path.join(bundle_of(ctr).upper, "tmp", "boots")
+    path = in_container(ctr, "/tmp/boots")
     deadline = time.monotonic() + 30
     while True:
         with open(path) as f:

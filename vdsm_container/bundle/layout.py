@@ -12,7 +12,11 @@ is "unmount what is mounted there, remove both":
   and ``container.log``.
 
 The cached image rootfs is the overlay's read-only lower layer, so the
-container's writes never reach the cache.
+container's writes never reach the cache.  The overlay and the layer's
+filesystem are mounted on the host while the runtime creates the
+container, then only in the container's own mount namespace
+(``release_host_mounts``); teardown's unmount is for a start that failed
+before that.
 
 The image decides what the rootfs holds, symlinks included, and the
 runtime writes into it before the container's root is pivoted: runc 1.1
@@ -106,6 +110,40 @@ class Bundle:
         os.chmod(self.upper, stat.S_IMODE(st.st_mode))
         mounts.overlay(lower, self.upper, self.work, self.rootfs)
         self.confine(st.st_uid, st.st_gid)
+
+    def remount_rootfs(self, lower):
+        """Mount the writable layer and the overlay again as the last run
+        left them (a reset: ``release_host_mounts`` took them out of the
+        host's mount table while it ran)."""
+        quota.remount(self.storage_dir)
+        mounts.overlay(lower, self.upper, self.work, self.rootfs)
+
+    def release_host_mounts(self):
+        """Take the rootfs overlay and the writable layer out of the host's
+        mount table, once the runtime has created the container.
+
+        The runtime gave the container a mount namespace of its own, which
+        holds its own mount of the overlay (its ``/``), and the overlay
+        holds the writable layer: both live on, there only, until the
+        container's last process exits; then the kernel unmounts them and
+        frees the loop device.  Left mounted in the host's namespace, two
+        mounts per container make every later start slower (runc reads
+        /proc/self/mountinfo four times per start and each new mount
+        namespace copies the host's table: ``bench/start_growth.py``), and
+        they would need unmounting after the container is gone.
+
+        Volumes stay mounted on the host, as before: few containers have
+        any, and destroy unmounts them itself before vdsm tears down the
+        VM's disks.  A failure here costs only the speed: it is logged,
+        never raised (the container runs), and teardown unmounts what is
+        left.
+        """
+        for point in (self.rootfs, self.layer):
+            try:
+                mounts.umount(point)
+            except OSError as e:
+                log.warning("Container %s: %s stays mounted on the host: "
+                            "%s", self.vm_id, point, e)
 
     def confine(self, uid=0, gid=0):
         """``dev``, ``proc`` and ``sys`` of the mounted rootfs become real

@@ -9,9 +9,11 @@ filesystem is.  Project quota (XFS, ext4 ``prjquota``) would need a
 storage filesystem made and mounted for it, which oVirt hosts' /var
 usually is not; a loop device works on any of them.
 
-The image is made fresh at every start and removed at teardown: a container
-VM starts from its image each run, so the layer needs no journal (a crash
-never needs it back) and mkfs writes only the superblock and group
+The image is made fresh at every start and removed at teardown (a reset
+mounts it again: ``remount``); while the container runs it is mounted in
+the container's mount namespace only (``Bundle.release_host_mounts``).  A
+container VM starts from its image each run, so the layer needs no journal
+(a crash never needs it back) and mkfs writes only the superblock and group
 descriptors (``lazy_itable_init``; the file is sparse, so unwritten inode
 tables read as zeros and ``noinit_itable`` skips the kernel's background
 zeroing).  It is mounted ``discard``: what the container deletes is given
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 from vdsm_container import errors
 from vdsm_container.host import loop
@@ -39,6 +42,9 @@ MOUNT_POINT = "layer"
 _MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O",
          "^has_journal,^resize_inode", "-E", "lazy_itable_init=1,nodiscard"]
 _MOUNT_OPTIONS = "discard,noinit_itable"
+
+# How long a reset waits for the last run's layer to be let go.
+RELEASE_WAIT = 10
 
 
 def _run(argv, what, field):
@@ -86,6 +92,45 @@ def make(storage_dir, size_mib, field="containerDiskSize"):
         f.truncate(size_mib * 1024 * 1024)
     _run(_MKFS + [image], "cannot make the writable layer's filesystem",
          field)
+    _mount(image, target, field)
+    # ext4's root directory is 0755 root; lost+found is of no use here.
+    os.rmdir(os.path.join(target, "lost+found"))
+    return target
+
+
+def remount(storage_dir, field="containerDiskSize", wait=RELEASE_WAIT):
+    """Mount the writable layer ``make`` made again, as it was left (a
+    reset restarts the container on the same layer).  A plain-directory
+    layer needs nothing.
+
+    Once a container runs, its layer is mounted only in the container's
+    own mount namespace (``Bundle.release_host_mounts``), which the kernel
+    removes as the container's last process exits, freeing the loop
+    device.  Until it has, the filesystem is still mounted there: mounting
+    the image a second time, through another loop device, would have two
+    ext4 instances write one image.  So this waits up to ``wait`` seconds
+    for every loop device on the image to go, and refuses if one stays.
+    """
+    target = os.path.join(storage_dir, MOUNT_POINT)
+    image = os.path.join(storage_dir, IMAGE)
+    if not os.path.exists(image):
+        return target
+    deadline = time.monotonic() + wait
+    while True:
+        devices = loop.devices_of(image)
+        if not devices or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if devices:
+        raise errors.CannotCreateVM(
+            "the writable layer %s is still in use through %s (a process "
+            "of the last run still holds the container's mounts)"
+            % (image, ", ".join(devices)), field=field)
+    _mount(image, target, field)
+    return target
+
+
+def _mount(image, target, field):
     try:
         loop.mount(image, target, "ext4", mounts.MS_NODEV | mounts.MS_NOSUID,
                    _MOUNT_OPTIONS)
@@ -93,6 +138,3 @@ def make(storage_dir, size_mib, field="containerDiskSize"):
         raise errors.CannotCreateVM("cannot mount the writable layer's "
                                     "filesystem: %s" % e, field=field) \
             from None
-    # ext4's root directory is 0755 root; lost+found is of no use here.
-    os.rmdir(os.path.join(target, "lost+found"))
-    return target

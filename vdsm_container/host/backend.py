@@ -128,13 +128,17 @@ class HostBackend:
         try:
             image = lifecycle.prepare_image(self.paths, spec, driver)
             with self.store.lock(vm_id):
+                if image is not None:
+                    # Recorded before it is used: once the container runs,
+                    # the record is what says the cached image is in use
+                    # (its overlay is in no mount table of the host's).
+                    state["image"] = {"key": image.key, "ref": image.ref}
+                    self.store.write(vm_id, state)
                 pid = lifecycle.start(self.paths, spec, driver, bundle,
                                       self.hierarchy, image)
                 state.pop("starter")
                 state.update(status=constants.UP, pid=pid,
                              startTime=time.time())
-                if image is not None:
-                    state["image"] = {"key": image.key, "ref": image.ref}
                 self.store.write(vm_id, state)
         except errors.NoSuchVM:
             # Destroyed while the image was prepared: stop removed all.
@@ -319,10 +323,12 @@ class HostBackend:
         """Kill the container's process and start it again in place (the
         writable layer, NICs and volumes stay); returns the new pid."""
         def again(driver, bundle):
+            state, _ = self.records.read(vm_id)
             driver.stop(bundle, 0)
             driver.cleanup(bundle)
             bundle.clear_runtime_files()
-            return driver.start(bundle)
+            return lifecycle.restart(self.paths, driver, bundle,
+                                     (state.get("image") or {}).get("key"))
         return self._act(vm_id, again)
 
     def _act(self, vm_id, action, needs=None):

@@ -57,7 +57,9 @@ def start(paths, spec, driver, bundle, hierarchy, image):
     """Build the container's bundle and start it; return its pid.
 
     On failure everything built so far is removed before the error goes
-    up, so a failed start leaves nothing on the host.
+    up, so a failed start leaves nothing on the host.  Once it runs, its
+    rootfs mounts leave the host's mount table
+    (``Bundle.release_host_mounts``).
     """
     try:
         idm = id_map(paths, spec)
@@ -73,7 +75,7 @@ def start(paths, spec, driver, bundle, hierarchy, image):
         netns = network.setup(paths, spec) if spec.nics else None
         driver.prepare(bundle, spec, image, mounts=mounts, netns=netns,
                        blkio=blkio, id_map=idm)
-        return driver.start(bundle)
+        pid = driver.start(bundle)
     except BaseException as e:
         log.error("Container %s failed to start: %s", spec.vm_id, e)
         try:
@@ -83,6 +85,32 @@ def start(paths, spec, driver, bundle, hierarchy, image):
             log.error("Container %s: cleanup after the failed start "
                       "failed too: %s", spec.vm_id, cleanup_error)
         raise
+    bundle.release_host_mounts()
+    return pid
+
+
+def restart(paths, driver, bundle, image_key):
+    """Start the container again on the bundle and writable layer it has
+    (a reset); return the new pid.  ``image_key`` is the cached image the
+    rootfs overlays (None: the runtime has no rootfs of ours).
+
+    The caller stopped and cleaned up the last run; its mounts went with
+    its mount namespace (``Bundle.release_host_mounts``), so the layer and
+    the overlay are mounted again first, and taken out of the host's table
+    again once the container runs.
+    """
+    try:
+        if image_key is not None:
+            bundle.remount_rootfs(os.path.join(
+                imagecache.Cache(paths.image_cache).entry(image_key),
+                "rootfs"))
+        pid = driver.start(bundle)
+    except BaseException:
+        # Mounted but not started: nothing holds the mounts but the host.
+        bundle.release_host_mounts()
+        raise
+    bundle.release_host_mounts()
+    return pid
 
 
 def teardown(paths, driver, bundle):

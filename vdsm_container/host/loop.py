@@ -35,6 +35,8 @@ _CONFIG = "=II" + _INFO[1:] + "8Q"
 
 _ATTEMPTS = 32
 
+_SYS_BLOCK = "/sys/block"
+
 
 def _info(path):
     name = os.fsencode(path)[:LO_NAME_SIZE - 1]
@@ -88,3 +90,27 @@ def mount(image, target, fstype, flags=0, data=None):
             os.close(ctl)
     finally:
         os.close(file_fd)
+
+
+def devices_of(image):
+    """The loop devices whose backing file is ``image``, by the kernel's
+    own record (``/sys/block/loopN/loop/backing_file``): a device bound to
+    it in any mount namespace counts."""
+    want = os.path.realpath(image)
+    found = []
+    try:
+        names = os.listdir(_SYS_BLOCK)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if not name.startswith("loop"):
+            continue
+        try:
+            with open(os.path.join(_SYS_BLOCK, name, "loop",
+                                   "backing_file")) as f:
+                backing = f.read().rstrip("\n")
+        except OSError:
+            continue        # not bound to a file
+        if backing == want:
+            found.append("/dev/" + name)
+    return sorted(found)

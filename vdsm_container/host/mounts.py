@@ -72,7 +72,9 @@ def mounted_under(prefix):
 
 
 def overlay_lowerdirs():
-    """Every lowerdir of a mounted overlay: cache entries still in use."""
+    """Every lowerdir of an overlay mounted on the host: cache entries a
+    container being created uses (a running container's overlay is in its
+    own mount namespace only: its record names its image)."""
     found = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
