@@ -2,8 +2,9 @@
 
     /usr/bin/python3 bench/mount_table.py [--mounts 2000] [--runs 10]
 
-Each running container adds two mounts in the host's namespace (its
-overlay rootfs and its size-limited writable layer), and runc and conmon
+Each container has two mounts (its overlay rootfs and its size-limited
+writable layer), which were in the host's namespace while it ran (now only
+while it is created: ``Bundle.release_host_mounts``), and runc and conmon
 read the mount table on every start.  This times the bare runtime
 (``bench.baseline.Bare``: ``runc run -d``, conmon + ``runc start``) with
 the host's table as it is, then with ``--mounts`` small tmpfs mounts added

@@ -27,8 +27,12 @@ at a time, each set up alone and taken down before the next:
        upper layer is on it (our footprint's mounts, no container)
     h  b and g at once: N bare runc containers, each on one of those
        mount pairs (our footprint, less conmon and the plugin)
-    i  h with each container started under conmon, as the plugin does
-       (our footprint, less the plugin's own state and daemons)
+    i  h with each container started under conmon, as the plugin did
+       until its mounts left the host's table (our old footprint, less the
+       plugin's own state and daemons)
+    j  i with the host's mounts of each pair unmounted once its container
+       runs, as the plugin now does (``Bundle.release_host_mounts``): the
+       containers keep theirs in their own mount namespaces
 
 With ``--trace DIR`` it also takes, under a, b and h, ``strace -f -c``
 and ``strace -f -tt -T`` of one ``runc run -d``, and ``perf record -a -g``
@@ -386,11 +390,14 @@ class OurMounts:
 class OursBare:
     """N bare runc containers, each on one of our mount pairs: our
     footprint but the plugin's own state (and, without ``conmon``,
-    conmon)."""
+    conmon).  With ``release``, the host's mounts are then unmounted (the
+    containers' own mount namespaces keep theirs), as the plugin does."""
 
-    def __init__(self, work, bare, n, size_mib, conmon=False):
-        self.name = "%d bare runc containers on our mount pairs%s" % (
-            n, ", each under conmon" if conmon else "")
+    def __init__(self, work, bare, n, size_mib, conmon=False, release=False):
+        self.name = "%d bare runc containers on our mount pairs%s%s" % (
+            n, ", each under conmon" if conmon else "",
+            ", host mounts released" if release else "")
+        self.release = release
         self.mounts = OurMounts(work, n, bare.image.rootfs, size_mib)
         self.runc = RuncContainers(work, bare, n, rootfs=self.mounts.rootfs,
                                    conmon=conmon)
@@ -398,6 +405,11 @@ class OursBare:
     def setup(self):
         self.mounts.setup()
         self.runc.setup()
+        if self.release:
+            # Overlays first (each holds its layer), as mounted.
+            for point in reversed(self.mounts.mounted):
+                umount(point)
+            self.mounts.mounted = []
 
     def teardown(self):
         try:
@@ -510,7 +522,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--only", default="a,b,c,d,e,f,g,h,i",
+    ap.add_argument("--only", default="a,b,c,d,e,f,g,h,i,j",
                     help="loads to time, in this order (a is always "
                          "timed first and last)")
     ap.add_argument("--trace", metavar="DIR",
@@ -541,6 +553,8 @@ def main():
             "h": lambda: OursBare(work, bare, n, paths.disk_size_mib),
             "i": lambda: OursBare(work, bare, n, paths.disk_size_mib,
                                   conmon=True),
+            "j": lambda: OursBare(work, bare, n, paths.disk_size_mib,
+                                  conmon=True, release=True),
         }
         print("N = %d, medians of %d; at start: %s" % (
             n, args.runs, host_counts()), flush=True)

@@ -23,7 +23,8 @@ from vdsm_container.host import loop
 from vdsm_container.host import mounts
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.stats import cgroups
-from .conftest import bundle_of, driver_of, host_shape, in_container
+from .conftest import bundle_of, driver_of, host_shape, in_container, \
+    loop_freed
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -259,7 +260,7 @@ def test_rootfs_is_mounted_in_the_container_only(paths, started):
     ctr.destroy(gracefulAttempts=0)
     # The container's namespace took the mounts with it: no loop device
     # is left on the (removed) layer image.
-    assert loop.devices_of(image) == []
+    assert loop_freed(image)
 
 
 def test_the_image_is_recorded_before_the_rootfs_is_mounted(

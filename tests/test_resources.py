@@ -21,7 +21,7 @@ from vdsm_container.runtimes import oci
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
 
-from .conftest import bundle_of, in_container
+from .conftest import bundle_of, in_container, loop_freed
 from .test_domxml import edited, set_attr, set_text
 from .test_container import wait_status
 
@@ -122,14 +122,14 @@ def test_a_layer_a_loop_device_still_holds_is_not_mounted_again(tmp_path):
         assert mounts.mounted_under(storage) == [os.path.realpath(layer)]
     finally:
         mounts.umount(layer)
-    assert loop.devices_of(image) == []        # autoclear freed it
+    assert loop_freed(image)        # autoclear
     quota.remount(storage)
     try:
         assert mounts.mounted_under(storage) == [os.path.realpath(layer)]
         assert len(loop.devices_of(image)) == 1
     finally:
         mounts.umount(layer)
-    assert loop.devices_of(image) == []
+    assert loop_freed(image)
 
 
 @pytest.mark.runtime
