@@ -151,7 +151,8 @@ bench: deps
 	$(PY) bench/bench.py --report bench/report.md
 
 # N = 100, 500, 1000 containers through the live vdsmd of tests/live (as
-# root; about 15 minutes on 2 cores), into bench/report.md's scale section.
+# root; about 8 minutes on 2 idle cores), into bench/report.md's scale
+# section.
 # Not part of `make check` or CI's default run.
 SCALE_COUNTS ?= 100,500,1000
 bench-scale: system-deps
