@@ -33,6 +33,7 @@ ENGINE_XML = os.path.join(REPO, "tests", "data", "engine-container.xml")
 BUILD_IMAGE = os.path.join(REPO, "contrib", "build-busybox-image")
 VDSM_LOG = "/var/log/vdsm/vdsm.log"
 RUN_DIR = "/run/vdsm-container"       # config.Paths' default, as installed
+STORAGE_DIR = "/var/lib/vdsm-container"     # the same
 
 VM_NS = "http://ovirt.org/vm/1.0"
 TUNE_NS = "http://ovirt.org/vm/tune/1.0"

@@ -17,12 +17,14 @@ import time
 import pytest
 from vdsm.common import exception as vdsm_exc
 
+from vdsm_container.host import loop
+from vdsm_container.host import mounts
 from vdsm_container.runtimes import proc
 from vdsm_container.vdsm import hostmark
 
 from ..vdsmschema import Schema
-from .conftest import POLITE, RUN_DIR, STUBBORN, VDSM_LOG, client, \
-    connect, container_xml, services, stats, vm_list, wait_stats
+from .conftest import POLITE, RUN_DIR, STORAGE_DIR, STUBBORN, VDSM_LOG, \
+    client, connect, container_xml, services, stats, vm_list, wait_stats
 from .plainvm import plain_vm_name
 
 # vdsm's numbers (lib/vdsm/common/define.py, lib/vdsm/virt/vmexitreason.py)
@@ -85,12 +87,27 @@ def test_create_up_stats_destroy(made, cli, events, schema):
     for s in all_stats:
         assert_stats_valid(schema, s)
     assert vm_list(cli)[vm_id]["status"] == "Up"
+    # supervdsmd mounted its rootfs for the runtime's create; once it runs,
+    # the overlay and the writable layer are in its own mount namespace
+    # only, and the host's table holds nothing of it.
+    storage = os.path.join(STORAGE_DIR, "vms", vm_id)
+    layer_image = os.path.join(storage, "layer.img")
+    assert mounts.mounted_under(storage) == []
+    assert loop.devices_of(layer_image)
+    assert os.path.exists("/proc/%s/root/bin/busybox" % st["pid"])
 
     cli.VM.destroy(vmID=vm_id)
     down = events.wait_status(vm_id, "Down")
     assert down["exitReason"] == ADMIN_SHUTDOWN
     assert code_of(cli.VM.getStats, vmID=vm_id) == vdsm_exc.NoSuchVM.code
     assert not os.path.exists(os.path.join(RUN_DIR, "vms", vm_id))
+    assert not os.path.exists(storage)
+    # Its namespace took the layer's mount with it (udev may hold the
+    # device a moment: a bound for a failure, not a timing).
+    deadline = time.monotonic() + 10
+    while loop.devices_of(layer_image) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert loop.devices_of(layer_image) == []
 
 
 # JSON-RPC verb -> (params, the vdsm error a VM gets when it fails).
