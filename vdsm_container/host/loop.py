@@ -92,25 +92,36 @@ def mount(image, target, fstype, flags=0, data=None):
         os.close(file_fd)
 
 
-def devices_of(image):
-    """The loop devices whose backing file is ``image``, by the kernel's
-    own record (``/sys/block/loopN/loop/backing_file``): a device bound to
-    it in any mount namespace counts."""
-    want = os.path.realpath(image)
-    found = []
+def backing_file(device):
+    """The file loop ``device`` is bound to, or None, by the kernel's own
+    record (``/sys/block/loopN/loop/backing_file``, what ``losetup``
+    shows): a device a mount in any namespace holds counts.  A file
+    removed since it was bound ends in " (deleted)"."""
+    try:
+        with open(os.path.join(_SYS_BLOCK, os.path.basename(device), "loop",
+                               "backing_file")) as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return None         # no such device, or not bound to a file
+
+
+def backing_files():
+    """``{"/dev/loopN": backing file}`` of every bound loop device."""
     try:
         names = os.listdir(_SYS_BLOCK)
     except FileNotFoundError:
-        return found
+        return {}
+    found = {}
     for name in names:
-        if not name.startswith("loop"):
-            continue
-        try:
-            with open(os.path.join(_SYS_BLOCK, name, "loop",
-                                   "backing_file")) as f:
-                backing = f.read().rstrip("\n")
-        except OSError:
-            continue        # not bound to a file
-        if backing == want:
-            found.append("/dev/" + name)
-    return sorted(found)
+        if name.startswith("loop"):
+            backing = backing_file(name)
+            if backing is not None:
+                found["/dev/" + name] = backing
+    return found
+
+
+def devices_of(image):
+    """The loop devices bound to file ``image``."""
+    want = os.path.realpath(image)
+    return sorted(dev for dev, backing in backing_files().items()
+                  if backing == want)

@@ -21,6 +21,7 @@ import time
 from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container import pidinfo
+from vdsm_container.host import loop
 from vdsm_container.host import mounts
 from vdsm_container.host import network
 from vdsm_container.host.orphans.scan import runtime_args
@@ -67,11 +68,8 @@ def _reap_mount(paths, part):
 
 def _reap_loop(paths, part):
     # Unmounting freed it (autoclear), and it may back another file now.
-    name = os.path.basename(part["what"])
-    try:
-        with open("/sys/block/%s/loop/backing_file" % name) as f:
-            backing = f.read().strip()
-    except OSError:
+    backing = loop.backing_file(part["what"])
+    if backing is None:
         return
     if backing.endswith(" (deleted)"):
         backing = backing[:-len(" (deleted)")]

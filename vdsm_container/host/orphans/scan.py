@@ -16,6 +16,7 @@ import subprocess
 
 from vdsm_container import pidinfo
 from vdsm_container import runtimes
+from vdsm_container.host import loop
 from vdsm_container.host import mounts as hostmounts
 from vdsm_container.host import network
 from vdsm_container.host.orphans.naming import (
@@ -109,14 +110,8 @@ def mounts(paths):
 
 
 def loops(paths):
-    out = subprocess.run(["losetup", "--list", "--noheadings", "--output",
-                          "NAME,BACK-FILE"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         universal_newlines=True).stdout
     found = []
-    for line in out.splitlines():
-        dev, _, backing = line.strip().partition(" ")
-        backing = backing.strip()
+    for dev, backing in sorted(loop.backing_files().items()):
         if backing.endswith(" (deleted)"):
             backing = backing[:-len(" (deleted)")]
         vm_id = storage_vm_id(paths, backing)
