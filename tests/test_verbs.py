@@ -10,9 +10,10 @@ from vdsm_container.vdsm import domain
 from vdsm_container import errors
 from vdsm_container.vdsm import verbs
 from vdsm_container.container import Container
+from vdsm_container.host import mounts
 
 from .test_container import started, xml_for  # noqa: F401 (fixture)
-from .conftest import bundle_of, in_container
+from .conftest import bundle_of, driver_of, in_container
 
 # The methods lib/vdsm/API.py (class VM, oVirt/vdsm fd4b0df20) calls on a Vm
 # object; test_vdsm_integration re-reads them from the real API.py.
@@ -115,3 +116,26 @@ def test_reset_restarts_the_process(started):  # noqa: F811
         time.sleep(0.1)
     assert boots.count("started") == 2      # the writable layer stayed
     assert ctr.refresh() == constants.UP
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_a_reset_that_fails_leaves_nothing_mounted(started,  # noqa: F811
+                                                   monkeypatch):
+    """A reset mounts the rootfs again for the new run; when that run
+    can't start, the VM is Down (ResetFailed) and the mounts are not left
+    on the host: destroy then leaves nothing (leakcheck)."""
+    ctr = started()
+    driver = driver_of(ctr)
+
+    def refuse(bundle):
+        assert mounts.mounted_under(bundle.storage_dir), \
+            "the rootfs was not mounted again for the new run"
+        raise errors.CannotCreateVM("refused by the test")
+
+    monkeypatch.setattr(driver, "start", refuse)
+    with pytest.raises(errors.ResetFailed):
+        ctr.reset()
+    assert ctr.lastStatus == constants.DOWN
+    assert mounts.mounted_under(bundle_of(ctr).storage_dir) == []
+    ctr.destroy(gracefulAttempts=0)
