@@ -16,7 +16,6 @@ import uuid
 import pytest
 
 from vdsm_container import config, runtimes
-from vdsm_container.host import loop
 
 from . import leaks
 
@@ -143,17 +142,6 @@ def in_container(ctr, path="/"):
     rootfs is mounted in its own mount namespace only
     (``Bundle.release_host_mounts``)."""
     return "/proc/%d/root/%s" % (bundle_of(ctr).pid(), path.lstrip("/"))
-
-
-def loop_freed(image, bound=10):
-    """Whether the image's loop device goes after its unmount.  Where udev
-    runs (systemd hosts) it opens a device that changed to probe it, and
-    the device is freed at its last close: a bound for a failure, not a
-    timing."""
-    deadline = time.monotonic() + bound
-    while loop.devices_of(image) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return loop.devices_of(image) == []
 
 
 def driver_of(ctr):

@@ -13,8 +13,10 @@ conmon stays a zombie, which holds no resource.
 import glob
 import os
 import subprocess
+import time
 
 from vdsm_container import pidinfo
+from vdsm_container.host import loop
 from vdsm_container.runtimes import proc
 from vdsm_container.stats import cgroups
 
@@ -132,8 +134,16 @@ def remove_cgroup_parent(parent):
 
 def loop_devices(marker):
     """Loop devices whose backing file is below ``marker``."""
-    out = subprocess.run(["losetup", "--list", "--noheadings", "--output",
-                          "NAME,BACK-FILE"], stdout=subprocess.PIPE,
-                         universal_newlines=True).stdout
-    return sorted(line.strip() for line in out.splitlines()
-                  if marker in line)
+    return sorted("%s %s" % (dev, backing) for dev, backing in
+                  loop.backing_files().items() if marker in backing)
+
+
+def loop_freed(image, bound=10):
+    """Whether the image's loop device goes after its unmount.  Where udev
+    runs (systemd hosts) it opens a device that changed to probe it, and
+    the device is freed at its last close: a bound for a failure, not a
+    timing."""
+    deadline = time.monotonic() + bound
+    while loop.devices_of(image) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return loop.devices_of(image) == []

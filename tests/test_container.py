@@ -23,8 +23,8 @@ from vdsm_container.host import loop
 from vdsm_container.host import mounts
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.stats import cgroups
-from .conftest import bundle_of, driver_of, host_shape, in_container, \
-    loop_freed
+from .conftest import bundle_of, driver_of, host_shape, in_container
+from .leaks import loop_freed
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 

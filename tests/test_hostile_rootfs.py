@@ -22,6 +22,7 @@ from vdsm_container.container import Container, create
 from vdsm_container.spec import domxml
 
 from . import imagebuild as ib
+from .conftest import in_container
 from .imagebuild import entry, layer
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
@@ -69,12 +70,6 @@ def bundle_of(ctr):
     return Bundle(ctr.paths, ctr.id)
 
 
-def rootfs_of(ctr):
-    """The running container's rootfs from the host: through its init
-    process (the overlay is mounted in the container's namespace only)."""
-    return "/proc/%d/root" % bundle_of(ctr).pid()
-
-
 def destroy(ctr):
     Container.load(ctr.id, paths=ctr.paths).destroy(gracefulAttempts=0)
 
@@ -103,8 +98,8 @@ def test_runtime_dirs_symlinked_to_the_host(request, busybox_oci, tmp_path,
     try:
         assert ctr.lastStatus == "Up"
         assert snapshot(victim) == before
-        assert os.path.isdir(os.path.join(rootfs_of(ctr), name)) and \
-            not os.path.islink(os.path.join(rootfs_of(ctr), name))
+        assert os.path.isdir(os.path.join(in_container(ctr), name)) and \
+            not os.path.islink(os.path.join(in_container(ctr), name))
     finally:
         destroy(ctr)
     assert snapshot(victim) == before
@@ -147,7 +142,7 @@ def test_volume_target_through_a_symlink(paths, busybox_oci, tmp_path,
             dest = [m["destination"] for m in json.load(f)["mounts"]
                     if m["type"] == "bind"][0]
         assert dest != "/srv/data"
-        walked = rootfs_of(ctr)
+        walked = in_container(ctr)
         for part in dest.strip("/").split("/"):
             walked = os.path.join(walked, part)
             assert not os.path.islink(walked), walked

@@ -46,9 +46,8 @@ def test_limits_in_the_cgroup(paths, busybox_oci):
         # mounted in the container's namespace only, once it runs).
         (layer_dev,) = loop.devices_of(os.path.join(
             bundle_of(ctr).storage_dir, "layer.img"))
-        major, minor = os.major(os.stat(layer_dev).st_rdev), \
-            os.minor(os.stat(layer_dev).st_rdev)
-        dev = "%d:%d" % (major, minor)
+        rdev = os.stat(layer_dev).st_rdev
+        dev = "%d:%d" % (os.major(rdev), os.minor(rdev))
         if h.version == 1:
             mem = h.path(rel, "memory")
             assert int(read(mem + "/memory.limit_in_bytes")) == 128 << 20

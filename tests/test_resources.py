@@ -21,7 +21,8 @@ from vdsm_container.runtimes import oci
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
 
-from .conftest import bundle_of, in_container, loop_freed
+from .conftest import bundle_of, in_container
+from .leaks import loop_freed
 from .test_domxml import edited, set_attr, set_text
 from .test_container import wait_status
 

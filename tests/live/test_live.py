@@ -22,6 +22,7 @@ from vdsm_container.host import mounts
 from vdsm_container.runtimes import proc
 from vdsm_container.vdsm import hostmark
 
+from ..leaks import loop_freed
 from ..vdsmschema import Schema
 from .conftest import POLITE, RUN_DIR, STORAGE_DIR, STUBBORN, VDSM_LOG, \
     client, connect, container_xml, services, stats, vm_list, wait_stats
@@ -102,12 +103,8 @@ def test_create_up_stats_destroy(made, cli, events, schema):
     assert code_of(cli.VM.getStats, vmID=vm_id) == vdsm_exc.NoSuchVM.code
     assert not os.path.exists(os.path.join(RUN_DIR, "vms", vm_id))
     assert not os.path.exists(storage)
-    # Its namespace took the layer's mount with it (udev may hold the
-    # device a moment: a bound for a failure, not a timing).
-    deadline = time.monotonic() + 10
-    while loop.devices_of(layer_image) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert loop.devices_of(layer_image) == []
+    # Its namespace took the layer's mount with it.
+    assert loop_freed(layer_image)
 
 
 # JSON-RPC verb -> (params, the vdsm error a VM gets when it fails).

@@ -104,13 +104,11 @@ def restart(paths, driver, bundle, image_key):
             bundle.remount_rootfs(os.path.join(
                 imagecache.Cache(paths.image_cache).entry(image_key),
                 "rootfs"))
-        pid = driver.start(bundle)
-    except BaseException:
-        # Mounted but not started: nothing holds the mounts but the host.
+        return driver.start(bundle)
+    finally:
+        # Started: the container's namespace holds them.  Not started:
+        # nothing needs them, and nothing else would unmount them.
         bundle.release_host_mounts()
-        raise
-    bundle.release_host_mounts()
-    return pid
 
 
 def teardown(paths, driver, bundle):
