@@ -3,6 +3,7 @@ test addresses (198.18.0.0/15, the benchmarking range, on a bridge with no
 uplink: nothing leaves this machine)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 from vdsm_container import constants
 from vdsm_container.spec import domxml
 from vdsm_container import errors
+from vdsm_container import files
 from vdsm_container.host import network
 from vdsm_container.container import Container, create
 
@@ -239,3 +241,86 @@ def test_full_bridge_is_refused_and_leaves_nothing(paths, busybox_oci,
                                                                     0))
     assert len(os.listdir("/sys/class/net/%s/brif" % name)) == \
         network.BRIDGE_MAX_PORTS
+
+
+@pytest.fixture
+def path_without(tmp_path, monkeypatch):
+    """``path_without(*names)``: PATH as it is, less the commands
+    ``names`` (a directory of links to every other command on it)."""
+    def hide(*names):
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        for d in os.environ["PATH"].split(os.pathsep):
+            for name in (os.listdir(d) if os.path.isdir(d) else ()):
+                link = bindir / name
+                if name not in names and not os.path.lexists(link):
+                    os.symlink(os.path.join(d, name), link)
+        monkeypatch.setenv("PATH", str(bindir))
+        for name in names:
+            assert shutil.which(name) is None
+    return hide
+
+
+def test_dhcp_through_busybox_where_there_is_no_udhcpc(paths, busybox_oci,
+                                                       dnsmasq,
+                                                       path_without):
+    """EL9's busybox (EPEL) has no applet links: no udhcpc command."""
+    path_without("udhcpc")
+    assert network.udhcpc_command() == ["busybox", "udhcpc"]
+    name, net = dnsmasq
+    ctr = make(paths, busybox_oci, [(name, "56:6f:00:cc:00:02")], "dhcp")
+    deadline = time.monotonic() + 20
+    ips = ""
+    while time.monotonic() < deadline and not ips:
+        time.sleep(0.2)
+        ips = network.guest_info(ctr.paths, ctr.id).get("guestIPs", "")
+    assert ips.startswith(net + ".")
+    pidfile = network._read_state(ctr.paths, ctr.id)["dhcp"][0]
+    with open("/proc/%d/cmdline" % files.read_pid(pidfile), "rb") as f:
+        assert f.read().split(b"\0")[:2] == [b"busybox", b"udhcpc"]
+    ctr.destroy(gracefulAttempts=0)     # leakcheck: the client went too
+
+
+def test_dhcp_without_busybox_is_refused_and_leaves_nothing(
+        paths, busybox_oci, bridge, path_without):
+    path_without("udhcpc", "busybox")
+    name, net = bridge
+    ctr = Container.from_xml(domxml.build(
+        str(uuid.uuid4()), "net", "runc", busybox_oci,
+        command=["sleep", "1000"], nics=[(name, "56:6f:00:cc:00:03")],
+        custom={"containerNetwork": "dhcp"}), paths=paths)
+    with pytest.raises(errors.CannotCreateVM) as e:
+        ctr.run()
+    assert "neither udhcpc nor busybox is installed" in str(e.value)
+    assert ctr.lastStatus == constants.DOWN
+    assert not os.path.exists("/sys/class/net/" + network.host_name(ctr.id,
+                                                                    0))
+
+
+def test_teardown_deletes_the_host_end_itself(paths, caplog):
+    """The host end goes at once, by RTM_DELLINK, on every pyroute2 this
+    package allows (before 0.7 it sets NLM_F_EXCL, which kernels >= 5.19
+    refuse as NLM_F_BULK): its peer here stays in the host's namespace,
+    so the namespace's removal cannot take it along."""
+    vm_id = str(uuid.uuid4())
+    tag = uuid.uuid4().hex[:6]
+    host_end, peer = network.host_name(vm_id, 0), "vcpeer" + tag
+    netns = network.netns_prefix(paths) + tag
+    os.makedirs(paths.vm_run_dir(vm_id))
+    network._write_state(paths, vm_id, {
+        "netns": netns, "dhcp": [],
+        "nics": [{"host": host_end, "mac": "56:6f:00:ee:00:02",
+                  "bridge": "none"}]})
+    sh("ip", "netns", "add", netns)
+    sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", peer)
+    try:
+        network.teardown(paths, vm_id)
+        assert not os.path.exists("/sys/class/net/" + host_end)
+        assert not os.path.exists("/sys/class/net/" + peer)
+        assert not os.path.exists(os.path.join(network.NETNS_DIR, netns))
+        assert not os.path.exists(network._state_path(paths, vm_id))
+        assert "Cannot remove" not in caplog.text
+    finally:
+        sh("ip", "link", "del", host_end, check=False)
+        sh("ip", "netns", "del", netns, check=False)
+        os.rmdir(paths.vm_run_dir(vm_id))

@@ -11,6 +11,13 @@ Addresses (``containerNetwork``): ``static`` ones are set here; ``dhcp``
 runs busybox udhcpc for the container, from the host side, inside its
 namespace (application containers have no DHCP client; Incus and Proxmox
 do the same), and udhcpc keeps renewing the lease; ``none`` sets nothing.
+EL9's busybox (EPEL) installs no applet links: there udhcpc runs as
+``busybox udhcpc``.
+
+pyroute2 from 0.5.14 on (EPEL 9 ships 0.5.14, oVirt 4.5's OpenStack
+repositories 0.6.6): before 0.7 its link deletion sets NLM_F_EXCL, which
+kernels from 5.19 on read as NLM_F_BULK and refuse (EOPNOTSUPP);
+``_delete_link`` sends the plain request then.
 
 What was made is recorded in ``network.json`` in the VM's run directory
 before it is made, so teardown (destroy, a failed start, another process
@@ -26,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -46,6 +54,10 @@ NETNS_DIR = "/var/run/netns"
 BRIDGE_MAX_PORTS = 1023
 STATE_FILE = "network.json"
 SCRIPT_FILE = "udhcpc.script"
+# include/uapi/linux/rtnetlink.h, netlink.h (_delete_link)
+RTM_DELLINK = 17
+NLM_F_REQUEST = 0x01
+NLM_F_ACK = 0x04
 
 # udhcpc calls this with $1 = deconfig|bound|renew|leasefail|nak and the
 # lease in the environment; it runs inside the container's namespace.
@@ -182,6 +194,27 @@ def _configure(ns, ifname, cfg):
                  gateway=cfg.gateway)
 
 
+def udhcpc_command():
+    """How to run udhcpc here: the ``udhcpc`` command where there is one
+    (Debian's udhcpc package), else busybox's applet (EL9's busybox has
+    no applet links); CannotCreateVM when neither is installed."""
+    if shutil.which("udhcpc"):
+        return ["udhcpc"]
+    if shutil.which("busybox"):
+        return ["busybox", "udhcpc"]
+    raise errors.CannotCreateVM("containerNetwork=dhcp needs busybox's "
+                                "udhcpc: neither udhcpc nor busybox is "
+                                "installed on this host")
+
+
+def _is_udhcpc(argv):
+    """The command line is udhcpc's own (not ``ip netns exec`` before it
+    has exec'd it), as a command or as busybox's applet."""
+    name = os.path.basename(argv[0]) if argv else b""
+    return name == b"udhcpc" or \
+        name == b"busybox" and argv[1:2] == [b"udhcpc"]
+
+
 def _start_dhcp(paths, vm_id, netns_name, ifname):
     run_dir = paths.vm_run_dir(vm_id)
     script = os.path.join(run_dir, SCRIPT_FILE)
@@ -192,9 +225,10 @@ def _start_dhcp(paths, vm_id, netns_name, ifname):
     pidfile = os.path.join(run_dir, "udhcpc-%s.pid" % ifname)
     # Its own session: the client outlives the process that started it,
     # as the container does.
-    subprocess.Popen(["ip", "netns", "exec", netns_name, "udhcpc", "-f",
-                      "-i", ifname, "-s", script, "-p", pidfile, "-t", "5",
-                      "-T", "1", "-A", "5", "-S"],
+    subprocess.Popen(["ip", "netns", "exec", netns_name]
+                     + udhcpc_command()
+                     + ["-f", "-i", ifname, "-s", script, "-p", pidfile,
+                        "-t", "5", "-T", "1", "-A", "5", "-S"],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True)
     return pidfile
@@ -219,11 +253,11 @@ def _find_udhcpc(pidfile):
             continue
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if pidfile.encode() in f.read() and b"udhcpc" in \
-                        open("/proc/%s/comm" % pid, "rb").read():
-                    return int(pid)
+                argv = f.read().split(b"\0")
         except OSError:
             continue
+        if pidfile.encode() in argv and _is_udhcpc(argv):
+            return int(pid)
     return None
 
 
@@ -242,12 +276,35 @@ def teardown(paths, vm_id):
         for nic in state.get("nics", ()):
             for idx in host.link_lookup(ifname=nic["host"]):
                 try:
-                    host.link("del", index=idx)
+                    _delete_link(host, idx)
                 except Exception as e:
                     log.warning("Cannot remove %s: %s", nic["host"], e)
     if os.path.exists(os.path.join(NETNS_DIR, state["netns"])):
         pyroute2_netns.remove(state["netns"])
     os.unlink(_state_path(paths, vm_id))
+
+
+def _delete_link(host, index):
+    """Delete a link, on any pyroute2 this package allows and any kernel.
+
+    pyroute2 before 0.7 sends RTM_DELLINK with NLM_F_CREATE|NLM_F_EXCL;
+    from Linux 5.19 on NLM_F_EXCL means NLM_F_BULK in a delete request and
+    the kernel refuses it with EOPNOTSUPP.  Then the request goes again
+    with NLM_F_REQUEST|NLM_F_ACK only (what ``ip link del`` sends): those
+    versions take a (message type, flags) pair as the command.  The
+    namespace's removal would take the veth along too, but asynchronously
+    and only once nothing holds the namespace: teardown must not wait on
+    that.  The kernel's numbers are written here: pyroute2 0.6's
+    namespace-package modules fail to import on newer Pythons.
+    """
+    try:
+        host.link("del", index=index)
+    except Exception as e:
+        if getattr(e, "code", None) != errno.EOPNOTSUPP:
+            raise
+        log.debug("RTM_DELLINK with pyroute2's flags refused (%s): again "
+                  "with NLM_F_REQUEST|NLM_F_ACK", e)
+        host.link((RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK), index=index)
 
 
 def stats(paths, vm_id, now=None):
