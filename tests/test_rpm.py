@@ -19,6 +19,8 @@ import tarfile
 
 import pytest
 
+from . import el9repos
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 EL9_PYTHON = os.path.join(REPO, ".venv-el9", "bin", "python")
@@ -157,6 +159,41 @@ def test_host_package(built):
     assert "/usr/bin/ovirt-container" not in files
     requires = _requires(rpms["vdsm-container"])
     assert "vdsm" in requires and "runc" in requires
+
+
+def test_requirements_install_on_el9_with_ovirt_and_epel(built):
+    """Every Requires and Recommends of both packages, the generated
+    python3.9dist() ones included, is met by a package of EL9, EPEL 9 or
+    oVirt 4.5 (tests/el9repos.py: the table, with each row's source)."""
+    rpms, _ = built
+    seen = []
+    for rpm in rpms.values():
+        for query in ("--requires", "--recommends"):
+            out = subprocess.run(["rpm", "-qp", query, rpm], check=True,
+                                 capture_output=True, text=True).stdout
+            seen += [el9repos.el9_requirement(line, PY_VERSION)
+                     for line in out.splitlines() if line.strip()]
+    assert el9repos.unmet(seen) == []
+    assert "python3.9dist(pyroute2) >= 0.5.14" in seen
+    assert "python(abi) = 3.9" in seen and "crun" in seen
+    assert "skopeo" not in seen
+
+
+def test_scriptlets(built):
+    """%post marks the host (raising the sysctl.d settings) and reloads
+    systemd's units where systemd runs; %postun reloads them again."""
+    rpms, _ = built
+    scripts = subprocess.run(["rpm", "-qp", "--scripts",
+                              rpms["vdsm-container"]], check=True,
+                             capture_output=True, text=True).stdout
+    post = scripts.split("postinstall scriptlet")[1].split("scriptlet")[0]
+    postun = scripts.split("postuninstall scriptlet")[1]
+    assert "/usr/bin/vdsm-container mark-host" in post
+    for body in (post, postun):
+        assert "if [ -d /run/systemd/system ]; then" in body
+        assert "systemctl daemon-reload" in body
+    requires = _requires(rpms["vdsm-container"])
+    assert requires.count("systemd") == 2        # Requires(post, postun)
 
 
 def test_engine_package(built):
