@@ -37,6 +37,24 @@ def host_shape():
                        else "no systemd")
 
 
+# A test that takes one of these (a private tree for real containers, their
+# leak check, a runtime) or is marked runtime or network needs root and
+# the runtimes: it gets the ``root_container`` marker.  The Python 3.9 run
+# of ``make check`` (vdsm on EL9 runs 3.9) takes the others:
+# ``-m "not root_container"``.
+ROOT_CONTAINER_FIXTURES = frozenset(("paths", "userns_paths", "leakcheck",
+                                     "runtime"))
+ROOT_CONTAINER_MARKERS = ("runtime", "network")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if ROOT_CONTAINER_FIXTURES & set(getattr(item, "fixturenames", ())) \
+                or any(item.get_closest_marker(m)
+                       for m in ROOT_CONTAINER_MARKERS):
+            item.add_marker(pytest.mark.root_container)
+
+
 def pytest_report_header(config):
     return "host shape: %s" % host_shape()
 
