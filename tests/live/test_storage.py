@@ -10,12 +10,14 @@ release them.
 
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
 
 from . import storage
-from .conftest import POLITE, connect, container_xml, stats, vm_list
+from .conftest import (POLITE, VDSM_LOG, WAIT, connect, container_xml,
+                       services, stats, vm_list)
 
 RUN_STORAGE = "/run/vdsm/storage"     # vdsm's sc.P_VDSM_STORAGE
 
@@ -81,3 +83,140 @@ def test_container_up_from_a_volume_and_torn_down_at_destroy(
         cli.VM.destroy(vmID=vm_id)
     assert vm_id not in vm_list(cli)
     assert not os.path.lexists(prepared_link(dc, img_id))
+
+
+def _create(cli, dc, disks, command=POLITE, custom=None):
+    vm_id = str(uuid.uuid4())
+    xml = storage.with_volume_disks(
+        container_xml(vm_id, "live-sd-%s" % vm_id[:8], "/nonexistent",
+                      command, custom), dc, disks)
+    cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
+    return vm_id
+
+
+def _destroy(cli, vm_id):
+    try:
+        cli.VM.destroy(vmID=vm_id)
+    except Exception:
+        pass
+
+
+def _debugfs_cat(path, name):
+    return subprocess.run(["debugfs", "-R", "cat /%s" % name, path],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True).stdout
+
+
+def test_second_disk_is_a_container_volume(dc, cli, events, image_volume):
+    """A second disk of the domain, holding an ext4 as a guest would have
+    made it, mounted where containerVolumes says; the container's write is
+    on the volume after destroy, and both volumes are torn down."""
+    data_img, data_vol = dc.create_volume(32 * storage.MIB)
+    path = dc.prepare(data_img, data_vol)
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True)
+    finally:
+        dc.teardown(data_img, data_vol)
+    command = ["sh", "-c", 'echo written-inside > /var/lib/data/marker; '
+               'trap "exit 0" TERM; while :; do sleep 0.2; done']
+    vm_id = _create(cli, dc, {"sda": image_volume,
+                              "sdb": (data_img, data_vol)}, command,
+                    {"containerVolumes": "ua-%s:/var/lib/data" % data_img})
+    try:
+        events.wait_status(vm_id, "Up")
+        assert os.path.islink(prepared_link(dc, data_img))
+    finally:
+        cli.VM.destroy(vmID=vm_id)
+    assert not os.path.lexists(prepared_link(dc, data_img))
+    assert not os.path.lexists(prepared_link(dc, image_volume[0]))
+    path = dc.volume_path(data_img, data_vol)
+    assert _debugfs_cat(path, "marker").strip() == "written-inside"
+
+
+def test_archive_in_a_larger_volume_whose_tail_is_not_zero(dc, cli, events,
+                                                           image):
+    """An upload writes the archive at the volume's start and leaves the
+    rest as it was: here random bytes (a block volume's old extents)."""
+    size = storage.volume_size_for(image) + 4 * storage.MIB
+    img_id, vol_id = dc.create_volume(size)
+    path = dc.prepare(img_id, vol_id)
+    try:
+        with open(path, "r+b") as f:
+            f.write(os.urandom(size))
+    finally:
+        dc.teardown(img_id, vol_id)
+    dc.upload(img_id, vol_id, image)
+    with open(dc.volume_path(img_id, vol_id), "rb") as f:
+        f.seek(size - 4096)
+        assert f.read(4096) != bytes(4096)
+    vm_id = _create(cli, dc, {"sda": (img_id, vol_id)})
+    try:
+        events.wait_status(vm_id, "Up")
+    finally:
+        cli.VM.destroy(vmID=vm_id)
+    assert not os.path.lexists(prepared_link(dc, img_id))
+
+
+def test_crashed_container_has_its_volumes_torn_down(dc, cli, events,
+                                                     image_volume):
+    vm_id = _create(cli, dc, {"sda": image_volume})
+    try:
+        events.wait_status(vm_id, "Up")
+        assert os.path.islink(prepared_link(dc, image_volume[0]))
+        os.kill(int(stats(cli, vm_id)["pid"]), 9)
+        events.wait_status(vm_id, "Down")
+        assert not os.path.lexists(prepared_link(dc, image_volume[0]))
+    finally:
+        _destroy(cli, vm_id)
+
+
+def test_missing_volume_is_vdsm_error_naming_the_disk(dc, cli, events,
+                                                     image_volume):
+    """Image.prepare failing (a volume the domain doesn't have): Down with
+    vdsm's error, which names the volume; nothing left prepared."""
+    missing = str(uuid.uuid4())
+    vm_id = _create(cli, dc, {"sda": image_volume,
+                              "sdb": (str(uuid.uuid4()), missing)})
+    try:
+        down = events.wait_status(vm_id, "Down")
+        assert missing in down.get("exitMessage", ""), down
+        assert not os.path.lexists(prepared_link(dc, image_volume[0]))
+    finally:
+        _destroy(cli, vm_id)
+
+
+def _log_since(offset):
+    with open(VDSM_LOG, errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def test_vdsmd_restart_recovers_containers_with_volumes_prepared(
+        dc, events, image_volume):
+    """vdsmd restarts with a container running: vdsm's recovery waits for
+    the pool (clientIF._waitForStoragePool), Engine reconnects it
+    (connectStorageServer, StoragePool.connect, spmStart), recovery
+    prepares the container's volumes again (_preparePathsForRecoveredVMs):
+    the recovered container holds them, its destroy tears them down."""
+    cli = dc.cli
+    vm_id = _create(cli, dc, {"sda": image_volume})
+    try:
+        events.wait_status(vm_id, "Up")
+        offset = os.path.getsize(VDSM_LOG)
+        services("restart", "vdsmd")
+        events.subscribe()
+        dc.cli = cli = connect()
+        dc.connected = dc.spm = False
+        dc.connect_server()
+        dc.connect_pool()
+        dc.start_spm()
+        deadline = time.monotonic() + WAIT
+        while "recovery: completed" not in _log_since(offset):
+            assert time.monotonic() < deadline, "recovery never completed"
+            time.sleep(0.2)
+        assert "preparing paths for domain %s" % vm_id in _log_since(offset)
+        assert stats(cli, vm_id)["status"] == "Up"
+        assert os.path.islink(prepared_link(dc, image_volume[0]))
+    finally:
+        _destroy(cli, vm_id)
+    assert not os.path.lexists(prepared_link(dc, image_volume[0]))
