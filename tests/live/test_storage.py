@@ -42,6 +42,12 @@ def dc():
         finally:
             cli.close()
             fs.remove()
+        # The domain's run directory (vdsm's sd.py getImageRundir parent):
+        # every image link in it gone with the tests' teardowns.
+        rundir = os.path.join(RUN_STORAGE, center.sd_id)
+        if os.path.isdir(rundir):
+            assert os.listdir(rundir) == []
+            os.rmdir(rundir)
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +189,35 @@ def test_missing_volume_is_vdsm_error_naming_the_disk(dc, cli, events,
         assert not os.path.lexists(prepared_link(dc, image_volume[0]))
     finally:
         _destroy(cli, vm_id)
+
+
+
+def test_pool_not_connected_is_vdsm_error_naming_the_disk(dc, cli, events,
+                                                         image_volume):
+    """The host's pool disconnected (a host Engine has not connected yet,
+    or whose domain is gone): Image.prepare fails, the container is Down
+    with vdsm's error naming the volume, nothing prepared; connected again
+    as Engine does, a container starts."""
+    dc.stop_spm()
+    cli.StoragePool.disconnect(storagepoolID=dc.pool_id,
+                               hostID=storage.HOST_ID, scsiKey=dc.pool_id)
+    dc.connected = False
+    try:
+        vm_id = _create(cli, dc, {"sda": image_volume})
+        try:
+            down = events.wait_status(vm_id, "Down")
+            assert image_volume[1] in down.get("exitMessage", ""), down
+            assert not os.path.lexists(prepared_link(dc, image_volume[0]))
+        finally:
+            _destroy(cli, vm_id)
+    finally:
+        dc.connect_pool()
+        dc.start_spm()
+    vm_id = _create(cli, dc, {"sda": image_volume})
+    try:
+        events.wait_status(vm_id, "Up")
+    finally:
+        cli.VM.destroy(vmID=vm_id)
 
 
 def _log_since(offset):
