@@ -142,10 +142,9 @@ def container_xml(vm_id, name, image, command, custom=None):
     the block volume, which need bridges and a block domain.
 
     The image disk is a plain path, without its storage-domain ids
-    (``ovirt-vm:device`` poolID/domainID/imageID/volumeID): this host runs
-    vdsm with its storage side off (``irs_enable = false``: no
-    device-mapper for multipath/LVM), and vdsm's
-    ``clientIF.prepareVolumePath`` takes such a disk's path as it is."""
+    (``ovirt-vm:device`` poolID/domainID/imageID/volumeID): vdsm's
+    ``clientIF.prepareVolumePath`` takes such a disk's path as it is.
+    Disks that are volumes of a data domain: test_storage.py."""
     root = ET.parse(ENGINE_XML).getroot()
     root.find("uuid").text = vm_id
     root.find("name").text = name
@@ -247,7 +246,6 @@ class Made:
         self.events = events
         self.image = image
         self.vm_ids = []
-        self.restart_vdsmd_after = False
 
     def container(self, command=POLITE, wait_up=True, custom=None):
         vm_id = str(uuid.uuid4())
@@ -265,14 +263,6 @@ class Made:
         self.vm_ids.append(("vm", vm_id))
         self.cli.VM.create(vmID=vm_id, vmParams={"xml": plain_vm_xml(vm_id)})
         return vm_id
-
-    def forget_half_destroyed(self, vm_id):
-        """A plain VM vdsm failed to finish destroying: undefine it in
-        libvirt and restart vdsmd at cleanup, which drops it."""
-        self.vm_ids.remove(("vm", vm_id))
-        subprocess.run(["virsh", "undefine", plain_vm_name(vm_id)],
-                       stdout=subprocess.DEVNULL)
-        self.restart_vdsmd_after = True
 
     def cleanup(self):
         """Destroy through vdsm; where vdsm fails, by hand (the plugin's
@@ -299,9 +289,6 @@ class Made:
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         cli.close()
-        if self.restart_vdsmd_after:
-            services("restart", "vdsmd")
-            self.events.subscribe()
         assert failures == []
 
 

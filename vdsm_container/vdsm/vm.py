@@ -103,6 +103,15 @@ class VdsmContainer(Container, _vm.Vm):
         self.xml = with_disk_paths(self.xml, prepared)
         self._domain_xml = domain.DomainXML(self.xml)
 
+    def setDownStatus(self, code, exitReasonCode, exitMessage=""):
+        """Down, its drives released at once: vdsm's ``Vm._onQemuDeath``
+        -> ``releaseVm`` -> ``_cleanup`` -> ``_cleanupDrives`` tears a
+        crashed VM's volumes down before Engine's destroy; destroy and a
+        failed start have released them already (``release_storage`` is
+        idempotent)."""
+        Container.setDownStatus(self, code, exitReasonCode, exitMessage)
+        self.release_storage()
+
     def release_storage(self):
         while self._prepared_drives:
             drive = self._prepared_drives.pop()

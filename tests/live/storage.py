@@ -1,0 +1,266 @@
+"""A data center built over JSON-RPC with vdsm's storage verbs, in the order
+Engine sends them to a host, and the container XML whose disks are volumes
+of its domain.
+
+Engine's flow (ovirt-engine's AddStoragePoolWithStorages /
+ConnectStorageToVdsCommand / CreateStorageDomainVDSCommand /
+CreateStoragePoolVDSCommand / ConnectStoragePoolVDSCommand /
+SpmStartVDSCommand, then AddDiskCommand's CreateVolumeVDSCommand): connect
+the storage server, create the domain, create the pool with it as master,
+connect the pool, start the SPM (a task: Task.getStatus until finished,
+Task.clear), create volumes (tasks too).
+
+Values are what vdsm's code reads, not the schema's enum names: vdsm's
+hsm.py and storageServer.py take integer domain types (sd.LOCALFS_DOMAIN 4),
+domain classes (sd.DATA_DOMAIN 1), volume formats (sc.RAW_FORMAT 5) and
+allocation (sc.SPARSE_VOL 2, sc.PREALLOCATED_VOL 1), as Engine sends them;
+a connection is a dict with ``id`` and ``connection``
+(storageServer._connectionDict2ConnectionInfo).
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+
+LOCALFS_DOMAIN = 4      # vdsm storage/sd.py
+DATA_DOMAIN = 1         # sd.DATA_DOMAIN
+RAW_FORMAT = 5          # vdsm storage/constants.py
+SPARSE_VOL = 2
+PREALLOCATED_VOL = 1
+BLANK_UUID = "00000000-0000-0000-0000-000000000000"
+DOMAIN_VERSION = 5
+HOST_ID = 1
+MIB = 1024 * 1024
+
+WAIT = float(os.environ.get("LIVE_WAIT", "60"))
+
+
+class TaskFailed(AssertionError):
+    pass
+
+
+def wait_task(cli, task_id, timeout=WAIT):
+    """Task.getStatus until the task is finished, then Task.clear, as
+    Engine's SPMAsyncTask polls and clears a task; its failure raised."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = cli.Task.getStatus(taskID=task_id)
+        if st["taskState"] == "finished":
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError("task %s still %s after %ds"
+                                 % (task_id, st["taskState"], timeout))
+        time.sleep(0.2)
+    cli.Task.clear(taskID=task_id)
+    if st["taskResult"] != "success":
+        raise TaskFailed("task %s: %s (code %s)"
+                         % (task_id, st["message"], st["code"]))
+    return st
+
+
+def transform_path(path):
+    """vdsm's fileUtils.transformPath: the link name under /rhev/data-center/
+    mnt of a LOCALFS connection (its ``/`` become ``_``)."""
+    return path.replace("_", "__").replace("/", "_")
+
+
+class LocalFS:
+    """An ext4 file system on a loop device (not tmpfs: vdsm opens a
+    domain's metadata and volumes with O_DIRECT), the directory a LOCALFS
+    domain is created in, owned vdsm:kvm as vdsm requires
+    (fileSD.validateDirAccess)."""
+
+    def __init__(self, size_mib=1024):
+        # Not under pytest's tmp dirs (0700 root): user vdsm walks to it.
+        base = tempfile.mkdtemp(prefix="vdsm-container-live-localfs-",
+                                dir="/var/tmp")
+        os.chmod(base, 0o755)
+        self.base = base
+        self.image = os.path.join(base, "localfs.img")
+        self.mountpoint = os.path.join(base, "mnt")
+        self.path = os.path.join(self.mountpoint, "domain")
+        os.makedirs(self.mountpoint, exist_ok=True)
+        with open(self.image, "wb") as f:
+            f.truncate(size_mib * MIB)
+        subprocess.run(["mkfs.ext4", "-q", "-F", self.image], check=True)
+        subprocess.run(["mount", "-o", "loop", self.image, self.mountpoint],
+                       check=True)
+        os.mkdir(self.path)
+        subprocess.run(["chown", "vdsm:kvm", self.path], check=True)
+        os.chmod(self.path, 0o755)
+
+    def remove(self):
+        subprocess.run(["umount", "-d", self.mountpoint], check=True)
+        shutil.rmtree(self.base)
+
+
+class DataCenter:
+    """One pool with one LOCALFS data domain, this host its SPM."""
+
+    def __init__(self, cli, path):
+        self.cli = cli
+        self.path = path
+        self.sd_id = str(uuid.uuid4())
+        self.pool_id = str(uuid.uuid4())
+        self.conn_id = str(uuid.uuid4())
+        self.connected = False
+        self.spm = False
+
+    @property
+    def connection(self):
+        return {"id": self.conn_id, "connection": self.path, "user": "",
+                "password": "", "vfs_type": "", "mnt_options": ""}
+
+    def mount_dir(self):
+        """The domain's directory as vdsm reaches it."""
+        return os.path.join("/rhev/data-center/mnt",
+                            transform_path(self.path), self.sd_id)
+
+    def connect_server(self):
+        res = self.cli.StoragePool.connectStorageServer(
+            storagepoolID=BLANK_UUID, domainType=LOCALFS_DOMAIN,
+            connectionParams=[self.connection])
+        assert [c["status"] for c in res] == [0], res
+
+    def build(self):
+        """connectStorageServer, StorageDomain.create, StoragePool.create,
+        StoragePool.connect, spmStart: Engine's order for a new local DC."""
+        self.connect_server()
+        self.cli.StorageDomain.create(
+            storagedomainID=self.sd_id, domainType=LOCALFS_DOMAIN,
+            typeArgs=self.path, name="live-localfs",
+            domainClass=DATA_DOMAIN, version=DOMAIN_VERSION,
+            blockSize=0, maxHosts=250)      # 0: sc.BLOCK_SIZE_AUTO
+        self.cli.StoragePool.create(
+            storagepoolID=self.pool_id, name="live-dc",
+            masterSdUUID=self.sd_id, masterVersion=1,
+            domainList=[self.sd_id], lockRenewalIntervalSec=5,
+            leaseTimeSec=60, ioOpTimeoutSec=10, leaseRetries=3)
+        self.connect_pool()
+        self.start_spm()
+
+    def connect_pool(self):
+        self.cli.StoragePool.connect(
+            storagepoolID=self.pool_id, hostID=HOST_ID,
+            scsiKey=self.pool_id, masterSdUUID=self.sd_id, masterVersion=1,
+            domainDict={self.sd_id: "active"})
+        self.connected = True
+
+    def start_spm(self):
+        task = self.cli.StoragePool.spmStart(
+            storagepoolID=self.pool_id, prevID=-1, prevLver="-1",
+            enableScsiFencing="false", maxHostID=250,
+            domVersion=DOMAIN_VERSION)
+        wait_task(self.cli, task)
+        self.spm = True
+
+    def stop_spm(self):
+        self.cli.StoragePool.spmStop(storagepoolID=self.pool_id)
+        self.spm = False
+
+    def create_volume(self, size, preallocate=SPARSE_VOL):
+        """A RAW volume in a new image: (imageID, volumeID)."""
+        img_id, vol_id = str(uuid.uuid4()), str(uuid.uuid4())
+        task = self.cli.Volume.create(
+            volumeID=vol_id, storagepoolID=self.pool_id,
+            storagedomainID=self.sd_id, imageID=img_id, size=str(size),
+            volFormat=RAW_FORMAT, preallocate=preallocate, diskType="DATA",
+            desc="live test volume", srcImgUUID=BLANK_UUID,
+            srcVolUUID=BLANK_UUID)
+        wait_task(self.cli, task)
+        return img_id, vol_id
+
+    def prepare(self, img_id, vol_id):
+        res = self.cli.Image.prepare(
+            storagepoolID=self.pool_id, storagedomainID=self.sd_id,
+            imageID=img_id, volumeID=vol_id)
+        return res["path"]
+
+    def teardown(self, img_id, vol_id):
+        self.cli.Image.teardown(
+            storagepoolID=self.pool_id, storagedomainID=self.sd_id,
+            imageID=img_id, volumeID=vol_id)
+
+    def upload(self, img_id, vol_id, data_path):
+        """The archive written at the volume's start, the rest left as it
+        is: what an upload (imageio's PUT of the file) leaves in a raw
+        volume.  Returns the volume's path."""
+        path = self.prepare(img_id, vol_id)
+        try:
+            with open(data_path, "rb") as src, \
+                    open(path, "r+b") as dst:
+                while True:
+                    chunk = src.read(MIB)
+                    if not chunk:
+                        break
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+        finally:
+            self.teardown(img_id, vol_id)
+        return path
+
+    def volume_path(self, img_id, vol_id):
+        return os.path.join(self.mount_dir(), "images", img_id, vol_id)
+
+    def destroy(self):
+        """Back to an empty host: SPM stopped, pool disconnected, server
+        disconnected (the domain's lockspace released by sanlock)."""
+        cli = self.cli
+        if self.spm:
+            self.stop_spm()
+        if self.connected:
+            cli.StoragePool.disconnect(storagepoolID=self.pool_id,
+                                       hostID=HOST_ID, scsiKey=self.pool_id)
+            self.connected = False
+        cli.StoragePool.disconnectStorageServer(
+            storagepoolID=BLANK_UUID, domainType=LOCALFS_DOMAIN,
+            connectionParams=[self.connection])
+
+
+def volume_size_for(path):
+    """The archive's size rounded up to whole MiB (vdsm's volumes are)."""
+    size = os.path.getsize(path)
+    return (size + MIB - 1) // MIB * MIB
+
+
+def with_volume_disks(xml, dc, disks):
+    """``xml`` (conftest.container_xml's: disks without storage ids) with
+    its image disk sda, and each further disk named in ``disks``, on a
+    volume of ``dc``, as Engine's LibvirtVmXmlBuilder writes a disk of a
+    file domain: ``<source file=...>`` the volume's path and an
+    ``ovirt-vm:device`` with poolID, domainID, imageID and volumeID.
+
+    ``disks``: {target dev: (imageID, volumeID)}; a dev other than sda
+    becomes a second disk (scsi unit 1), mounted into the container where
+    its ``containerVolumes`` entry says."""
+    import xml.etree.ElementTree as ET
+    vm_ns = "http://ovirt.org/vm/1.0"
+    root = ET.fromstring(xml)
+    devices = root.find("devices")
+    image_disk = [d for d in devices.findall("disk")
+                  if d.get("device") == "disk"][0]
+    md = root.find("metadata/{%s}vm" % vm_ns)
+    for dev, (img_id, vol_id) in sorted(disks.items()):
+        if dev == image_disk.find("target").get("dev"):
+            disk = image_disk
+        else:
+            disk = ET.fromstring(ET.tostring(image_disk))
+            disk.find("target").set("dev", dev)
+            disk.find("address").set("unit", "1")
+            boot = disk.find("boot")
+            if boot is not None:
+                disk.remove(boot)
+            devices.insert(list(devices).index(image_disk) + 1, disk)
+        disk.find("source").set("file", dc.volume_path(img_id, vol_id))
+        disk.find("alias").set("name", "ua-" + img_id)
+        disk.find("serial").text = img_id
+        device = ET.SubElement(md, "{%s}device" % vm_ns,
+                               {"devtype": "disk", "name": dev})
+        for tag, value in (("poolID", dc.pool_id), ("volumeID", vol_id),
+                           ("imageID", img_id), ("domainID", dc.sd_id)):
+            ET.SubElement(device, "{%s}%s" % (vm_ns, tag)).text = value
+    return ET.tostring(root, encoding="unicode")
