@@ -19,7 +19,22 @@ import tempfile
 import container_upload as upload
 
 SKOPEO = "skopeo"
-_TRANSPORT = re.compile(r"^[a-z][a-z0-9-]*:")
+# skopeo's transports (containers-transports(5)) that hold an image.
+TRANSPORTS = ("docker://", "oci-archive:", "docker-archive:",
+              "containers-storage:", "oci:", "dir:", "docker-daemon:",
+              "sif:")
+_LOGRUS = re.compile(r'level=\w+ msg="((?:[^"\\]|\\.)*)"')
+
+
+def _last_error(stderr, rc):
+    """skopeo's last message (logrus' msg="..." unquoted)."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    if not lines:
+        return "skopeo exited with %d" % rc
+    m = _LOGRUS.search(lines[-1])
+    if not m:
+        return lines[-1]
+    return re.sub(r"\\(.)", r"\1", m.group(1))
 
 
 def image_name(ref):
@@ -46,7 +61,7 @@ def disk_name(ref):
 def copy(ref, target, dest, tls_verify=True):
     """skopeo copy ``ref`` to the OCI archive ``dest`` for ``target``."""
     step = "copy %s with skopeo" % ref
-    if not _TRANSPORT.match(ref):
+    if not ref.startswith(TRANSPORTS):
         raise upload.StepFailed(step, "name its transport, e.g. docker://%s"
                                 % ref)
     name = image_name(ref)
@@ -70,9 +85,7 @@ def copy(ref, target, dest, tls_verify=True):
         proc.wait()
         raise
     if proc.returncode != 0:
-        lines = [ln for ln in err.splitlines() if ln.strip()]
-        raise upload.StepFailed(step, lines[-1] if lines else
-                                "skopeo exited with %d" % proc.returncode)
+        raise upload.StepFailed(step, _last_error(err, proc.returncode))
 
 
 def import_image(conn, ref, domain_name, name=None, cluster=None,
