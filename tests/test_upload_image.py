@@ -10,7 +10,10 @@ open transfer, no ticket in the daemon."""
 import hashlib
 import json
 import os
+import pty
 import signal
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -150,6 +153,18 @@ def test_engine_refusing_the_disk_leaves_nothing(engine, imageio, run,
     assert engine.sent("POST", r".*/imagetransfers") == []
 
 
+def test_no_imageio_on_the_host_leaves_nothing(engine, imageio, run,
+                                               image):
+    imageio.stop()
+    rc, out, err = run("upload-image", image, "--storage-domain", "data")
+    assert (rc, out) == (1, "")
+    assert err.startswith("ovirt-container: upload-image wait for transfer ")
+    assert err.endswith(" to start: the transfer is paused_system\n")
+    assert left(engine, imageio) == NOTHING
+    # The disk was made, and went with the cancelled transfer.
+    assert len(engine.sent("POST", r".*/disks")) == 1
+
+
 class _Hook(container_upload._Reader):
     """After the first buffer is read, ``then()`` (once)."""
 
@@ -194,6 +209,36 @@ def test_ctrl_c_mid_transfer_leaves_nothing(engine, imageio, run, image,
     assert imageio.alive()
     assert left(engine, imageio) == NOTHING
     assert len(engine.sent("POST", r".*/imagetransfers/.*/cancel")) == 1
+
+
+def test_progress_bar_on_a_terminal(engine, imageio, image, tmp_path):
+    """The tool as an admin runs it, stderr a terminal: imageio's progress
+    bar there, the disk's id alone on stdout."""
+    parent, child = pty.openpty()
+    env = dict(os.environ, OVIRT_PASSWORD=PASSWORD)
+    proc = subprocess.Popen(
+        [sys.executable, tool.__file__, "--url", engine.url, "--insecure",
+         "upload-image", image, "--storage-domain", "data",
+         "--imageio-ca-file", imageio.ca_file],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=child,
+        env=env)
+    os.close(child)
+    screen = b""
+    while True:
+        try:
+            data = os.read(parent, 4096)
+        except OSError:         # EIO: the tool closed the terminal
+            break
+        if not data:
+            break
+        screen += data
+    out = proc.stdout.read().decode()
+    assert proc.wait() == 0
+    os.close(parent)
+    assert list(engine.storage.disks) == [out.strip()]
+    text = screen.decode()
+    assert "| uploading img.tar" in text
+    assert "[ 100%% ] %.2f MiB, " % (os.path.getsize(image) / MiB) in text
 
 
 def test_wrong_architecture_is_refused_before_any_disk(engine, imageio,

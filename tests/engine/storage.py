@@ -18,6 +18,7 @@ TransferImageStatusCommand):
   ``write``), and answers INITIALIZING; next read TRANSFERRING, with
   ``transfer_url`` the daemon's ``/images/<ticket>`` and ``proxy_url`` the
   same daemon (no separate proxy here).
+  With the daemon down the transfer is PAUSED_SYSTEM at once.
 - ``finalize``: the ticket goes, the disk is OK, the transfer
   FINALIZING_SUCCESS then FINISHED_SUCCESS (kept, as engines >= 4.4.7 do).
 - ``cancel``: "terminates the transfer operation and removes the partial
@@ -197,16 +198,21 @@ class Storage:
                           "Virtual Disk: Disk is locked. Please try again "
                           "later.]")
         t.id = str(uuid.uuid4())
+        self.transfers[t.id] = t
+        disk.status = types.DiskStatus.LOCKED
+        if not self.imageio.alive():
+            # ImageTransferPhase PAUSED_SYSTEM: "ovirt-imageio is not
+            # running in the selected host".
+            t.phase = Phase.PAUSED_SYSTEM
+            return 201, Writer.write(t), XML
         ticket = str(uuid.uuid4())
         self.imageio.add_ticket({
             "uuid": ticket, "size": disk.provisioned_size,
             "url": "file://" + self.path(disk.id), "ops": ["write"],
             "timeout": 300, "transfer_id": t.id, "sparse": disk.sparse})
         self.tickets[t.id] = ticket
-        disk.status = types.DiskStatus.LOCKED
         t.phase = Phase.INITIALIZING
         t.transfer_url = t.proxy_url = self.imageio.url(ticket)
-        self.transfers[t.id] = t
         return 201, Writer.write(t), XML
 
     def _drop_ticket(self, transfer_id):
