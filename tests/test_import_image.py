@@ -146,3 +146,45 @@ def test_import_needs_a_transport(engine, imageio, run):
                          "with skopeo: name its transport, e.g. "
                          "docker://busybox:latest\n")
     assert engine.sent("POST", r".*/disks") == []
+
+
+def test_create_with_image_imports_it_first(engine, imageio, run,
+                                            tmp_path):
+    engine.add_host("host1", True)
+    path = multi_arch(tmp_path / "multi.tar")
+    rc, out, err = run("create", "web", "--cluster", "Default", "--image",
+                       "oci-archive:%s" % path, "--storage-domain", "data")
+    assert (rc, err) == (0, "")
+    vm_id = out.strip()
+    disk_id, = engine.storage.disks
+    att, = engine.attachments[vm_id]
+    assert (att.disk.id, att.read_only, att.bootable) == (disk_id, True,
+                                                          True)
+    assert on_disk(engine, disk_id)[1:] == (ib.HOST_ARCH, b"host")
+
+
+def test_create_with_image_that_engine_refuses_leaves_no_disk(
+        engine, imageio, run, tmp_path):
+    engine.add_host("host1", True)
+    # Engine's UserDefinedVMProperties lack the container properties
+    # (engine-config's script not run): the VM is refused after the
+    # image was uploaded.
+    engine.vm_properties = {}
+    path = multi_arch(tmp_path / "multi.tar")
+    rc, out, err = run("create", "web", "--cluster", "Default", "--image",
+                       "oci-archive:%s" % path, "--storage-domain", "data")
+    assert (rc, out) == (1, "")
+    assert "Custom property containerType has invalid value" in err
+    assert len(engine.sent("POST", r".*/disks")) == 1
+    assert left(engine, imageio) == NOTHING
+    assert engine.vms == {}
+
+
+def test_create_with_image_checks_hosts_before_uploading(
+        engine, imageio, run, tmp_path):
+    path = multi_arch(tmp_path / "multi.tar")
+    rc, out, err = run("create", "web", "--cluster", "Default", "--image",
+                       "oci-archive:%s" % path, "--storage-domain", "data")
+    assert (rc, out) == (1, "")
+    assert "no container-capable host" in err
+    assert engine.sent("POST", r".*/disks") == []

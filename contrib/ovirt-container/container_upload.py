@@ -25,6 +25,7 @@ Cancel: "terminates the transfer operation and removes the partial
 image"); before that the disk is removed here.  The error names the step.
 """
 
+import collections
 import hashlib
 import os
 import sys
@@ -77,11 +78,7 @@ def _why(e):
     return (text.splitlines() or [type(e).__name__])[0]
 
 
-class Archive:
-    """An image archive, checked; its size and sha256."""
-
-    def __init__(self, path, size, sha256, ref):
-        self.path, self.size, self.sha256, self.ref = path, size, sha256, ref
+Archive = collections.namedtuple("Archive", "path size sha256 ref")
 
 
 def check_archive(path, target, want=None):
@@ -373,13 +370,16 @@ def add_parser(sub):
                    "archive holds several (containerImage)")
 
 
-def add_common(p):
-    p.add_argument("--storage-domain", required=True, metavar="SD")
-    p.add_argument("--name", help="the disk's name (default: the "
-                   "archive's or image's)")
-    p.add_argument("--cluster", help="check the image against this "
-                   "cluster's architecture (default: the one the storage "
-                   "domain's clusters share)")
+def add_common(p, name=True):
+    """Options of upload-image, import and create --image (whose
+    --cluster and name are the VM's)."""
+    p.add_argument("--storage-domain", required=name, metavar="SD")
+    if name:
+        p.add_argument("--name", help="the disk's name (default: the "
+                       "archive's or image's)")
+        p.add_argument("--cluster", help="check the image against this "
+                       "cluster's architecture (default: the one the "
+                       "storage domain's clusters share)")
     p.add_argument("--imageio-ca-file", help="the CA of ovirt-imageio's "
                    "certificates (default: --ca-file)")
 

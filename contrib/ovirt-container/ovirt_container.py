@@ -29,6 +29,7 @@ and made shareable, so several container VMs can use one image disk
         upload-image ARCHIVE --storage-domain SD [--name NAME]
         import REF --storage-domain SD [--name NAME]
         create NAME --cluster C --image-disk DISK_ID --runtime runc
+               (or --image REF --storage-domain SD: import it first)
                [--memory MiB] [--cpus N] [--nic PROFILE_ID]... [--host H]
                [--volume DISK_ID:/PATH]... [--command ...] [--env ...]
                [--network dhcp|none|static:...]
@@ -163,7 +164,10 @@ def share_image_disk(system, disk_id):
                           % (disk_id, str(e).splitlines()[0])) from e
 
 
-def create(system, args, props):
+def create(system, args, props, conn=None):
+    """The container VM; with ``--image REF`` its image disk is imported
+    first (after the checks that need no disk) and removed again if the
+    VM can't be made."""
     capable = sync_hosts(system)
     if not capable:
         raise Failure("no container-capable host: install vdsm-container "
@@ -173,6 +177,24 @@ def create(system, args, props):
         raise Failure("host %s can't run containers; capable: %s"
                       % (args.host, ", ".join(capable)))
     cluster = find_cluster(system, args.cluster)
+    if not args.image:
+        return _create(system, args, props, cluster)
+    cafile, secure = container_upload.imageio_security(args)
+    args.image_disk = container_import.import_image(
+        conn, args.image, args.storage_domain, cluster=args.cluster,
+        cafile=cafile, secure=secure,
+        tls_verify=args.src_tls_verify == "true")
+    try:
+        return _create(system, args, props, cluster)
+    except BaseException:
+        try:
+            system.disks_service().disk_service(args.image_disk).remove()
+        except sdk.Error:
+            pass
+        raise
+
+
+def _create(system, args, props, cluster):
     share_image_disk(system, args.image_disk)
     placement = None
     if args.host:
@@ -245,6 +267,8 @@ def list_containers(system):
 def run(args):
     # Values first: a refusal costs no request.
     props = custom_properties(args) if args.cmd == "create" else None
+    if args.cmd == "create" and args.image and not args.storage_domain:
+        raise Failure("--image needs --storage-domain")
     conn = connect(args)
     try:
         system = conn.system_service()
@@ -258,7 +282,7 @@ def run(args):
                 print("%(name)s\t%(status)s\t%(ips)s" % dict(
                     vm, ips=" ".join(vm["ips"])))
         elif args.cmd == "create":
-            print(create(system, args, props)["id"])
+            print(create(system, args, props, conn)["id"])
         elif args.cmd in IMAGE_TOOLS:
             print(IMAGE_TOOLS[args.cmd].run(conn, args))
         elif args.cmd in ("start", "stop"):
@@ -290,7 +314,13 @@ def parser():
     c = sub.add_parser("create", help="create a container VM")
     c.add_argument("name")
     c.add_argument("--cluster", required=True)
-    c.add_argument("--image-disk", required=True, metavar="DISK_ID")
+    image = c.add_mutually_exclusive_group(required=True)
+    image.add_argument("--image-disk", metavar="DISK_ID")
+    image.add_argument("--image", metavar="REF", help="import REF (as "
+                       "import does) into --storage-domain first")
+    container_upload.add_common(c, name=False)
+    c.add_argument("--src-tls-verify", choices=("true", "false"),
+                   default="true")
     c.add_argument("--runtime", default="runc",
                    choices=("runc", "crun", "rkt"))
     c.add_argument("--image-ref", help="containerImage")
