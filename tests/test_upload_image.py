@@ -165,6 +165,15 @@ def test_no_imageio_on_the_host_leaves_nothing(engine, imageio, run,
     assert len(engine.sent("POST", r".*/disks")) == 1
 
 
+def test_finalize_failing_leaves_nothing(engine, imageio, run, image):
+    engine.storage.fail_finalize = True
+    rc, out, err = run("upload-image", image, "--storage-domain", "data")
+    assert (rc, out) == (1, "")
+    assert err.startswith("ovirt-container: upload-image finalize transfer ")
+    assert err.endswith(": the transfer is finished_failure\n")
+    assert left(engine, imageio) == NOTHING
+
+
 class _Hook(container_upload._Reader):
     """After the first buffer is read, ``then()`` (once)."""
 

@@ -318,8 +318,8 @@ class Upload:
             if self.transfer_id is not None:
                 try:
                     self._transfer_service().cancel()
-                except sdk.NotFoundError:
-                    pass
+                except sdk.Error:
+                    pass    # gone, or ended (FINISHED_FAILURE): waited on
                 deadline = time.monotonic() + CLEANUP_TIMEOUT
                 while not (self._transfer_done() and self._disk() is None):
                     if time.monotonic() > deadline:

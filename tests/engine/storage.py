@@ -26,7 +26,8 @@ TransferImageStatusCommand):
   tolerates a host that does not answer), the disk and its file go, the
   transfer FINALIZING_CLEANUP then FINISHED_CLEANUP.
 
-``refuse_disks`` makes every ``POST /disks`` fail with the given detail.
+``refuse_disks`` makes every ``POST /disks`` fail with the given detail;
+``fail_finalize`` makes finalize fail verification (FINISHED_FAILURE).
 """
 
 import os
@@ -68,6 +69,7 @@ class Storage:
         self.transfers = {}     # id -> types.ImageTransfer
         self.tickets = {}       # transfer id -> ticket id
         self.refuse_disks = None
+        self.fail_finalize = False
         self._settle = set()    # disks that turn OK when next read
         engine.routes.append(self.route)
 
@@ -178,7 +180,19 @@ class Storage:
                 t.phase = Phase.FINISHED_CLEANUP
             return 200, Writer.write(t), XML
         action = rest[1]
-        if action == "finalize":
+        if t.phase in FINISHED:
+            # The transfer has ended; this fake refuses, wording its own.
+            raise Refused(409, "Operation Failed", "[Cannot %s image "
+                          "transfer. The transfer has ended.]" % action)
+        if action == "finalize" and self.fail_finalize:
+            # The uploaded data failed Engine's verification: "the disk's
+            # status will change to ILLEGAL, transfer's phase will change
+            # to FINISHED_FAILURE and the disk will be removed" (the SDK's
+            # helpers.finalize_transfer).
+            self._drop_ticket(t.id)
+            self._remove_disk(t.disk.id)
+            t.phase = Phase.FINISHED_FAILURE
+        elif action == "finalize":
             self._drop_ticket(t.id)
             self.disks[t.disk.id].status = types.DiskStatus.OK
             t.phase = Phase.FINALIZING_SUCCESS
