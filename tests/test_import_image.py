@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import tarfile
+import tempfile
 
 import pytest
 
@@ -28,6 +29,19 @@ pytestmark = pytest.mark.skipif(
     "them)")
 
 ARCHES = {ib.HOST_ARCH: b"host", ib.OTHER_ARCH: b"other"}
+
+
+@pytest.fixture(autouse=True)
+def scratch(tmp_path, monkeypatch):
+    """import's scratch space (tempfile's, and skopeo's $TMPDIR) in a
+    directory of the test's own: empty again after every import, whether
+    it worked or not."""
+    d = tmp_path / "scratch"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    monkeypatch.setenv("TMPDIR", str(d))
+    yield
+    assert os.listdir(d) == []
 
 
 @pytest.fixture
