@@ -285,3 +285,16 @@ def test_unknown_storage_domain(engine, imageio, run, image):
     assert (rc, err) == (1, "ovirt-container: upload-image find the storage "
                          "domain: no storage domain named nope\n")
     assert engine.sent("POST", r".*/disks") == []
+
+
+def test_docker_archive_uploads_too(engine, imageio, run, busybox_docker):
+    rc, out, err = run("upload-image", busybox_docker, "--storage-domain",
+                       "data", "--image-ref", "busybox:1.36")
+    assert (rc, err) == (0, "")
+    size = os.path.getsize(busybox_docker)
+    with open(engine.storage.path(out.strip()), "rb") as f:
+        on_disk = f.read(size)
+    with open(busybox_docker, "rb") as f:
+        assert on_disk == f.read()
+    assert engine.storage.disks[out.strip()].description.endswith(
+        "sha256=%s" % _sha(busybox_docker))
