@@ -20,6 +20,7 @@ from .test_upload_image import NOTHING, left
 
 # The real ovirt-imageio daemon behind the fake Engine, and the tool.
 imageio, engine, run = up.imageio, up.engine, up.run
+imageio_certs = up.imageio_certs
 
 from vdsm_container.image import archive, manifest  # noqa: E402
 

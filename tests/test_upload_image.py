@@ -27,7 +27,7 @@ from ovirtsdk4 import types  # noqa: E402
 
 from . import imagebuild as ib  # noqa: E402
 from .engine.fake_engine import Engine, PASSWORD  # noqa: E402
-from .engine.imageio import Daemon  # noqa: E402
+from .engine.imageio import Daemon, make_certs  # noqa: E402
 from .engine.storage import Storage  # noqa: E402
 from .test_ovirt_container import tool  # noqa: E402
 
@@ -38,9 +38,14 @@ from vdsm_container.image import archive, manifest  # noqa: E402
 MiB = 2 ** 20
 
 
+@pytest.fixture(scope="session")
+def imageio_certs(tmp_path_factory):
+    return make_certs(str(tmp_path_factory.mktemp("imageio-certs")))
+
+
 @pytest.fixture
-def imageio(tmp_path):
-    d = Daemon(tmp_path / "imageio").start()
+def imageio(tmp_path, imageio_certs):
+    d = Daemon(tmp_path / "imageio", imageio_certs).start()
     yield d
     d.stop()
 

@@ -23,6 +23,7 @@ from .conftest import in_container
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
 imageio, engine, run = up.imageio, up.engine, up.run
+imageio_certs = up.imageio_certs
 
 
 def test_imported_image_runs(engine, imageio, run, paths, busybox_oci):

@@ -90,13 +90,14 @@ def make_certs(d):
 class Daemon:
     """One ovirt-imageio daemon under ``root`` (a temporary directory)."""
 
-    def __init__(self, root):
+    def __init__(self, root, certs=None):
+        """``certs``: make_certs' result to reuse (RSA keys take a while)."""
         self.root = str(root)
         self.run_dir = os.path.join(self.root, "run")
         self.log = os.path.join(self.root, "daemon.log")
         os.makedirs(self.run_dir)
         os.makedirs(os.path.join(self.root, "conf.d"))
-        self.certs = make_certs(self.root)
+        self.certs = certs or make_certs(self.root)
         with open(os.path.join(self.root, "conf.d", "daemon.conf"),
                   "w") as f:
             f.write(CONF.format(run=self.run_dir, log=self.log,
