@@ -6,8 +6,12 @@ daemon and the fake Engine (fixtures of test_upload_image)."""
 import io
 import os
 import shutil
+import signal
+import socket
 import tarfile
 import tempfile
+import threading
+import time
 
 import pytest
 
@@ -21,6 +25,8 @@ from .test_upload_image import NOTHING, left
 # The real ovirt-imageio daemon behind the fake Engine, and the tool.
 imageio, engine, run = up.imageio, up.engine, up.run
 imageio_certs = up.imageio_certs
+
+import container_import  # noqa: E402  (beside the tool, on its path)
 
 from vdsm_container.image import archive, manifest  # noqa: E402
 
@@ -203,3 +209,49 @@ def test_create_with_image_checks_hosts_before_uploading(
     assert (rc, out) == (1, "")
     assert "no container-capable host" in err
     assert engine.sent("POST", r".*/disks") == []
+
+
+def test_ctrl_c_while_skopeo_copies_leaves_nothing(
+        engine, imageio, run, tmp_path, monkeypatch):
+    # A real SIGINT once skopeo itself runs (a wrapper names its pid, then
+    # execs skopeo), as a terminal's Ctrl-C reaches the tool mid-copy; the
+    # "registry" takes the connection and never answers, so the copy is
+    # still under way whatever the machine's speed.
+    pidfile = tmp_path / "pid"
+    wrapper = tmp_path / "skopeo"
+    wrapper.write_text('#!/bin/sh\necho $$ > %s\nexec skopeo "$@"\n'
+                       % pidfile)
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(container_import, "SKOPEO", str(wrapper))
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    ref = "docker://127.0.0.1:%d/never:1" % silent.getsockname()[1]
+
+    def interrupt():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                pid = int(pidfile.read_text())
+                exe = os.readlink("/proc/%d/exe" % pid)
+            except (OSError, ValueError):
+                exe = ""
+            if os.path.basename(exe) == "skopeo":
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.001)
+    t = threading.Thread(target=interrupt)
+    t.start()
+    try:
+        rc, out, err = run("import", ref, "--storage-domain", "data",
+                           "--src-tls-verify", "false")
+    finally:
+        t.join()
+        silent.close()
+    assert (rc, out) == (130, "")
+    assert err == ("ovirt-container: import copy %s with skopeo: "
+                   "interrupted\n" % ref)
+    pid = int(pidfile.read_text())
+    assert not os.path.exists("/proc/%d" % pid)     # killed and reaped
+    assert engine.sent("POST", r".*/disks") == []
+    assert left(engine, imageio) == NOTHING

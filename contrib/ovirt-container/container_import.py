@@ -10,11 +10,14 @@ archive check, before any disk exists.  The archive is then uploaded as
 ``upload-image`` does (container_upload.Upload) and removed.
 """
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 
 import container_upload as upload
 
@@ -58,6 +61,23 @@ def disk_name(ref):
         "container-image"
 
 
+@contextlib.contextmanager
+def _sigint_after():
+    """Ctrl-C in the block takes effect when it ends: a Popen interrupted
+    half-way leaves a child nobody can name, let alone kill."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    old = signal.signal(signal.SIGINT, lambda *_: got.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if got:
+        raise KeyboardInterrupt
+
+
 def copy(ref, target, dest, tls_verify=True):
     """skopeo copy ``ref`` to the OCI archive ``dest`` for ``target``."""
     step = "copy %s with skopeo" % ref
@@ -70,19 +90,22 @@ def copy(ref, target, dest, tls_verify=True):
     if not tls_verify:
         cmd.append("--src-tls-verify=false")
     cmd += [ref, "oci-archive:%s%s" % (dest, ":" + name if name else "")]
+    proc = None
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE,
-                                universal_newlines=True)
-    except OSError as e:
-        raise upload.StepFailed(step, "cannot run %s: %s"
-                                % (SKOPEO, e)) from e
-    try:
+        with _sigint_after():
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE,
+                                    universal_newlines=True)
         _, err = proc.communicate()
-    except BaseException:
-        proc.kill()
-        proc.wait()
+    except BaseException as e:
+        # Ctrl-C (a terminal's reaches skopeo too): none left running.
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        if isinstance(e, OSError):
+            raise upload.StepFailed(step, "cannot run %s: %s"
+                                    % (SKOPEO, e)) from e
         raise
     if proc.returncode != 0:
         raise upload.StepFailed(step, _last_error(err, proc.returncode))
