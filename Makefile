@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static iproute2 \
 	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
 	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
-	rpm rpmlint cpio
+	rpm rpmlint cpio openssl docker-registry
 RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq \
 	rpm-build rpmlint
 # EL9's Python build tools (python3-setuptools 53, python3-wheel 0.36), in
@@ -32,7 +32,8 @@ all: check
 
 system-deps:
 	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
-		udhcpc mkfs.ext4 gcc xml2-config rpmbuild rpmlint cpio $(PYTHON); do \
+		udhcpc mkfs.ext4 gcc xml2-config rpmbuild rpmlint cpio openssl \
+		docker-registry $(PYTHON); do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
 		missing="$$missing python3-venv"; \

@@ -130,7 +130,7 @@ def test_multi_arch_index_resolves_to_host(cache, tmp_path, nested):
 
 def test_multi_arch_without_the_host_platform(cache, tmp_path):
     path = _multi_arch(tmp_path, True, with_host=False)
-    refused(cache, path, "no image for the host's platform linux/%s"
+    refused(cache, path, "no image for the platform linux/%s this host runs"
             % ib.HOST_ARCH, "linux/" + ib.OTHER_ARCH)
 
 

@@ -45,6 +45,9 @@ def test_admin_guide_matches_the_tools_and_the_package():
         .replace("%{name}", "vdsm-container")
     commands = _commands(guide, "ovirt-container")
     assert any(" create " in c for c in commands)
+    # The image goes in with the tool's own commands (issue #26).
+    assert any(" import docker://" in c for c in commands)
+    assert any(" upload-image " in c for c in commands)
     for command in commands:
         words = shlex.split(command.split("#")[0])
         words = ["--url" if w == "..." else w for w in words[1:]]

@@ -235,6 +235,42 @@ def test_installed_engine_tools_find_each_other(built, tmp_path):
     assert "holds ';'" in r.stderr
 
 
+def test_installed_upload_checks_with_its_own_image_modules(built,
+                                                            tmp_path):
+    """upload-image's archive check runs from the engine package alone:
+    vdsm_container's image modules beside the script, not this checkout's
+    (python -S: no .pth, so no editable install; PYTHONPATH: the SDK and
+    ovirt-imageio only)."""
+    rpms, _ = built
+    root = _payload(rpms["vdsm-container-engine"], tmp_path / "root")
+    share = root / "usr" / "share" / "vdsm-container-engine"
+    link = root / "usr" / "bin" / "ovirt-container"
+    probe = ("import runpy, sys; sys.argv = sys.argv[1:]; "
+             "runpy.run_path(sys.argv[0], run_name='__main__')")
+    sdk = os.path.dirname(os.path.dirname(ovirtsdk4_file()))
+    r = subprocess.run(
+        [sys.executable, "-S", "-c", probe, str(link), "--help"],
+        capture_output=True, text=True, cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=sdk))
+    assert r.returncode == 0, r.stderr
+    assert "upload-image" in r.stdout and "import" in r.stdout
+    check = ("import sys; sys.path[:0] = [%r]; "
+             "import container_upload as u; "
+             "print(u.archive.__file__, u.manifest.__file__)" % str(share))
+    r = subprocess.run([sys.executable, "-S", "-c", check],
+                       capture_output=True, text=True, cwd=str(tmp_path),
+                       env=dict(os.environ, PYTHONPATH=sdk))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [
+        str(share / "vdsm_container" / "image" / "archive.py"),
+        str(share / "vdsm_container" / "image" / "manifest.py")]
+
+
+def ovirtsdk4_file():
+    import ovirtsdk4
+    return ovirtsdk4.__file__
+
+
 def test_rpmlint_finds_no_error(built):
     rpms, srpms = built
     if not shutil.which("rpmlint"):

@@ -6,20 +6,9 @@ properties carry ``containerType`` (see contrib/engine-config), whose boot
 disk holds the image archive, and which runs only on hosts that can run
 containers.
 
-Placement.  Engine's API does not show vdsm's capabilities and no
-scheduling filter reads ``additionalFeatures``.  vdsm-container puts the
-marker ``container_capable/50_vdsm_container`` in vdsm's hooks directory on
-hosts that can run containers (vdsm_container/vdsm/hostmark.py); vdsm
-reports it with the host's hooks and Engine lists it under
-``/hosts/{id}/hooks``.  ``sync-hosts`` keeps the affinity label
-``container-capable`` on exactly those hosts.  A label alone steers
-nothing on cluster levels >= 4.4: Engine made implicit label groups
-(FeatureSupported.isImplicitAffinityGroupSupported, true below 4.4 only)
-give way to affinity groups.  So ``sync-hosts`` and ``create`` keep, in
-each cluster, the affinity group ``container-capable``: an enforcing,
-positive hosts rule whose hosts are the label's (the group's host labels)
-and whose VMs are the cluster's container VMs (AffinityGroupService's
-host_labels_service and vms_service).
+Placement: container_placement.py (an affinity label and, per cluster,
+an enforcing affinity group on the hosts vdsm reports vdsm-container's
+marker for).
 
 Values.  Engine joins a VM's custom properties with ';' (REST:
 CustomPropertiesParser.parse) and checks each against the regex
@@ -37,7 +26,10 @@ and made shareable, so several container VMs can use one image disk
 
     ovirt-container --url https://engine/ovirt-engine/api --user admin@internal
         hosts | sync-hosts | list
+        upload-image ARCHIVE --storage-domain SD [--name NAME]
+        import REF --storage-domain SD [--name NAME]
         create NAME --cluster C --image-disk DISK_ID --runtime runc
+               (or --image REF --storage-domain SD: import it first)
                [--memory MiB] [--cpus N] [--nic PROFILE_ID]... [--host H]
                [--volume DISK_ID:/PATH]... [--command ...] [--env ...]
                [--network dhcp|none|static:...]
@@ -76,12 +68,29 @@ def _load_merge_properties():
 
 merge_properties = _load_merge_properties()
 
-# vdsm_container/vdsm/hostmark.py: a directory vdsm's hooks.installed()
-# lists but no vdsm event runs.
-HOOK_EVENT = "container_capable"
-HOOK_NAME = "50_vdsm_container"
-LABEL = "container-capable"
-GROUP = "container-capable"
+
+def _tools_path():
+    """The modules beside this script (container_*), and the host's
+    vdsm_container.image that container_upload checks archives with: in
+    the source tree, or installed beside them (the engine RPM)."""
+    here = os.path.dirname(os.path.realpath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    for d in (here, os.path.dirname(os.path.dirname(here))):
+        if os.path.isdir(os.path.join(d, "vdsm_container")) and \
+                d not in sys.path:
+            sys.path.append(d)
+
+
+_tools_path()
+
+import container_import  # noqa: E402
+import container_upload  # noqa: E402
+from container_placement import (  # noqa: E402,F401
+    GROUP, HOOK_EVENT, HOOK_NAME, LABEL, container_hosts, group_service,
+    is_container, label_service, sync_hosts)
+
+IMAGE_TOOLS = {"upload-image": container_upload, "import": container_import}
 
 
 class Failure(Exception):
@@ -98,99 +107,6 @@ def connect(args):
     return sdk.Connection(url=args.url, username=args.user,
                           password=password, insecure=args.insecure,
                           ca_file=args.ca_file, timeout=args.timeout)
-
-
-def container_hosts(system):
-    """Hosts whose hooks include vdsm-container's marker."""
-    hosts_service = system.hosts_service()
-    capable = []
-    for host in hosts_service.list():
-        hooks = hosts_service.host_service(host.id).hooks_service().list()
-        if any(h.event_name == HOOK_EVENT and h.name == HOOK_NAME
-               for h in hooks):
-            capable.append(host)
-    return capable
-
-
-def label_service(system):
-    """(id, service) of the affinity label, created when missing."""
-    labels = system.affinity_labels_service()
-    label = next((lb for lb in labels.list() if lb.name == LABEL), None)
-    if label is None:
-        label = labels.add(types.AffinityLabel(name=LABEL))
-    return label.id, labels.label_service(label.id)
-
-
-HOSTS_RULE = dict(enabled=True, enforcing=True, positive=True)
-
-
-def _rule_holds(rule):
-    return rule is not None and all(getattr(rule, k) is v
-                                    for k, v in HOSTS_RULE.items())
-
-
-def group_service(system, cluster_id, label_id):
-    """The cluster's ``container-capable`` affinity group, kept right.
-
-    Its hosts rule is enabled, enforcing and positive: a member VM runs
-    only on a host of the group (Engine's VmToHostAffinityFilterPolicyUnit);
-    the hosts are those carrying the label (host_labels); the VMs rule is
-    off: container VMs need not run together.
-    """
-    groups = system.clusters_service().cluster_service(
-        cluster_id).affinity_groups_service()
-    group = next((g for g in groups.list() if g.name == GROUP), None)
-    if group is None:
-        group = groups.add(types.AffinityGroup(
-            name=GROUP,
-            description="vdsm-container: container VMs run only on hosts "
-            "labelled %s (ovirt-container sync-hosts)" % LABEL,
-            hosts_rule=types.AffinityRule(**HOSTS_RULE),
-            vms_rule=types.AffinityRule(enabled=False)))
-    service = groups.group_service(group.id)
-    if not _rule_holds(group.hosts_rule):
-        service.update(types.AffinityGroup(
-            hosts_rule=types.AffinityRule(**HOSTS_RULE)))
-    host_labels = service.host_labels_service()
-    if label_id not in {lb.id for lb in host_labels.list()}:
-        host_labels.add(types.AffinityLabel(id=label_id))
-    return service
-
-
-def is_container(vm):
-    return any(p.name == "containerType"
-               for p in (vm.custom_properties or ()))
-
-
-def sync_groups(system, label_id, clusters=()):
-    """Each cluster with container VMs (or in ``clusters``): its group
-    holds the label's hosts and exactly the cluster's container VMs."""
-    by_cluster = {c: set() for c in clusters}
-    for vm in system.vms_service().list():
-        if is_container(vm) and vm.cluster is not None:
-            by_cluster.setdefault(vm.cluster.id, set()).add(vm.id)
-    for cluster_id, vm_ids in sorted(by_cluster.items()):
-        vms = group_service(system, cluster_id, label_id).vms_service()
-        members = {v.id for v in vms.list()}
-        for vm_id in sorted(vm_ids - members):
-            vms.add(types.Vm(id=vm_id))
-        for vm_id in sorted(members - vm_ids):
-            vms.vm_service(vm_id).remove()
-
-
-def sync_hosts(system):
-    """The label on exactly the container-capable hosts; every cluster's
-    affinity group in step."""
-    capable = {h.id: h for h in container_hosts(system)}
-    label_id, service = label_service(system)
-    labelled = {h.id for h in service.hosts_service().list()}
-    for host_id in sorted(set(capable) - labelled):
-        service.hosts_service().add(types.Host(id=host_id))
-    for host_id in sorted(labelled - set(capable)):
-        service.hosts_service().host_service(host_id).remove()
-    clusters = {h.cluster.id for h in capable.values() if h.cluster}
-    sync_groups(system, label_id, clusters)
-    return sorted(h.name for h in capable.values())
 
 
 def volumes(specs):
@@ -248,7 +164,10 @@ def share_image_disk(system, disk_id):
                           % (disk_id, str(e).splitlines()[0])) from e
 
 
-def create(system, args, props):
+def create(system, args, props, conn=None):
+    """The container VM; with ``--image REF`` its image disk is imported
+    first (after the checks that need no disk) and removed again if the
+    VM can't be made."""
     capable = sync_hosts(system)
     if not capable:
         raise Failure("no container-capable host: install vdsm-container "
@@ -258,6 +177,24 @@ def create(system, args, props):
         raise Failure("host %s can't run containers; capable: %s"
                       % (args.host, ", ".join(capable)))
     cluster = find_cluster(system, args.cluster)
+    if not args.image:
+        return _create(system, args, props, cluster)
+    cafile, secure = container_upload.imageio_security(args)
+    args.image_disk = container_import.import_image(
+        conn, args.image, args.storage_domain, cluster=args.cluster,
+        cafile=cafile, secure=secure,
+        tls_verify=args.src_tls_verify == "true")
+    try:
+        return _create(system, args, props, cluster)
+    except BaseException:
+        try:
+            system.disks_service().disk_service(args.image_disk).remove()
+        except sdk.Error:
+            pass
+        raise
+
+
+def _create(system, args, props, cluster):
     share_image_disk(system, args.image_disk)
     placement = None
     if args.host:
@@ -330,6 +267,8 @@ def list_containers(system):
 def run(args):
     # Values first: a refusal costs no request.
     props = custom_properties(args) if args.cmd == "create" else None
+    if args.cmd == "create" and args.image and not args.storage_domain:
+        raise Failure("--image needs --storage-domain")
     conn = connect(args)
     try:
         system = conn.system_service()
@@ -343,7 +282,9 @@ def run(args):
                 print("%(name)s\t%(status)s\t%(ips)s" % dict(
                     vm, ips=" ".join(vm["ips"])))
         elif args.cmd == "create":
-            print(create(system, args, props)["id"])
+            print(create(system, args, props, conn)["id"])
+        elif args.cmd in IMAGE_TOOLS:
+            print(IMAGE_TOOLS[args.cmd].run(conn, args))
         elif args.cmd in ("start", "stop"):
             getattr(find_vm(system, args.name), args.cmd)()
         elif args.cmd == "remove":
@@ -373,7 +314,13 @@ def parser():
     c = sub.add_parser("create", help="create a container VM")
     c.add_argument("name")
     c.add_argument("--cluster", required=True)
-    c.add_argument("--image-disk", required=True, metavar="DISK_ID")
+    image = c.add_mutually_exclusive_group(required=True)
+    image.add_argument("--image-disk", metavar="DISK_ID")
+    image.add_argument("--image", metavar="REF", help="import REF (as "
+                       "import does) into --storage-domain first")
+    container_upload.add_common(c, name=False)
+    c.add_argument("--src-tls-verify", choices=("true", "false"),
+                   default="true")
     c.add_argument("--runtime", default="runc",
                    choices=("runc", "crun", "rkt"))
     c.add_argument("--image-ref", help="containerImage")
@@ -389,6 +336,8 @@ def parser():
     c.add_argument("--network", help="containerNetwork")
     for verb in ("start", "stop", "remove"):
         sub.add_parser(verb).add_argument("name")
+    for tool in IMAGE_TOOLS.values():
+        tool.add_parser(sub)
     return p
 
 
@@ -399,6 +348,12 @@ def main(argv=None):
     except Failure as e:
         sys.stderr.write("ovirt-container: %s\n" % e)
         return 1
+    except container_upload.StepFailed as e:
+        sys.stderr.write("ovirt-container: %s %s\n" % (args.cmd, e))
+        return 130 if e.interrupted else 1
+    except KeyboardInterrupt:
+        sys.stderr.write("ovirt-container: interrupted\n")
+        return 130
     except sdk.AuthError as e:
         sys.stderr.write("ovirt-container: bad credentials for %s: %s\n"
                          % (args.user, e))

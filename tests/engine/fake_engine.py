@@ -78,6 +78,9 @@ class Engine:
         # The MAC pool hands these out in turn (tests may set them).
         self.macs = ["56:6f:3a:1b:00:%02x" % i for i in range(1, 200)]
         self.add_cluster("Default")
+        # More routes, tried first: (method, parts, query, body) -> a
+        # reply, or None (tests/engine/storage.py adds its own).
+        self.routes = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        daemon=True)
@@ -214,6 +217,10 @@ class Engine:
         rel = path[len(API):] if path.startswith(API) else path
         parts = [p for p in rel.split("/") if p]
         xml = "application/xml"
+        for extra in self.routes:
+            reply = extra(method, parts, query, body)
+            if reply is not None:
+                return reply
         if parts == ["clusters"]:
             found = list(self.clusters.values())
             search = urllib.parse.parse_qs(query).get("search", [""])[0]

@@ -66,13 +66,7 @@ class Image:
         return self.key.split("-u", 1)[0].replace("-", ":", 1)
 
 
-def _select(src, want):
-    if src.has("index.json") and src.has("oci-layout"):
-        return manifest.select_oci(src, want)
-    if src.has("manifest.json"):
-        return manifest.select_docker(src, want)
-    raise archive.fail(src.path, "neither an OCI archive (index.json, "
-                       "oci-layout) nor a docker-archive (manifest.json)")
+_select = manifest.select
 
 
 def _canonical(obj):

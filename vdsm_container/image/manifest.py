@@ -51,6 +51,21 @@ def host_platform():
     return "linux", _GOARCH.get(machine, machine)
 
 
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The platform an image must be built for, and who runs it (for the
+    message): this host by default; a cluster's architecture when
+    ovirt-container checks an archive before uploading it."""
+
+    os: str
+    arch: str
+    who: str = "this host"
+
+    @classmethod
+    def host(cls):
+        return cls(*host_platform())
+
+
 @dataclasses.dataclass
 class Selection:
     """One image of the archive, ready to be copied into a layout."""
@@ -155,19 +170,31 @@ def _platform_of(desc):
     return None if p is None else (p["os"], p["architecture"])
 
 
-def select_oci(src, want):
+def select(src, want, target=None):
+    """The image of the archive ``src`` to run (a ``Selection``)."""
+    if src.has("index.json") and src.has("oci-layout"):
+        return select_oci(src, want, target)
+    if src.has("manifest.json"):
+        return select_docker(src, want, target)
+    raise fail(src.path, "neither an OCI archive (index.json, oci-layout) "
+               "nor a docker-archive (manifest.json)")
+
+
+def select_oci(src, want, target=None):
+    target = target or Target.host()
     index, _ = src.read_json("index.json")
     found = _manifests(src, index, "index.json", None, 0, [])
     if not found:
         raise fail(src.path, "index.json lists no image manifest")
-    host = host_platform()
+    host = (target.os, target.arch)
     runnable = [(d, r) for d, r, _ in found
                 if _platform_of(d) in (None, host)]
     referrer = {d["digest"]: doc for d, _, doc in found}
     if not runnable:
-        raise fail(src.path, "no image for the host's platform %s/%s; the "
-                   "archive has %s" % (host + (", ".join(sorted(
-                       "%s/%s" % _platform_of(d) for d, _, _ in found)),)))
+        have = ", ".join(sorted("%s/%s" % _platform_of(d)
+                                for d, _, _ in found))
+        raise fail(src.path, "no image for the platform %s/%s %s runs; "
+                   "the archive has %s" % (host + (target.who, have)))
     # Several platforms of one name: the host's is the one.
     chosen, ref = _choose(runnable, want)
     manifest, raw = _read_checked(src, referrer[chosen["digest"]], chosen)
@@ -183,12 +210,12 @@ def select_oci(src, want):
         name = blob_name(src.path, doc, d["digest"])
         layers.append((name, d["digest"].split(":", 1)[1], media))
     config, config_raw = _read_checked(src, doc, config_desc)
-    check_config(src.path, config, len(layers))
+    check_config(src.path, config, len(layers), target)
     return Selection("sha256-" + chosen["digest"].split(":", 1)[1],
                      ref or "latest", config, config_raw, layers)
 
 
-def select_docker(src, want):
+def select_docker(src, want, target=None):
     doc = "manifest.json"
     entries, _ = src.read_json(doc)
     _expect(src.path, doc, entries, list, "the document")
@@ -220,7 +247,8 @@ def select_docker(src, want):
     config, config_raw = src.read_json(entry["Config"])
     if hashlib.sha256(config_raw).hexdigest() != config_hex:
         raise fail(src.path, "digest mismatch for %s" % entry["Config"])
-    diff_ids = check_config(src.path, config, len(entry["Layers"]))
+    diff_ids = check_config(src.path, config, len(entry["Layers"]),
+                            target)
     # Docker layers are stored uncompressed: their digest is the diff_id.
     layers = [(name, diff.split(":", 1)[1], OCI_LAYER)
               for name, diff in zip(entry["Layers"], diff_ids)]
@@ -228,7 +256,7 @@ def select_docker(src, want):
                      config_raw, layers)
 
 
-def check_config(path, config, nlayers):
+def check_config(path, config, nlayers, target=None):
     """Check an image config's shape and platform; return its diff_ids."""
     doc = "image config"
     _expect(path, doc, config, dict, "the document")
@@ -252,21 +280,22 @@ def check_config(path, config, nlayers):
     if len(diff_ids) != nlayers:
         raise fail(path, "image config lists %d layers, the manifest %d"
                    % (len(diff_ids), nlayers))
-    check_platform(path, config)
+    check_platform(path, config, target)
     return diff_ids
 
 
-def check_platform(path, config):
+def check_platform(path, config, target=None):
     """Refuse an image built for another architecture or OS."""
-    os_, arch = host_platform()
+    target = target or Target.host()
+    os_, arch, who = target.os, target.arch, target.who
     have_arch = config.get("architecture")
     have_os = config.get("os")
     if have_arch is not None and have_arch != arch:
-        raise fail(path, "the image is built for architecture %r; this "
-                   "host runs %r" % (have_arch, arch))
+        raise fail(path, "the image is built for architecture %r; %s "
+                   "runs %r" % (have_arch, who, arch))
     if have_os is not None and have_os != os_:
-        raise fail(path, "the image is built for OS %r; this host runs %r"
-                   % (have_os, os_))
+        raise fail(path, "the image is built for OS %r; %s runs %r"
+                   % (have_os, who, os_))
 
 
 def same_ref(have, want):
