@@ -56,6 +56,8 @@ PROVIDES = {
     "vdsm": [("4.50.5.1", OVIRT45, "known: vdsm 4.50 (oVirt 4.5)")],
     "python3-ovirt-engine-sdk4": [("4.6.2", OVIRT45, "known: oVirt 4.5's "
                                    "Python SDK 4.6")],
+    "ovirt-imageio-client": [("2.5.0", OVIRT45, "known: ovirt-imageio "
+                              "2.5.0 (oVirt 4.5.5), its client package")],
 }
 
 # rpm's own capabilities (rpmlib(...) names), which EL9's rpm 4.16 has.
