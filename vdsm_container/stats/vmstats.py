@@ -98,7 +98,8 @@ def memory(spec, last):
 
 def disks(spec, first, last, sizes):
     """VmDiskStats for every disk, as vmstats.py ``disk_stats`` reports
-    each drive (``disk_info`` defaults, imageID for vdsm images).
+    each drive (``disk_info`` defaults, imageID for vdsm images; rates as
+    whole numbers, the schema's uint).
 
     The cgroup counts the container's I/O as a whole, so it is reported on
     the image disk; the volume disks show "0" as vdsm does for a drive whose
@@ -112,16 +113,16 @@ def disks(spec, first, last, sizes):
 
     def rate(attr):
         if not first or interval <= 0:
-            return "0.0"
-        return "%.1f" % max(0.0, (getattr(last, attr) - getattr(first, attr))
-                            / interval)
+            return "0"
+        return str(max(0, int((getattr(last, attr) - getattr(first, attr))
+                              / interval)))
 
     result = {}
     for disk in spec.disks:
         apparent, true = sizes.get(disk.path, (0, 0))
         entry = {
             "readBytes": "0", "writtenBytes": "0", "readOps": "0",
-            "writeOps": "0", "readRate": "0.0", "writeRate": "0.0",
+            "writeOps": "0", "readRate": "0", "writeRate": "0",
             "readLatency": "0", "writeLatency": "0", "flushLatency": "0",
             "apparentsize": str(apparent),
             "truesize": str(true),
