@@ -27,6 +27,8 @@ class ClientIF:
     def __init__(self):
         self.vmContainer = {}
         self.vm_container_lock = threading.Lock()
+        # held by API.py's VM.destroy and by createVm, for the whole verb
+        self.vm_start_stop_lock = threading.Lock()
         self.events = []
 
     def getVMs(self):
@@ -41,12 +43,28 @@ class ClientIF:
 
     def createVm(self, params, paths, availability):
         """clientIF.createVm with the plugin's factory in place of Vm."""
-        vm = clientif.make_container(Container, self, params,
-                                     HostBackend(paths), availability)
-        vm.run()
-        with self.vm_container_lock:
-            self.vmContainer[vm.id] = vm
-        return vm
+        with self.vm_start_stop_lock:
+            vm = clientif.make_container(Container, self, params,
+                                         HostBackend(paths), availability)
+            vm.run()
+            with self.vm_container_lock:
+                self.vmContainer[vm.id] = vm
+            return vm
+
+    def destroy(self, vm_id, waiting):
+        """API.py ``VM.destroy``: under vm_start_stop_lock, the VM looked
+        up in vmContainer.  Sets ``waiting`` when it must wait for the
+        lock, or once it is done."""
+        if not self.vm_start_stop_lock.acquire(blocking=False):
+            waiting.set()
+            self.vm_start_stop_lock.acquire()
+        try:
+            vm = self.vmContainer.get(vm_id)
+            if vm is not None:
+                vm.destroy(gracefulAttempts=0)
+        finally:
+            self.vm_start_stop_lock.release()
+            waiting.set()
 
 
 RUNC_OK = {"runc": Availability("runc", True, "", "1.1")}
@@ -148,6 +166,45 @@ def test_recovery_after_restart(paths, busybox_oci):
     assert clientif.recover(Container, second, HostBackend(paths)) == []
     for v in second.getVMs().values():
         v.destroy(gracefulAttempts=0)
+
+
+class DestroyDuringLoad(HostBackend):
+    """A backend whose record listing is overtaken by a VM.destroy of
+    ``victim`` from an API thread (the issue's 1000 sequential destroys
+    after a vdsmd restart, while vdsm re-ran its recovery)."""
+
+    victim = None
+
+    def load_all(self):
+        records = super().load_all()
+        if self.victim is not None:
+            waiting = threading.Event()
+            self.destroyer = threading.Thread(
+                target=self.cif.destroy, args=(self.victim, waiting))
+            self.destroyer.start()
+            waiting.wait()      # destroyed, or blocked on the API's lock
+            self.victim = None
+        return records
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("leakcheck")
+def test_recovery_again_never_brings_back_a_destroyed_vm(paths, busybox_oci):
+    """vdsm reruns recovery (clientIF ``_recoverExistingVms`` under
+    ``function.retry``) while its API serves: a destroy between the
+    records' read and their registration must not leave the destroyed VM
+    registered, listed Up in Host.getAllVmStats."""
+    first = ClientIF()
+    ctr = first.createVm(params_for(busybox_oci), paths, RUNC_OK)
+    cif = ClientIF()
+    backend = DestroyDuringLoad(paths)
+    backend.cif = cif
+    assert clientif.recover(Container, cif, backend) == [ctr.id]
+    backend.victim = ctr.id
+    clientif.recover(Container, cif, backend)
+    backend.destroyer.join()
+    assert [s["vmId"] for s in cif.getAllVmStats()] == []
+    assert HostBackend(paths).load_all() == {}
 
 
 @pytest.mark.runtime

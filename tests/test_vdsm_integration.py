@@ -201,6 +201,31 @@ def test_recovery_after_vdsm_restart(cif, paths, busybox_oci, bridge):
     assert call(bridge, "VM.getStats", vmID=vm_id)[0]["status"] == "Up"
 
 
+def test_containers_are_recovered_once(cif, monkeypatch):
+    """vdsm re-runs recovery.all_domains every 5 s while a later step of
+    clientIF._recoverExistingVms fails (function.retry; with irs off,
+    _waitForStoragePool always does): containers are recovered once."""
+    plugin = vdsm_plugin._plugin
+    reads = []
+    monkeypatch.setattr(plugin, "_orig_all_domains", lambda cif: None)
+    monkeypatch.setattr(plugin.backend, "load_all",
+                        lambda: reads.append(1) or {})
+    monkeypatch.setattr(plugin, "_thread", "running")    # no sampler here
+    for _ in range(3):
+        plugin.all_domains(cif)
+    assert reads == [1]
+
+
+def test_event_clock_is_vdsms():
+    """statusTime on vdsm's own event clock (common/time.event_time), the
+    clock of every event's notify_time (yajsonrpc _add_notify_time)."""
+    from vdsm.common import time as vdsm_time
+    from vdsm_container.stats import vmstats
+    before = vdsm_time.event_time()
+    stamped = int(vmstats.status_time())
+    assert before <= stamped <= vdsm_time.event_time()
+
+
 def test_caps_get_adds_features(cif, monkeypatch):
     plugin = vdsm_plugin._plugin
     monkeypatch.setattr(plugin, "_orig_caps_get",

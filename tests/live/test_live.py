@@ -147,7 +147,6 @@ REFUSED = {
     "thaw": ({}, "ThawGuestFSFailed"),
     "setTicket": ({"password": "p", "ttl": 120, "existingConnAction":
                    "disconnect", "params": {}}, "SpiceTicketError"),
-    "getExternalData": ({"kind": "tpm"}, "ExternalDataFailed"),
     "setDestroyOnReboot": ({}, "UnsupportedOperation"),
     "start_backup": ({"config": {}}, "BackupError"),
     "stop_backup": ({"backup_id": "b"}, "BackupError"),
@@ -173,6 +172,17 @@ def test_refused_verbs_answer_vdsm_codes(made, cli):
     assert code_of(cli.VM.migrate, vmID=vm_id, params={"dst": "h2"}) == 12
     # Nothing changed: the container runs on.
     assert stats(cli, vm_id)["status"] == "Up"
+
+
+def test_external_data_as_for_a_vm_without_data(made, cli):
+    """What Engine's SaveVmExternalDataCommand asks a UEFI/TPM VM that went
+    Down: the answer vdsm gives for a VM without the data (hash '', no
+    data), and vdsm's own refusal of an unknown kind."""
+    vm_id = made.container()
+    for kind in ("tpm", "nvram"):
+        assert cli.VM.getExternalData(vmID=vm_id, kind=kind) == {"hash": ""}
+    assert code_of(cli.VM.getExternalData, vmID=vm_id, kind="bios") == \
+        vdsm_exc.ExternalDataFailed.code
 
 
 def test_second_create_of_one_vm_id_is_refused(made, cli):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 
 from vdsm_container.bundle import blockio
 from vdsm_container.bundle import volumes
@@ -156,6 +157,24 @@ def observe(paths, spec, driver, bundle, hierarchy, sample):
             st = os.stat(disk.path)
         except OSError:
             continue
-        sizes[disk.path] = (st.st_size, st.st_blocks * 512)
+        if stat.S_ISBLK(st.st_mode):
+            # a block volume (LV) holds all of its size, as vdsm's
+            # blockVolume.getVolumeSize reports truesize = apparentsize
+            size = _device_size(disk.path)
+            sizes[disk.path] = (size, size)
+        else:
+            # fileVolume: truesize is what the file allocates
+            sizes[disk.path] = (st.st_size, st.st_blocks * 512)
     seen["sizes"] = sizes
     return seen
+
+
+def _device_size(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)

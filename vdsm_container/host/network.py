@@ -316,7 +316,9 @@ def stats(paths, vm_id, now=None):
     state = _read_state(paths, vm_id)
     if state is None:
         return {}
-    now = now or time.time()
+    # vmstats.py nic_stats: sampleTime is monotonic seconds; Engine
+    # divides rx/tx deltas by its deltas (VmAnalyzer)
+    now = now or time.monotonic()
     result = {}
     for nic in state["nics"]:
         base = "/sys/class/net/%s" % nic["host"]

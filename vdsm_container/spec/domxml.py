@@ -8,15 +8,18 @@ generated.  We read the same elements vdsm reads for a VM:
   ``custom`` is one property, its tag the name, its text the value);
 - ``<uuid>``, ``<name>``, ``<memory>``, ``<currentMemory>``,
   ``<vcpu>`` and ``<cputune>`` as lib/vdsm/virt/domain_descriptor.py does;
+- ``<features><acpi/>``, as ``DomainDescriptor.acpi_enabled`` does: vdsm
+  reports it as ``acpiEnable`` and Engine needs it to shut a VM down
+  gracefully (``ShutdownVmCommand.canShutdownVm``);
 - ``<devices><disk device='disk'>`` and ``<interface type='bridge'>``.
 
-``build`` writes the same shape back, for ``vdsm-container run``.
+``xmlbuild.build`` writes the same shape back, for ``vdsm-container run``;
+it is re-exported here for the callers that know it by this name.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 
@@ -26,6 +29,7 @@ from vdsm_container.spec import properties
 from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.spec.model import Disk
 from vdsm_container.spec.model import Nic
+from vdsm_container.spec.xmlbuild import build  # noqa: F401 (re-export)
 
 _VM = "{%s}vm" % constants.METADATA_VM_NS
 _CUSTOM = "{%s}custom" % constants.METADATA_VM_NS
@@ -197,8 +201,30 @@ def _blkio_weight(root):
     return _int(el, None, "blkiotune/weight", *BLKIO_WEIGHT)
 
 
+# lib/vdsm/virt/utils.py isVdsmImage: a drive is a storage-domain volume when
+# its metadata names all four ids.
+_VOLUME_IDS = ("domainID", "poolID", "imageID", "volumeID")
+
+
+def _image_ids(root):
+    """target name -> imageID, from each disk's ``<ovirt-vm:device>``
+    metadata (metadata.py ``Descriptor``), for the volumes that are vdsm
+    images: vmstats.py ``disk_info`` reports imageID for those, and Engine
+    drops a disk entry without it (buildVmDiskStatistics)."""
+    ns = "{%s}" % constants.METADATA_VM_NS
+    ids = {}
+    for dev in root.findall("./metadata/%s/%sdevice" % (_VM, ns)):
+        if dev.get("devtype") != "disk" or not dev.get("name"):
+            continue
+        found = {k: (dev.findtext(ns + k) or "").strip() for k in _VOLUME_IDS}
+        if all(found.values()):
+            ids[dev.get("name")] = found["imageID"]
+    return ids
+
+
 def _disks(root):
     disks = []
+    image_ids = _image_ids(root)
     for el in root.findall("./devices/disk"):
         if el.get("device", "disk") not in ("disk", "lun"):
             continue  # cdrom, floppy: nothing a container can use
@@ -232,6 +258,7 @@ def _disks(root):
             if boot is not None else None,
             fmt=driver.get("type", "raw") if driver is not None else "raw",
             iotune=_iotune(el),
+            image_id=image_ids.get(target_dev),
         ))
     return tuple(disks)
 
@@ -273,7 +300,9 @@ def _nics(root):
         mtu = el.find("mtu")
         alias = el.find("alias")
         nics.append(Nic(
-            mac=mac.lower(),
+            # as Engine sent it: Engine matches NIC stats to its NICs by
+            # the exact string (VmAnalyzer.updateInterfaceStatistics)
+            mac=mac,
             bridge=bridge,
             link_up=(link.get("state", "up") != "down")
             if link is not None else True,
@@ -354,63 +383,5 @@ def parse(xml):
         ip_configs=properties.network(props.get(constants.PROP_NETWORK, ""),
                                       len(nics)),
         custom=tuple(sorted(props.items())),
+        acpi=root.find("./features/acpi") is not None,
     )
-
-
-def build(vm_id, name, runtime, image_path, memory_mib=256, vcpus=1,
-          image_ref=None, command=None, nics=(), block=False, custom=None,
-          disks=()):
-    """Write the domain XML Engine would send for a container VM.
-
-    ``nics`` is a sequence of ``(bridge, mac)``; ``disks`` of
-    ``(path, alias, readonly)`` for volume disks.  ``command`` is a list of
-    words; it is quoted so that ``properties.command`` gives it back.
-    """
-    ET.register_namespace(constants.METADATA_VM_NS_PREFIX,
-                          constants.METADATA_VM_NS)
-    dom = ET.Element("domain", type="kvm")
-    ET.SubElement(dom, "name").text = name
-    ET.SubElement(dom, "uuid").text = vm_id
-    md = ET.SubElement(ET.SubElement(dom, "metadata"), _VM)
-    ET.SubElement(md, "{%s}clusterVersion" % constants.METADATA_VM_NS).text \
-        = "4.7"
-    props = {constants.PROP_TYPE: runtime}
-    if image_ref:
-        props[constants.PROP_IMAGE] = image_ref
-    if command:
-        props[constants.PROP_COMMAND] = " ".join(shlex.quote(w)
-                                                 for w in command)
-    props.update(custom or {})
-    cust = ET.SubElement(md, _CUSTOM)
-    for key, value in props.items():
-        ET.SubElement(cust, "{%s}%s" % (constants.METADATA_VM_NS, key)).text \
-            = value
-    for tag in ("memory", "currentMemory"):
-        ET.SubElement(dom, tag, unit="KiB").text = str(memory_mib * 1024)
-    ET.SubElement(dom, "vcpu", placement="static").text = str(vcpus)
-    devices = ET.SubElement(dom, "devices")
-    disk = ET.SubElement(devices, "disk", device="disk", snapshot="no",
-                         type="block" if block else "file")
-    ET.SubElement(disk, "source", {"dev" if block else "file": image_path})
-    ET.SubElement(disk, "target", dev="sda", bus="scsi")
-    ET.SubElement(disk, "boot", order="1")
-    ET.SubElement(disk, "driver", name="qemu", type="raw")
-    ET.SubElement(disk, "alias", name="ua-image")
-    for i, (path, alias, readonly) in enumerate(disks):
-        vol = ET.SubElement(devices, "disk", device="disk", snapshot="no",
-                            type="file")
-        ET.SubElement(vol, "source", file=path)
-        ET.SubElement(vol, "target", dev="sd%s" % chr(ord("b") + i),
-                      bus="scsi")
-        ET.SubElement(vol, "driver", name="qemu", type="raw")
-        if readonly:
-            ET.SubElement(vol, "readonly")
-        ET.SubElement(vol, "alias", name=alias)
-    for i, (bridge, mac) in enumerate(nics):
-        iface = ET.SubElement(devices, "interface", type="bridge")
-        ET.SubElement(iface, "mac", address=mac)
-        ET.SubElement(iface, "source", bridge=bridge)
-        ET.SubElement(iface, "model", type="virtio")
-        ET.SubElement(iface, "link", state="up")
-        ET.SubElement(iface, "alias", name="ua-net%d" % i)
-    return ET.tostring(dom, encoding="unicode")

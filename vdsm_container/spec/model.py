@@ -31,6 +31,8 @@ class Disk:
     fmt: str = "raw"
     # <iotune>: libvirt's names (total_bytes_sec, read_iops_sec, ...)
     iotune: Tuple[Tuple[str, int], ...] = ()
+    # the storage image it is a volume of (metadata imageID), or None
+    image_id: Optional[str] = None
 
     def names(self):
         """The keys ``containerVolumes`` may use for this disk."""
@@ -91,6 +93,8 @@ class ContainerSpec:
     volumes: Tuple[Volume, ...] = ()
     ip_configs: Tuple[IPConfig, ...] = ()
     custom: Tuple[Tuple[str, str], ...] = ()
+    # <features><acpi/>: reported as acpiEnable (vdsm's Vm.acpi_enabled)
+    acpi: bool = False
 
     @property
     def volume_disks(self):

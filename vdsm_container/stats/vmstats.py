@@ -22,9 +22,25 @@ from vdsm_container import constants
 _NS = 10 ** 9
 
 
+# lib/vdsm/common/time.py event_time(): the base older Engines need
+_EVENT_TIME_BASE = 2 ** 31 - 1
+
+
+def event_time():
+    """vdsm's ``vdsm.common.time.event_time``: 2**31 - 1 plus monotonic ms.
+
+    The one clock vdsm orders a VM's news on: ``Vm._get_status_time`` gives
+    it as statusTime and yajsonrpc's ``_add_notify_time`` stamps it on every
+    event as ``notify_time``.  Engine compares the two
+    (``VmManager.isLatestData``): a statusTime on any other clock makes
+    every poll after the first event look older than it, and be dropped.
+    """
+    return _EVENT_TIME_BASE + int(time.monotonic() * 1000)
+
+
 def status_time():
-    """vdsm's ``Vm._get_status_time``: monotonic milliseconds, as str."""
-    return str(int(time.monotonic() * 1000))
+    """vdsm's ``Vm._get_status_time``: ``event_time()`` as str."""
+    return str(event_time())
 
 
 def _pct(delta_ns, interval):
@@ -81,15 +97,19 @@ def memory(spec, last):
 
 
 def disks(spec, first, last, sizes):
-    """VmDiskStats for the image volume: the container's block I/O.
+    """VmDiskStats for every disk, as vmstats.py ``disk_stats`` reports
+    each drive (``disk_info`` defaults, imageID for vdsm images; rates as
+    whole numbers, the schema's uint).
 
     The cgroup counts the container's I/O as a whole, so it is reported on
-    the image disk; latencies are not measured ("0").
+    the image disk; the volume disks show "0" as vdsm does for a drive whose
+    counters it can't read; latencies are not measured ("0").  truesize is
+    the volume's real allocation (vdsm: ``getVolumeSize``'s truesize, which
+    Engine stores as the disk's actual size).
     """
     if last is None:
         return {}
     interval = (last.timestamp - first.timestamp) if first else 0
-    apparent, true = sizes.get(spec.image_disk.path, (0, 0))
 
     def rate(attr):
         if not first or interval <= 0:
@@ -97,17 +117,29 @@ def disks(spec, first, last, sizes):
         return str(max(0, int((getattr(last, attr) - getattr(first, attr))
                               / interval)))
 
-    return {spec.image_disk.target: {
-        "readBytes": str(last.io_read_bytes),
-        "writtenBytes": str(last.io_write_bytes),
-        "readOps": str(last.io_read_ops),
-        "writeOps": str(last.io_write_ops),
-        "readRate": rate("io_read_bytes"),
-        "writeRate": rate("io_write_bytes"),
-        "readLatency": "0", "writeLatency": "0", "flushLatency": "0",
-        "apparentsize": str(apparent),
-        "truesize": str(true),
-    }}
+    result = {}
+    for disk in spec.disks:
+        apparent, true = sizes.get(disk.path, (0, 0))
+        entry = {
+            "readBytes": "0", "writtenBytes": "0", "readOps": "0",
+            "writeOps": "0", "readRate": "0", "writeRate": "0",
+            "readLatency": "0", "writeLatency": "0", "flushLatency": "0",
+            "apparentsize": str(apparent),
+            "truesize": str(true),
+        }
+        if disk.image_id:
+            entry["imageID"] = disk.image_id
+        if disk == spec.image_disk:
+            entry.update({
+                "readBytes": str(last.io_read_bytes),
+                "writtenBytes": str(last.io_write_bytes),
+                "readOps": str(last.io_read_ops),
+                "writeOps": str(last.io_write_ops),
+                "readRate": rate("io_read_bytes"),
+                "writeRate": rate("io_write_bytes"),
+            })
+        result[disk.target] = entry
+    return result
 
 
 def running(spec, state, first, last, monitor_response=0, sizes=None):
@@ -120,7 +152,9 @@ def running(spec, state, first, last, monitor_response=0, sizes=None):
         "vmName": spec.name,
         "vmType": "kvm",            # the only VmType vdsm's schema has
         "kvmEnable": "false",
-        "acpiEnable": "false",
+        # Vm._getConfigVmStats: from the domain's <features><acpi/>; Engine
+        # turns Shutdown into Stop without it (canShutdownVm)
+        "acpiEnable": "true" if getattr(spec, "acpi", False) else "false",
         "status": state["status"],
         "statusTime": status_time(),
         "elapsedTime": str(max(0, int(time.time() - state.get(
@@ -145,6 +179,11 @@ def running(spec, state, first, last, monitor_response=0, sizes=None):
         "displayIp": "0",
         "network": {},
         "disks": {},
+        # No "hash" (devices hash), as vdsm omits it when it has none: with
+        # no hash Engine's VmDevicesMonitoring.isVmDevicesChanged never
+        # re-reads the devices (a container's never change); a hash that
+        # changed would make Engine fetch them, find no controllers, mark
+        # its own unplugged and rewrite the VM's OVF every cycle.
     }
     stats.update(cpu(first, last))
     stats.update(memory(spec, last))

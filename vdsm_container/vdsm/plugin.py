@@ -60,6 +60,7 @@ class Plugin:
         self._orig_caps_get = _caps.get
         self._stop = threading.Event()
         self._thread = None
+        self._recovered = False
 
     def vm_factory(self, cif, params, recover=False):
         """clientIF's ``Vm``: a VdsmContainer for container VMs."""
@@ -69,9 +70,18 @@ class Plugin:
                                           self.backend, self.availability)
 
     def all_domains(self, cif):
-        """Recovery runs once at clientIF start: recover, then sample."""
+        """Recovery at clientIF start: recover, then sample.
+
+        vdsm calls this again every 5 s while a later step of its recovery
+        fails (``function.retry(_recoverExistingVms)``; with no storage,
+        ``_waitForStoragePool`` always does), its API serving meanwhile:
+        containers are recovered once, as their records can only be older
+        than what this vdsm already holds.
+        """
         self._orig_all_domains(cif)
-        vmcontainer.recover(VdsmContainer, cif, self.backend)
+        if not self._recovered:
+            self._recovered = vmcontainer.recover(
+                VdsmContainer, cif, self.backend) is not None
         if self._thread is None:
             self.start_sampler(cif, _sample_interval())
 

@@ -19,7 +19,30 @@ from vdsm_container import errors
 SERVED = (
     "destroy", "getStats", "status", "shutdown", "reset", "pause", "cont",
     "io_tune_values", "io_tune_policy", "io_tune_policy_values",
+    "getExternalData",
 )
+
+# lib/vdsm/virt/externaldata.py ExternalDataKind values: the kinds API.py's
+# VM.getExternalData takes.
+EXTERNAL_DATA_KINDS = ("tpm", "nvram")
+
+
+def get_external_data(self, kind, last_hash=None, force_update=True):
+    """``Vm.getExternalData`` for a VM whose device holds no data yet.
+
+    Engine asks for a UEFI or TPM VM's data when it goes Down
+    (SaveVmExternalDataCommand.executeCommand): any answer but data, noVM
+    or methodNotFound is retried and then ends in the VM's destroy.  vdsm
+    answers a VM created without initial data (``Vm._init_external_data``:
+    engine_hash '') with ``{'hash': ''}`` and no ``_X_data``, which Engine
+    takes as "finished, nothing to store": a container has no firmware
+    variables or TPM state, so that is its answer.  An unknown kind is
+    refused as vdsm refuses it.
+    """
+    if kind not in EXTERNAL_DATA_KINDS:
+        raise errors.ExternalDataFailed("Unsupported data kind", kind=kind,
+                                        vmId=self.id)
+    return {"status": {"code": 0, "message": "Done"}, "data": {"hash": ""}}
 
 _NO_MIGRATION = "containers cannot be migrated"
 _NO_HOTPLUG = "containers have no hot-pluggable devices"
@@ -66,8 +89,6 @@ REFUSED = {
     "setTicket": (errors.SpiceTicketError, "containers have no display"),
     "screenshot": (errors.UnsupportedOperation, "containers have no display"),
     "getDiskAlignment": (errors.UnsupportedOperation, "not for containers"),
-    "getExternalData": (errors.ExternalDataFailed, "containers have no TPM or "
-                        "NVRAM"),
     "refresh_disk": (errors.UnsupportedOperation, "not for containers"),
     "set_destroy_on_reboot": (errors.UnsupportedOperation,
                               "not for containers"),
@@ -94,7 +115,10 @@ def _refusal(name, error, reason):
 
 
 def add_refusals(cls):
-    """Class decorator: define each ``REFUSED`` verb on ``cls``."""
+    """Class decorator: define each ``REFUSED`` verb on ``cls``, and the
+    served verbs that only answer (``get_external_data``)."""
+    if "getExternalData" not in cls.__dict__:
+        cls.getExternalData = get_external_data
     for name, (error, reason) in REFUSED.items():
         if name not in cls.__dict__:
             setattr(cls, name, _refusal(name, error, reason))

@@ -8,6 +8,7 @@ and ``notify(event_id, params)``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -77,20 +78,34 @@ def recover(cls, cif, backend):
     here must not keep vdsm in recovery (it retries recovery forever and
     answers every verb with "Recovering"), so an unreadable record is a VM
     Down with the reason, and a backend that can't be reached is logged.
+
+    Records are read and their VMs registered under clientIF's
+    ``vm_start_stop_lock``, the lock API.py's ``VM.destroy`` and
+    ``clientIF.createVm`` hold: vdsm runs recovery again (clientIF
+    ``_recoverExistingVms`` under ``function.retry``, every 5 s while a
+    later step fails, e.g. ``_waitForStoragePool`` with no storage) while
+    the API already serves, and a destroy that ended between the read and
+    the registration left the destroyed VM registered, listed Up forever.
+
+    Returns the ids of the containers it registered, None when their
+    records could not be listed (a later recovery should try again).
     """
     t0 = time.monotonic()
-    try:
-        ctrs = cls.load_all(backend=backend, cif=cif)
-    except Exception:
-        log.exception("recovery: containers could not be listed")
-        return []
+    lock = getattr(cif, "vm_start_stop_lock", None) or \
+        contextlib.nullcontext()
     recovered = []
-    for ctr in ctrs:
-        if ctr.id in cif.vmContainer:
-            continue
-        with cif.vm_container_lock:
-            cif.vmContainer[ctr.id] = ctr
-        recovered.append(ctr)
+    with lock:
+        try:
+            ctrs = cls.load_all(backend=backend, cif=cif)
+        except Exception:
+            log.exception("recovery: containers could not be listed")
+            return None
+        for ctr in ctrs:
+            with cif.vm_container_lock:
+                if ctr.id in cif.vmContainer:
+                    continue
+                cif.vmContainer[ctr.id] = ctr
+            recovered.append(ctr)
     # Their status now; their stats with the sampler's next round (vdsm's
     # recovery, too, leaves stats to the sampling that follows).
     sample_all(cif, backend, take_sample=False)
