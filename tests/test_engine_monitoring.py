@@ -145,7 +145,7 @@ def test_engine_finds_disappeared_and_destroyed_vms():
     engine.poll([{"vmId": kept, "status": "Up",
                   "statusTime": str(vmstats.event_time())}])
     assert sorted(f.split(":")[0] for f in engine.findings) == \
-        ["poll %s" % gone, "poll %s" % kept]
+        sorted(["poll %s" % gone, "poll %s" % kept])
 
 
 def test_get_external_data_answers_as_for_a_vm_without_data():
