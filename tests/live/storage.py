@@ -149,12 +149,28 @@ class DataCenter:
             domainDict={self.sd_id: "active"})
         self.connected = True
 
+    def clear_finished_tasks(self):
+        """Task.clear every finished task the host still holds, as Engine's
+        AsyncTaskManager clears the tasks it has polled to their end.  A
+        finished task left uncleared stays in vdsm's task manager and in the
+        master domain's task dump; a later spmStart reloads the dump and
+        fails with "Task id already in use" (taskManager._queueTask)."""
+        statuses = self.cli.Host.getAllTasksStatuses()
+        for task_id, st in statuses.items():
+            if st.get("taskState") == "finished":
+                self.cli.Task.clear(taskID=task_id)
+
     def start_spm(self):
+        self.clear_finished_tasks()
         task = self.cli.StoragePool.spmStart(
             storagepoolID=self.pool_id, prevID=-1, prevLver="-1",
             enableScsiFencing="false", maxHostID=250,
             domVersion=DOMAIN_VERSION)
-        wait_task(self.cli, task)
+        try:
+            wait_task(self.cli, task)
+        except TaskFailed as e:
+            raise TaskFailed("%s; the host's tasks: %s"
+                             % (e, self.cli.Host.getAllTasksInfo())) from e
         self.spm = True
 
     def stop_spm(self):
