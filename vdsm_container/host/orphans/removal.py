@@ -53,7 +53,23 @@ def _reap_process(paths, part):
 
 
 def _reap_cgroup(paths, part):
-    cgroups.empty_and_remove(part["dirs"])
+    """Kill what is in the scope and remove its cgroup.  Where systemd owns
+    it (``unit``), systemd is told after: ``stop`` is synchronous (the
+    cgroup is gone once it returns, whether systemd or we removed it) and
+    ``reset-failed`` unloads a scope systemd kept as failed; both are
+    no-ops for a unit systemd already dropped.  Mirrors the driver's own
+    cleanup (``runtimes.oci``: ``_stop_conmon_scope``, ``reset-failed``)."""
+    try:
+        # SIGKILL first: a stop would send SIGTERM and wait its timeout
+        # for a container init that ignores it.
+        cgroups.empty_and_remove(part["dirs"])
+    finally:
+        if part.get("unit"):
+            for verb in ("stop", "reset-failed"):
+                subprocess.run(["systemctl", verb, part["unit"]],
+                               stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=60)
 
 
 def _reap_netns(paths, part):
