@@ -132,12 +132,14 @@ def _scope_units(parent):
         return []
     out = proc.run(["systemctl", "show", "--property=Id,Slice"] + names,
                    timeout=30)
-    units, unit = [], None
-    for line in out.stdout.splitlines():
-        if line.startswith("Id="):
-            unit = line[3:]
-        elif line.startswith("Slice=") and line[6:] == parent and unit:
-            units.append(unit)
+    # One block of properties per unit, blank-line separated, in
+    # systemd's order of properties (not the order asked).
+    units = []
+    for block in out.stdout.split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines()
+                     if "=" in line)
+        if props.get("Slice") == parent and props.get("Id"):
+            units.append(props["Id"])
     return units
 
 
