@@ -160,11 +160,19 @@ check: lint test test-floor test-py39 test-vdsm
 # Soak and stress tests keep their full size on the host run (make check):
 # 20 create/destroy cycles instead of 500, 10 parallel creates instead of 20.
 HOSTVM_DEB := mmdebstrap qemu-system-x86 e2fsprogs
+# Every test file that runs a container, or makes cgroups, mounts, netns
+# or loop devices, is here.  Not here, on purpose: the image tests
+# (test_images, test_image_limits, test_hostile_images) unpack archives
+# with umoci into a directory and touch no cgroup, unit or mount, which
+# systemd and cgroup v2 do not change; the rest need no root (parsers,
+# Engine's side, the README, vdsm's stats arithmetic).
 HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 	tests/test_limits.py tests/test_failures.py tests/test_network.py \
 	tests/test_volumes.py tests/test_rkt.py tests/test_cli.py \
 	tests/test_supervdsm.py tests/test_verbs.py tests/test_security.py \
-	tests/test_hostvm.py tests/test_hostsysctl.py tests/test_resources.py
+	tests/test_hostvm.py tests/test_hostsysctl.py tests/test_resources.py \
+	tests/test_orphans.py tests/test_clientif.py tests/test_disk_paths.py \
+	tests/test_hostile_rootfs.py tests/test_sampling_cost.py
 HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 \
 	VDSM_CONTAINER_TEST_PARALLEL=10 python -m pytest --color=no \
 	-p no:cacheprovider -ra --durations=10 $(HOSTVM_TESTS)

@@ -2,12 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
 
 import pytest
 
+from vdsm_container import config
 from vdsm_container import constants
 
 
@@ -47,6 +49,30 @@ def test_caps(cli):
     assert caps["additionalFeatures"] == expected
     for name, a in runtimes.items():
         assert a["available"] or a["reason"], name
+        if a["available"] and name != "rkt":
+            # The version the binary itself prints first.
+            first = subprocess.run([name, "--version"], check=True,
+                                   stdout=subprocess.PIPE,
+                                   universal_newlines=True).stdout
+            assert a["version"] and \
+                first.splitlines()[0].endswith(" " + a["version"])
+    # conmon's and umoci's versions, as their --version prints them.
+    assert set(caps["tools"]) == {"conmon", "umoci"}
+    for tool, v in caps["tools"].items():
+        if shutil.which(tool) is None:
+            assert v == {"version": None,
+                         "reason": "%s not found in PATH" % tool}
+            continue
+        first = subprocess.run([tool, "--version"], check=True,
+                               stdout=subprocess.PIPE,
+                               universal_newlines=True).stdout
+        assert v["version"] and v["reason"] == ""
+        assert first.splitlines()[0] == "%s version %s" % (tool,
+                                                           v["version"])
+    size = caps["containerDiskSize"]
+    assert size["configuredMiB"] == config.Paths.from_env().disk_size_mib
+    assert size["defaultMiB"] == min(size["configuredMiB"],
+                                     size["storageFilesystemMiB"])
 
 
 @pytest.mark.runtime

@@ -22,6 +22,7 @@ from vdsm_container.host.backend import HostBackend
 from vdsm_container.host import mounts
 from vdsm_container.host import network
 from vdsm_container.host import orphans
+from vdsm_container.host.orphans import scan as orphan_scan
 from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
 
@@ -294,3 +295,25 @@ def test_a_start_reaps_what_an_ended_run_left_without_its_run_dir(
         assert orphans.find(paths) == []
     finally:
         again.destroy(gracefulAttempts=0)
+
+
+def test_scope_units_are_matched_to_their_own_slice(monkeypatch):
+    """systemd keeps a scope's unit after its cgroup went (failed, until
+    reset): gc finds it by its slice.  ``systemctl show`` prints one block
+    per unit in its own order of properties (Slice before Id), so each
+    block is read as a whole: a unit of another tree's slice is not ours
+    even when it follows one of ours."""
+    ours, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    listing = "".join("vdsm-container-%s.scope loaded failed failed x\n" % i
+                      for i in (ours, theirs))
+    shown = ("Slice=vdsm-containers-test-a.slice\n"
+             "Id=vdsm-container-%s.scope\n\n"
+             "Slice=vdsm-containers-test-a-other.slice\n"
+             "Id=vdsm-container-%s.scope\n" % (ours, theirs))
+
+    def run(argv, timeout=60):
+        out = listing if "list-units" in argv else shown
+        return subprocess.CompletedProcess(argv, 0, out, "")
+    monkeypatch.setattr(orphan_scan.proc, "run", run)
+    assert orphan_scan._scope_units("vdsm-containers-test-a.slice") == [
+        "vdsm-container-%s.scope" % ours]

@@ -2,6 +2,7 @@
 container log's bound, non-UTF-8 output, and the domain XML's bounds."""
 
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from vdsm_container.host import mounts
 from vdsm_container.runtimes import oci
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
+from vdsm_container.vdsm import caps
 
 from .conftest import bundle_of, in_container
+from . import leaks
 from .leaks import loop_freed
 from .test_domxml import edited, set_attr, set_text
 from .test_container import wait_status
@@ -345,3 +348,71 @@ def test_more_memory_than_the_host_is_refused_before_anything_starts(
     with pytest.raises(errors.InvalidParameter) as e:
         create(doc, paths=paths)
     assert e.value.context["field"] == "memory"
+
+
+# The default never refuses (issue #24 item 2)
+
+SMALL_FS_MIB = 128
+
+
+@pytest.fixture
+def small_storage_paths(paths, tmp_path):
+    """``paths`` with the storage directory on a 128 MiB ext4 filesystem
+    (a loop-mounted image): a host whose /var is smaller than the layer's
+    default.  Leak-checked like ``paths``; the filesystem and its loop
+    device go at the end."""
+    image = str(tmp_path / "small-var.img")
+    with open(image, "wb") as f:
+        f.truncate(SMALL_FS_MIB << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", image], check=True)
+    top = str(tmp_path / "small-var")
+    os.makedirs(top)
+    loop.mount(image, top, "ext4")
+    try:
+        moved = dataclasses.replace(paths, storage_dir=top + "/storage")
+        before = leaks.snapshot(moved)
+        yield moved
+        after = leaks.snapshot(moved)
+        leaks.assert_same(before, after)
+    finally:
+        mounts.umount(top)
+    assert loop_freed(image)
+
+
+@pytest.mark.runtime
+def test_default_layer_shrinks_to_a_small_storage_filesystem(
+        small_storage_paths, busybox_oci, caplog):
+    """Without containerDiskSize the layer gets the host's default (10 GiB)
+    or, where the storage filesystem is smaller, the filesystem's size: the
+    VM runs, vdsm.log and ``caps`` say so; a size the admin asked for that
+    cannot fit is still refused."""
+    caplog.set_level(logging.INFO)
+    paths = small_storage_paths
+    assert paths.disk_size_mib == 10 * 1024
+    fs_mib = quota.filesystem_mib(paths.storage_dir)
+    assert fs_mib < SMALL_FS_MIB
+    size = caps.disk_size(paths)
+    assert size == {"configuredMiB": 10240, "defaultMiB": fs_mib,
+                    "storageFilesystemMiB": fs_mib}
+    ctr = create(xml(busybox_oci, ["sh", "-c", "df -k /; echo done; "
+                                   "sleep 1000"]), paths=paths)
+    try:
+        assert root_size_kib(wait_for(ctr, "done")) <= fs_mib * 1024
+        image = os.path.join(bundle_of(ctr).storage_dir, quota.IMAGE)
+        assert os.stat(image).st_size == fs_mib << 20
+        assert "the default of 10240 MiB does not fit" in caplog.text
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+    with pytest.raises(errors.InvalidParameter) as e:
+        create(xml(busybox_oci, ["true"], containerDiskSize="1G"),
+               paths=paths)
+    assert "containerDiskSize" in str(e.value)
+    assert "storage filesystem" in str(e.value)
+
+
+def test_default_layer_is_the_configured_one_where_it_fits(tmp_path):
+    fs_mib = quota.filesystem_mib(str(tmp_path / "not" / "made" / "yet"))
+    assert fs_mib == quota.filesystem_mib(str(tmp_path))
+    assert quota.default_mib(str(tmp_path), 16) == 16
+    assert quota.default_mib(str(tmp_path), 0) == 0
+    assert quota.default_mib(str(tmp_path), fs_mib + 1) == fs_mib

@@ -24,6 +24,7 @@ except ImportError as e:     # pragma: no cover - depends on the host
                 allow_module_level=True)
 
 from vdsm_container import constants
+from vdsm_container.bundle import quota
 from vdsm_container.spec import domxml
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.vdsm import plugin as vdsm_plugin
@@ -233,6 +234,31 @@ def test_caps_get_adds_features(cif, monkeypatch):
     from vdsm.host import caps
     assert caps.get()["additionalFeatures"] == [
         "libgfapi_supported", "containers", "containers_runc"]
+
+
+def test_install_logs_versions_and_the_layer_default(paths, caplog):
+    """vdsm.log at start-up says which runtime, conmon and umoci versions
+    run here and the writable layer's default as it applies."""
+    import shutil
+    import subprocess
+    caplog.set_level(logging.INFO)
+    assert vdsm_plugin.install(paths=paths, availability={
+        "runc": Availability("runc", True, "", "9.8.7")}) is not None
+    try:
+        text = caplog.text
+    finally:
+        vdsm_plugin.uninstall()
+    line = [ln for ln in text.splitlines()
+            if "Container tool versions: " in ln][0]
+    assert "runc 9.8.7" in line
+    for tool in ("conmon", "umoci"):
+        if shutil.which(tool):
+            first = subprocess.run([tool, "--version"], check=True,
+                                   stdout=subprocess.PIPE,
+                                   universal_newlines=True).stdout
+            assert "%s %s" % (tool, first.split()[2]) in line
+    assert "Container writable layer default: %d MiB" % min(
+        paths.disk_size_mib, quota.filesystem_mib(paths.storage_dir)) in text
 
 
 def test_no_runtime_changes_nothing(paths):

@@ -72,7 +72,16 @@ def test_caps_advertise_containers(cli, log_start):
     assert hostmark.HOOK_NAME in caps["hooks"][hostmark.HOOK_EVENT]
     # What install() said at vdsmd's start reached vdsm.log.
     with open(VDSM_LOG, errors="replace") as f:
-        assert "Container support enabled: containers" in f.read()
+        text = f.read()
+    assert "Container support enabled: containers" in text
+    # ... with the versions that run: runc's as it prints it itself.
+    runc = subprocess.run(["runc", "--version"], check=True,
+                          stdout=subprocess.PIPE,
+                          universal_newlines=True).stdout.split()[2]
+    versions = [ln for ln in text.splitlines()
+                if "Container tool versions: " in ln]
+    assert versions and "runc %s" % runc in versions[-1]
+    assert "Container writable layer default: " in text
 
 
 def test_create_up_stats_destroy(made, cli, events, schema):

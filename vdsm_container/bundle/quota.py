@@ -21,9 +21,11 @@ back to the storage filesystem as holes.  Its cost is measured in ``make
 bench``.
 
 Images are sparse: the limits of all containers may add up to more than the
-storage filesystem holds (as thin provisioning does); ``size`` bigger than
-the whole filesystem is refused.  A size of 0 turns the limit off (plain
-directories on the storage filesystem, as before).
+storage filesystem holds (as thin provisioning does).  A ``containerDiskSize``
+the admin set that is bigger than the whole filesystem is refused; the host's
+default never is: it shrinks to the filesystem's size (``default_mib``), so a
+host with a small /var runs containers with default settings.  A size of 0
+turns the limit off (plain directories on the storage filesystem, as before).
 """
 
 from __future__ import annotations
@@ -62,11 +64,33 @@ def _run(argv, what, field):
             "exit status %d" % proc.returncode), field=field)
 
 
+def filesystem_mib(path):
+    """The size of the filesystem holding ``path`` (MiB): the most a layer
+    image on it could ever be given.  ``path`` need not exist yet (the
+    storage directory before the first container): its nearest existing
+    parent tells."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize // (1024 * 1024)
+
+
+def default_mib(storage_dir, configured_mib):
+    """The writable layer's size for a VM that sets no containerDiskSize:
+    the host's configured default, or the whole storage filesystem where
+    that is smaller.  The admin never asked for the default, so it must
+    not be the reason a VM is refused (a limit as large as the filesystem
+    still stops a container filling it past what it holds).  0 stays 0
+    (no limit)."""
+    if not configured_mib:
+        return 0
+    return min(configured_mib, filesystem_mib(storage_dir))
+
+
 def check_fits(storage_dir, size_mib, field):
     """InvalidParameter when the limit is larger than the whole storage
     filesystem: such a limit would be none."""
-    st = os.statvfs(storage_dir)
-    total_mib = st.f_blocks * st.f_frsize // (1024 * 1024)
+    total_mib = filesystem_mib(storage_dir)
     if size_mib > total_mib:
         raise errors.invalid(field, "%d MiB" % size_mib,
                              "larger than the storage filesystem of %s "

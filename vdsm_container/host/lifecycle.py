@@ -15,6 +15,7 @@ import os
 import stat
 
 from vdsm_container.bundle import blockio
+from vdsm_container.bundle import quota
 from vdsm_container.bundle import volumes
 from vdsm_container.host import network
 from vdsm_container.image import cache as imagecache
@@ -51,7 +52,13 @@ def disk_size_mib(paths, spec, driver):
         return 0
     if spec.disk_size_mib is not None:
         return spec.disk_size_mib
-    return paths.disk_size_mib
+    size = quota.default_mib(paths.storage_dir, paths.disk_size_mib)
+    if size != paths.disk_size_mib:
+        log.info("Container %s: writable layer of %d MiB, the size of the "
+                 "storage filesystem of %s (the default of %d MiB does not "
+                 "fit)", spec.vm_id, size, paths.storage_dir,
+                 paths.disk_size_mib)
+    return size
 
 
 def start(paths, spec, driver, bundle, hierarchy, image):

@@ -38,6 +38,7 @@ from vdsm.virt import recovery as _recovery
 
 from vdsm_container import config
 from vdsm_container.host.backend import HostBackend
+from vdsm_container.runtimes import versions
 from vdsm_container.vdsm import caps
 from vdsm_container.vdsm import vmcontainer
 from vdsm_container.vdsm.supervdsm import SupervdsmBackend
@@ -164,6 +165,7 @@ def install(paths=None, availability=None, cif=None, sample_interval=None,
     _caps.get = plugin.caps_get
     _plugin = plugin
     log.info("Container support enabled: %s", ", ".join(plugin.features))
+    _log_host(paths, availability)
     if cif is not None:
         plugin.start_sampler(cif, sample_interval or _sample_interval())
     return plugin
@@ -179,6 +181,22 @@ def uninstall():
     _recovery.all_domains = _plugin._orig_all_domains
     _caps.get = _plugin._orig_caps_get
     _plugin = None
+
+
+def _log_host(paths, availability):
+    """Say in vdsm.log which runtime and tool versions run here and the
+    writable layer's default as it applies (``caps.disk_size``): what an
+    admin reading a failure needs first.  Never a reason not to start."""
+    try:
+        log.info("Container tool versions: %s", versions.summary(
+            availability, versions.tools()))
+        size = caps.disk_size(paths)
+        log.info("Container writable layer default: %d MiB (configured "
+                 "%d MiB; storage filesystem of %s: %d MiB)",
+                 size["defaultMiB"], size["configuredMiB"],
+                 paths.storage_dir, size["storageFilesystemMiB"])
+    except Exception as e:
+        log.warning("Container host details could not be read: %s", e)
 
 
 def _sample_interval():

@@ -53,6 +53,31 @@ def _reap_process(paths, part):
 
 
 def _reap_cgroup(paths, part):
+    """Kill what is in the scope and remove its cgroup.  Where systemd owns
+    it (``unit``), systemd removes it: once the scope is empty, ``stop``
+    returns at once with the cgroup gone (SIGKILL first: a stop would send
+    SIGTERM and wait its timeout for a container init that ignores it),
+    and ``reset-failed`` unloads a scope systemd kept as failed; both are
+    no-ops for a unit systemd already dropped.  A cgroup removed from under
+    systemd instead can leave its stop job waiting for an empty-cgroup
+    event that never comes.  Mirrors the driver's own cleanup
+    (``runtimes.oci``: ``_stop_conmon_scope``, ``reset-failed``)."""
+    if part.get("unit"):
+        for _ in range(200):
+            pids = cgroups.members(part["dirs"])
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+        for verb in ("stop", "reset-failed"):
+            subprocess.run(["systemctl", verb, part["unit"]],
+                           stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
     cgroups.empty_and_remove(part["dirs"])
 
 

@@ -16,6 +16,8 @@ import subprocess
 
 from vdsm_container import pidinfo
 from vdsm_container import runtimes
+from vdsm_container.runtimes import proc
+from vdsm_container.stats import cgroups as hostcgroups
 from vdsm_container.host import loop
 from vdsm_container.host import mounts as hostmounts
 from vdsm_container.host import network
@@ -84,19 +86,61 @@ def _cgroup_roots():
 
 def cgroups(paths):
     """Scopes below the cgroup parent, one part for all the hierarchies
-    a scope is in (its ``dirs``)."""
+    a scope is in (its ``dirs``).  Where systemd is PID 1 the parent slice
+    is nested in its prefixes' slices (``stats.cgroups.parent_relpath``),
+    and systemd may keep a scope's unit after its cgroup went (a failed
+    scope, until reset) or remove the cgroup itself at any moment: the
+    part also names the unit (``unit``), found by its slice, so that the
+    removal stops and resets it through systemd."""
     found = {}
-    parent = paths.cgroup_parent.strip("/")
+    systemd = proc.systemd_booted()
+    rel = hostcgroups.parent_relpath(paths.cgroup_parent, systemd)
     for root in _cgroup_roots():
-        base = os.path.join(root, parent)
+        base = os.path.join(root, rel.lstrip("/"))
         for entry in listdir(base):
             m = SCOPE.match(entry)
             if m and is_uuid(m.group(1)):
-                found.setdefault(entry, {
-                    "kind": "cgroup", "vmId": m.group(1),
-                    "what": "/%s/%s" % (parent, entry), "dirs": []})
+                _cgroup_part(found, paths, entry, m.group(1))
                 found[entry]["dirs"].append(os.path.join(base, entry))
+    if systemd:
+        for unit in _scope_units(paths.cgroup_parent):
+            _cgroup_part(found, paths, unit, SCOPE.match(unit).group(1))
+    for part in found.values():
+        part["unit"] = part["what"].rsplit("/", 1)[1] if systemd else None
     return list(found.values())
+
+
+def _cgroup_part(found, paths, entry, vm_id):
+    found.setdefault(entry, {
+        "kind": "cgroup", "vmId": vm_id, "dirs": [],
+        "what": "/%s/%s" % (paths.cgroup_parent.strip("/"), entry)})
+
+
+def _scope_units(parent):
+    """The names of the container and conmon scopes systemd has loaded in
+    slice ``parent`` (running, or kept as failed with no cgroup)."""
+    try:
+        out = proc.run(["systemctl", "list-units", "--all", "--plain",
+                        "--no-legend", "--type=scope",
+                        "vdsm-container-*.scope"], timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    names = [line.split()[0] for line in out.stdout.splitlines()
+             if line.split() and SCOPE.match(line.split()[0]) and
+             is_uuid(SCOPE.match(line.split()[0]).group(1))]
+    if not names:
+        return []
+    out = proc.run(["systemctl", "show", "--property=Id,Slice"] + names,
+                   timeout=30)
+    # One block of properties per unit, blank-line separated, in
+    # systemd's order of properties (not the order asked).
+    units = []
+    for block in out.stdout.split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines()
+                     if "=" in line)
+        if props.get("Slice") == parent and props.get("Id"):
+            units.append(props["Id"])
+    return units
 
 
 def mounts(paths):
