@@ -1,7 +1,8 @@
 """The rkt driver against tests/doubles/rkt, a scripted DOUBLE of rkt
-1.30's documented command line: rkt is discontinued and not installable,
-so these tests check the exact command lines the driver runs and how it
-reads rkt's answers; they do not show that a real rkt would run the pod."""
+1.30's command line whose outputs follow the real rkt's: the exact command
+lines the driver runs, and the failures a real rkt can't be made to
+produce on demand.  tests/test_rkt_real.py runs the driver against a real
+rkt."""
 
 import io
 import json
