@@ -111,8 +111,9 @@ test-vdsm: system-deps
 # the vdsm snapshot in ../shared/vendor/vdsm, the plugin installed as README
 # "Inside vdsm" says; tests over JSON-RPC with vdsm's client, run by
 # Debian's python3 (the one vdsmd runs on).  As root.
-check-live: system-deps
-	bash tests/live/setup-host
+check-live: system-deps rkt
+	rkt=$$($(RKT_FIND)) && VDSM_CONTAINER_TEST_RKT=$$rkt \
+		bash tests/live/setup-host
 	tests/live/services restart
 	/usr/bin/python3 -m pytest -ra -p no:cacheprovider tests/live; \
 		rc=$$?; tests/live/services stop; exit $$rc
@@ -127,7 +128,8 @@ check: lint test test-vdsm
 HOSTVM_DEB := mmdebstrap qemu-system-x86 e2fsprogs
 HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 	tests/test_limits.py tests/test_failures.py tests/test_network.py \
-	tests/test_volumes.py tests/test_rkt.py tests/test_cli.py \
+	tests/test_volumes.py tests/test_rkt.py tests/test_rkt_real.py \
+	tests/test_cli.py \
 	tests/test_supervdsm.py tests/test_verbs.py tests/test_security.py \
 	tests/test_hostvm.py tests/test_hostsysctl.py tests/test_resources.py
 HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 \
@@ -161,6 +163,7 @@ HOSTVM_LIVE := env LIVE_WAIT=300 PYTHONDONTWRITEBYTECODE=1 sh -c \
 	--durations=10 tests/live; rc=$$?; tests/live/services stop; exit $$rc'
 
 check-el9-live: deps hostvm-deps
+	rkt=$$(contrib/build-rkt) && HOSTVM_RKT=$$rkt \
 	HOSTVM_PIP="$(CURDIR)/$(PY) -m pip" tests/hostvm/run -- $(HOSTVM_LIVE)
 
 bench: deps
