@@ -345,6 +345,11 @@ class Driver(base.Driver):
         if not removed:
             self._rm(uuid)
             proc.run(self._global() + ["gc", "--grace-period=0s"])
+        if uuid is not None and self.hierarchy.version == 1:
+            try:
+                rktpod.remove_hidden_cgroups(self.paths, uuid)
+            except OSError as e:
+                log.warning("rkt pod %s's cgroups: %s", uuid, e)
         rel = self.cgroup_path(bundle)
         if rel and not proc.systemd_booted():
             dirs = self.hierarchy.dirs(rel)
