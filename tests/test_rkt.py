@@ -111,6 +111,7 @@ def test_exact_command_line(double, paths, aci, tmp_path):
         "--volume=vol0,kind=host,source=/mnt/v0,readOnly=true",
         os.path.join(bundle_of(ctr).dir, "image.aci"),
         "--memory=128M", "--cpu=2000m",
+        "--user-annotation=org.ovirt.vm.id=" + ctr.id,
         "--mount=volume=vol0,target=/data",
         "--exec=/bin/app", "--", "--serve"]
     # The image copy stops at the end of the tar: the tail is gone.

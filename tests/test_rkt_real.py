@@ -20,6 +20,7 @@ import pytest
 from vdsm_container import constants
 from vdsm_container import errors
 from vdsm_container.container import Container, create
+from vdsm_container.host.backend import HostBackend
 from vdsm_container.runtimes import proc, rkt, rktpod
 from vdsm_container.spec import domxml
 from .conftest import bundle_of, driver_of
@@ -297,3 +298,20 @@ def test_signed_image_runs_once_its_key_is_trusted(real_rkt, paths,
     assert ctr.lastStatus == constants.UP
     ctr.destroy()
     assert rkt_pods(paths) == []
+
+
+def test_gc_reaps_a_pod_without_its_record(real_rkt, paths, aci):
+    """A running pod whose VM record is gone: found by the vmId the driver
+    annotates it with (``list``'s orphans, ``gc``), reaped with its
+    cgroup and storage; nothing of it is left (leakcheck, rkt list)."""
+    ctr = create(xml(aci, ["sleep", "1000"]), paths=paths)
+    pod = open(os.path.join(bundle_of(ctr).dir, "rkt.uuid")).read()
+    shutil.rmtree(paths.vm_run_dir(ctr.id))
+    backend = HostBackend(paths)
+    found = [p for p in backend.gc()["found"] if p["vmId"] == ctr.id]
+    assert {"pod", "cgroup", "storage"} <= {p["kind"] for p in found}
+    assert [p["pod"] for p in found if p["kind"] == "pod"] == [pod]
+    done = backend.gc(dry_run=False)
+    assert done["failed"] == []
+    assert rkt_pods(paths) == []
+    assert pod_cgroups(pod) == []

@@ -44,7 +44,7 @@ import time
 
 from vdsm_container import errors
 from vdsm_container import files
-from vdsm_container.runtimes import base, proc, rktimage, rktpod
+from vdsm_container.runtimes import base, proc, rktgc, rktimage, rktpod
 from vdsm_container.runtimes import watch as watches
 from vdsm_container.stats import cgroups
 
@@ -132,7 +132,10 @@ class Driver(base.Driver):
                  "--net=none", "--hostname=" + spec.name[:63]]
         argv += ["--set-env=%s=%s" % kv for kv in spec.env]
         app = [target, "--memory=%dM" % (spec.memory_kib // 1024),
-               "--cpu=%dm" % (spec.vcpus * 1000)]
+               "--cpu=%dm" % (spec.vcpus * 1000),
+               # Whose pod it is, for the orphan scan (rktgc.pods).
+               "--user-annotation=%s=%s" % (rktgc.VM_ID_ANNOTATION,
+                                            spec.vm_id)]
         for i, m in enumerate(mounts):
             name = "vol%d" % i
             argv.append("--volume=%s,kind=host,source=%s,readOnly=%s" % (
@@ -345,9 +348,9 @@ class Driver(base.Driver):
         if not removed:
             self._rm(uuid)
             proc.run(self._global() + ["gc", "--grace-period=0s"])
-        if uuid is not None and self.hierarchy.version == 1:
+        if uuid is not None:
             try:
-                rktpod.remove_hidden_cgroups(self.paths, uuid)
+                rktgc.remove_pod_cgroups(self.paths, uuid)
             except OSError as e:
                 log.warning("rkt pod %s's cgroups: %s", uuid, e)
         rel = self.cgroup_path(bundle)

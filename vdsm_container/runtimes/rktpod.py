@@ -227,7 +227,7 @@ def _cpu_ratio(d, version):
 def unapplied(hierarchy, pid, limit):
     """The VM's limits (``limits``) the pod (process ``pid``) is not held
     to, each as the words an error names it with; empty when all are
-    applied."""
+    applied, None when the pod ended before it could be looked at."""
     memory, quota, period = limit
     v = hierarchy.version
     missing = []
@@ -236,7 +236,7 @@ def unapplied(hierarchy, pid, limit):
                          lambda d: _memory_limit(d, v))
         cpu = _effective(hierarchy, pid, "cpu", lambda d: _cpu_ratio(d, v))
     except OSError:
-        return ["memory limit", "CPU limit"]    # the pod is gone
+        return None     # the pod ended meanwhile: nothing to hold
     if mem is None or mem > memory:
         missing.append("memory limit (%d MiB; the pod's cgroup has %s)"
                        % (memory >> 20, "none" if mem is None else
@@ -290,53 +290,3 @@ def availability(name, path):
     return base.Availability(name, True, "stage1 host: the host's "
                              "systemd-nspawn, %s" % how, version)
 
-
-def _hidden_hierarchies():
-    """cgroup v1 hierarchies with cgroups but no mount in our namespace:
-    ``{hierarchy id: [controllers]}`` from /proc/cgroups."""
-    mounted = set()
-    for line in files.read_text("/proc/self/mountinfo").splitlines():
-        left, _, right = line.partition(" - ")
-        fields = right.split()
-        if fields and fields[0] == "cgroup":
-            mounted.update(fields[-1].split(","))
-    found = {}
-    for line in files.read_text("/proc/cgroups").splitlines()[1:]:
-        name, hid, count, enabled = line.split()
-        if hid != "0" and enabled == "1" and int(count) > 1 and \
-                name not in mounted:
-            found.setdefault(hid, []).append(name)
-    return found
-
-
-def remove_hidden_cgroups(paths, pod):
-    """Remove pod ``pod``'s cgroups from the v1 hierarchies only its
-    stage1 mounted (measured on a hybrid host: net_cls, perf_event,
-    net_prio and hugetlb, which the host leaves unmounted, mounted together
-    in the pod, which leaves ``machine-rkt-<uuid>.scope/system.slice``
-    there and ``rkt gc`` does not remove them; a hierarchy mounted nowhere
-    lives on, unseen, while it has cgroups).  Mounts each such hierarchy
-    on a private directory for the time it takes; returns what it
-    removed."""
-    name = "machine-rkt\\x2d%s.scope" % pod.replace("-", "\\x2d")
-    removed = []
-    for controllers in _hidden_hierarchies().values():
-        where = os.path.join(paths.run_dir, "rkt-cgroups-%d" % os.getpid())
-        os.makedirs(where, exist_ok=True)
-        out = proc.run(["mount", "-t", "cgroup", "-o", ",".join(controllers),
-                        "vdsm-container-rkt", where], timeout=30)
-        if out.returncode != 0:
-            os.rmdir(where)
-            continue
-        try:
-            top = os.path.join(where, name)
-            dirs = [d for d, _, _ in os.walk(top)]
-            cgroups.empty_and_remove(dirs)
-            if dirs:
-                removed.append("%s/%s" % (",".join(controllers), name))
-        except OSError:
-            pass
-        finally:
-            proc.run(["umount", where], timeout=30)
-            os.rmdir(where)
-    return removed
