@@ -76,7 +76,7 @@ def xml(image, command, insecure=True, memory_mib=128, vcpus=1):
                         command=list(command), custom=custom)
 
 
-def wait_status(ctr, status, timeout=60):
+def wait_status(ctr, status, timeout=300):
     deadline = time.monotonic() + timeout
     while ctr.refresh() != status and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -214,7 +214,7 @@ def test_exit_status_to_down_reason(real_rkt, paths, aci, command, code,
     assert rkt_pods(paths) == []
 
 
-def wait_output(ctr, text, timeout=30):
+def wait_output(ctr, text, timeout=300):
     """The pod is Up once rkt reports it running; its app starts a moment
     later (the pod's systemd starts it)."""
     deadline = time.monotonic() + timeout

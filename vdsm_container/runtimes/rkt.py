@@ -51,7 +51,10 @@ from vdsm_container.stats import cgroups
 log = logging.getLogger("vdsm_container.runtimes.rkt")
 
 PROP_INSECURE = "containerInsecure"
-START_TIMEOUT = 60.0
+# A bound for a hung ``rkt run`` (one that fails ends at once): the first
+# pod of an rkt directory imports stage1 (47 MB) into rkt's store, which
+# took over a minute in the qemu-emulated VM of ``make check-el9``.
+START_TIMEOUT = 300.0
 EXITED_STATES = ("exited", "exited-garbage", "garbage", "deleting")
 
 
