@@ -106,8 +106,9 @@ def pod_cgroups(pod):
 
 
 def hidden_cgroup_counts():
-    """How many cgroups each v1 hierarchy that is mounted nowhere on the
-    host holds (/proc/cgroups): where stage1 host leaves its pods'."""
+    """Of each controller not mounted on the host (/proc/cgroups): whether
+    a v1 hierarchy holds it, and how many cgroups are there: where stage1
+    host leaves its pods'."""
     mounted = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -116,8 +117,8 @@ def hidden_cgroup_counts():
                 mounted.update(fields[-1].split(","))
     with open("/proc/cgroups") as f:
         rows = [line.split() for line in f.read().splitlines()[1:]]
-    return {name: int(count) for name, hid, count, _ in rows
-            if hid != "0" and name not in mounted}
+    return {name: (hid != "0", int(count)) for name, hid, count, _ in rows
+            if name not in mounted}
 
 
 def app_pids(ctr):
@@ -178,9 +179,10 @@ def test_lifecycle_limits_stats(real_rkt, paths, aci):
     ctr.destroy()
     assert rkt_pods(paths) == []
     assert pod_cgroups(pod) == []
-    # Those only the pod's stage1 mounted (hybrid hosts), seen by count:
-    # the kernel frees a removed cgroup after its rmdir returns (a bound
-    # for a failure, not a timing).
+    # Those only the pod's stage1 mounted (hybrid hosts), seen by count,
+    # and the host's cgroup shape (which hierarchy has which controller)
+    # as before: the kernel frees a removed cgroup after its rmdir
+    # returns (a bound for a failure, not a timing).
     deadline = time.monotonic() + 10
     while hidden_cgroup_counts() != hidden and time.monotonic() < deadline:
         time.sleep(0.1)

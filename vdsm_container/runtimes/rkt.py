@@ -351,18 +351,20 @@ class Driver(base.Driver):
         if not removed:
             self._rm(uuid)
             proc.run(self._global() + ["gc", "--grace-period=0s"])
-        if uuid is not None:
-            try:
-                rktgc.remove_pod_cgroups(self.paths, uuid)
-            except OSError as e:
-                log.warning("rkt pod %s's cgroups: %s", uuid, e)
         rel = self.cgroup_path(bundle)
         if rel and not proc.systemd_booted():
+            # First: what is left of the pod dies with it, and its mount
+            # namespace, where stage1 mounted v1 hierarchies, goes.
             dirs = self.hierarchy.dirs(rel)
             try:
                 cgroups.empty_and_remove(dirs)
             except OSError as e:
                 log.warning("Cannot remove cgroup %s: %s", dirs, e)
+        if uuid is not None:
+            try:
+                rktgc.remove_pod_cgroups(self.paths, uuid)
+            except OSError as e:
+                log.warning("rkt pod %s's cgroups: %s", uuid, e)
 
     def _rm(self, uuid):
         """``rkt rm``; True if the pod is gone."""

@@ -23,7 +23,7 @@ from vdsm_container.stats import cgroups
 
 
 def _hidden_hierarchies():
-    """cgroup v1 hierarchies with cgroups but no mount in our namespace:
+    """cgroup v1 hierarchies alive but with no mount in our namespace:
     ``{hierarchy id: [controllers]}`` from /proc/cgroups."""
     mounted = set()
     for line in files.read_text("/proc/self/mountinfo").splitlines():
@@ -34,10 +34,18 @@ def _hidden_hierarchies():
     found = {}
     for line in files.read_text("/proc/cgroups").splitlines()[1:]:
         name, hid, count, enabled = line.split()
-        if hid != "0" and enabled == "1" and int(count) > 1 and \
-                name not in mounted:
+        if hid != "0" and enabled == "1" and name not in mounted:
             found.setdefault(hid, []).append(name)
     return found
+
+
+def _count(controller):
+    """How many cgroups the hierarchy of ``controller`` holds."""
+    for line in files.read_text("/proc/cgroups").splitlines()[1:]:
+        name, _, count, _ = line.split()
+        if name == controller:
+            return int(count)
+    return 0
 
 
 def _listdir(path):
@@ -50,13 +58,16 @@ def _listdir(path):
 def remove_pod_cgroups(paths, pod):
     """Remove the cgroups pod ``pod`` left: nspawn's, and those in the v1
     hierarchies only its stage1 mounted (measured on a hybrid host:
-    net_cls, perf_event,
-    net_prio and hugetlb, which the host leaves unmounted, mounted together
-    in the pod, which leaves ``machine-rkt-<uuid>.scope/system.slice``
-    there and ``rkt gc`` does not remove them; a hierarchy mounted nowhere
-    lives on, unseen, while it has cgroups).  Mounts each such hierarchy
-    on a private directory for the time it takes; returns what it
-    removed."""
+    net_cls, perf_event, net_prio and hugetlb, which the host leaves to
+    cgroup v2, mounted together in the pod, which leaves
+    ``machine-rkt-<uuid>.scope/system.slice`` there; ``rkt gc`` does not
+    remove them).  Such a hierarchy, unmounted with cgroups in it, lives
+    on unseen and keeps its controllers from cgroup v2, which changes the
+    host's shape (crun 1.8 then runs where it refused); the kernel
+    destroys it only at an unmount that finds it empty.  So each one is
+    mounted on a private directory, this pod's cgroups removed, and
+    unmounted, which destroys it once no other pod has it mounted.
+    Returns what it removed."""
     name = "machine-rkt\\x2d%s.scope" % pod.replace("-", "\\x2d")
     removed = []
     # nspawn's own, in the host's name=systemd and unified hierarchies,
@@ -79,9 +90,16 @@ def remove_pod_cgroups(paths, pod):
         try:
             top = os.path.join(where, name)
             dirs = [d for d, _, _ in os.walk(top)]
+            left = _count(controllers[0]) - len(dirs)
             cgroups.empty_and_remove(dirs)
             if dirs:
                 removed.append("%s/%s" % (",".join(controllers), name))
+            # The kernel unlinks a removed cgroup from its parent after
+            # rmdir returns; an unmount before that keeps the hierarchy.
+            deadline = time.monotonic() + 5
+            while _count(controllers[0]) > left and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)
         except OSError:
             pass
         finally:
