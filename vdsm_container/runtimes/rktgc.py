@@ -134,9 +134,15 @@ def pods(rkt_argv):
     return found
 
 
-def remove_pod(rkt_argv, paths, pod):
-    """Stop pod ``pod`` (``stop --force``), remove it and what it left."""
+def remove_pod(rkt_argv, paths, pod, vm_id):
+    """Stop pod ``pod`` of VM ``vm_id`` (``stop --force``; where systemd is
+    PID 1, its ``rkt run`` unit, which holds it), remove it and what it
+    left."""
     proc.run(rkt_argv + ["stop", "--force", pod], timeout=60)
+    if proc.systemd_booted():
+        unit = "vdsm-container-%s.service" % vm_id
+        proc.run(["systemctl", "stop", unit], timeout=60)
+        proc.run(["systemctl", "reset-failed", unit], timeout=30)
     deadline = time.monotonic() + 10
     while True:
         out = proc.run(rkt_argv + ["rm", pod], timeout=60)

@@ -42,7 +42,7 @@ def _reap_container(paths, part):
 
 def _reap_pod(paths, part):
     driver = runtimes.driver("rkt", paths)
-    rktgc.remove_pod(driver._global(), paths, part["pod"])
+    rktgc.remove_pod(driver._global(), paths, part["pod"], part["vmId"])
 
 
 def _reap_process(paths, part):
