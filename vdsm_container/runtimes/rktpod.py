@@ -71,7 +71,9 @@ def nspawn_dir(paths, systemd):
     else:
         text = _WRAPPER % (", unregistered (PID 1 is not systemd)",
                            "|--keep-unit", nspawn, " --register=false")
-    d = os.path.join(paths.run_dir, "rkt-nspawn")
+    # In the storage directory: the run directory's /run is noexec on
+    # Debian (rkt failed there: "fork/exec ...: permission denied").
+    d = os.path.join(paths.storage_dir, "rkt-nspawn")
     path = os.path.join(d, "systemd-nspawn")
     try:
         if files.read_text(path) == text:
