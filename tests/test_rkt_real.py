@@ -106,9 +106,9 @@ def pod_cgroups(pod):
 
 
 def hidden_cgroup_counts():
-    """Of each controller not mounted on the host (/proc/cgroups): whether
-    a v1 hierarchy holds it, and how many cgroups are there: where stage1
-    host leaves its pods'."""
+    """The controllers a v1 hierarchy that is mounted nowhere on the host
+    holds (/proc/cgroups; such a hierarchy keeps them from cgroup v2), and
+    how many cgroups are there: where stage1 host leaves its pods'."""
     mounted = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -117,8 +117,8 @@ def hidden_cgroup_counts():
                 mounted.update(fields[-1].split(","))
     with open("/proc/cgroups") as f:
         rows = [line.split() for line in f.read().splitlines()[1:]]
-    return {name: (hid != "0", int(count)) for name, hid, count, _ in rows
-            if name not in mounted}
+    return {name: int(count) for name, hid, count, _ in rows
+            if hid != "0" and name not in mounted}
 
 
 def app_pids(ctr):
