@@ -47,7 +47,7 @@ sys.path.insert(0, REPO)
 from tests import leaks  # noqa: E402
 from vdsm_container import config, constants, errors  # noqa: E402
 from vdsm_container.container import Container, create  # noqa: E402
-from vdsm_container.runtimes import oci, proc  # noqa: E402
+from vdsm_container.runtimes import ocistate, proc  # noqa: E402
 from vdsm_container.spec import domxml  # noqa: E402
 from vdsm_container.stats import cgroups  # noqa: E402
 from vdsm_container.vdsm import hostsysctl  # noqa: E402
@@ -175,7 +175,7 @@ def oom_run(paths, image, log):
         "reported as OOM": "ran out of memory" in (
             stats.get("exitMessage") or ""),
         "conmon oom file": os.path.exists(os.path.join(bundle.dir, "oom")),
-        "kernel log names the scope": oci.kernel_oom_kill(scope),
+        "kernel log names the scope": ocistate.kernel_oom_kill(scope),
         "seconds to Down": round(time.monotonic() - t0, 1),
     }
     if proc.systemd_booted():

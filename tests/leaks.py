@@ -66,12 +66,15 @@ def _processes(marker):
 
 def _runtime_state(run_dir):
     """Per-container entries of each runtime's root (runc/crun: one
-    directory per container; rkt: one pod under pods/)."""
+    directory per container; rkt: one pod, pods/<state>/<uuid>, or the
+    double's pods/<uuid>.json).  The rest of rkt's directory is its image
+    store, its locks and tmp, shared by every pod."""
     base = os.path.join(run_dir, "runtime")
-    found = glob.glob(os.path.join(base, "*", "*"))
-    found += glob.glob(os.path.join(base, "rkt", "pods", "*"))
-    return sorted(p for p in found
-                  if p != os.path.join(base, "rkt", "pods"))
+    found = [p for p in glob.glob(os.path.join(base, "*", "*"))
+             if not p.startswith(os.path.join(base, "rkt", ""))]
+    found += glob.glob(os.path.join(base, "rkt", "pods", "*", "*"))
+    found += glob.glob(os.path.join(base, "rkt", "pods", "*.json"))
+    return sorted(found)
 
 
 def snapshot(paths):

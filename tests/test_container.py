@@ -17,7 +17,7 @@ from vdsm_container import constants
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container import runtimes
-from vdsm_container.runtimes import oci
+from vdsm_container.runtimes import ocistate
 from vdsm_container.container import Container, create
 from vdsm_container.host import loop
 from vdsm_container.host import mounts
@@ -167,8 +167,8 @@ def test_oom_kill_is_reported(started, tmp_path, monkeypatch):
     assert os.listdir(cwd) == []
     # The kernel's own record, which outlives the cgroup, names this
     # container's and no other.
-    assert oci.kernel_oom_kill(cgroups.scope_name(ctr.id))
-    assert not oci.kernel_oom_kill(cgroups.scope_name(str(uuid.uuid4())))
+    assert ocistate.kernel_oom_kill(cgroups.scope_name(ctr.id))
+    assert not ocistate.kernel_oom_kill(cgroups.scope_name(str(uuid.uuid4())))
 
 
 def test_shutdown_is_graceful(started):

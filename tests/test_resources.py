@@ -18,7 +18,7 @@ from vdsm_container.bundle import quota
 from vdsm_container.container import create
 from vdsm_container.host import loop
 from vdsm_container.host import mounts
-from vdsm_container.runtimes import oci
+from vdsm_container.runtimes import conmon
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds
 from vdsm_container.vdsm import caps
@@ -226,7 +226,7 @@ def test_runtime_messages_are_read_from_its_json_log():
             b'{"msg":"use --console-socket","level":"error","time":"x"}\n'
             b"\n"
             b"not json \xff\n")
-    assert oci.runtime_messages(data) == [
+    assert conmon.runtime_messages(data) == [
         ("warning", "skipping device /dev/char/10:200 for systemd"),
         ("error", "use --console-socket"),
         ("warning", "not json \ufffd"),

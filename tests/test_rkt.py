@@ -1,7 +1,8 @@
 """The rkt driver against tests/doubles/rkt, a scripted DOUBLE of rkt
-1.30's documented command line: rkt is discontinued and not installable,
-so these tests check the exact command lines the driver runs and how it
-reads rkt's answers; they do not show that a real rkt would run the pod."""
+1.30's command line whose outputs follow the real rkt's: the exact command
+lines the driver runs, and the failures a real rkt can't be made to
+produce on demand.  tests/test_rkt_real.py runs the driver against a real
+rkt."""
 
 import io
 import json
@@ -110,6 +111,7 @@ def test_exact_command_line(double, paths, aci, tmp_path):
         "--volume=vol0,kind=host,source=/mnt/v0,readOnly=true",
         os.path.join(bundle_of(ctr).dir, "image.aci"),
         "--memory=128M", "--cpu=2000m",
+        "--user-annotation=org.ovirt.vm.id=" + ctr.id,
         "--mount=volume=vol0,target=/data",
         "--exec=/bin/app", "--", "--serve"]
     # The image copy stops at the end of the tar: the tail is gone.
@@ -121,12 +123,14 @@ def test_exact_command_line(double, paths, aci, tmp_path):
 
 
 def test_secure_by_default(double, paths, aci):
+    """An image volume without a signature is refused before rkt runs (a
+    real rkt says only "open .../image.aci.asc: no such file")."""
     ctr = Container.from_xml(xml(aci, insecure=False), paths=paths)
     with pytest.raises(errors.CannotCreateVM) as e:
         ctr.run()
-    assert "signature" in str(e.value)
-    run = [c for c in double() if "run" in c][0]
-    assert "--insecure-options=image" not in run
+    assert "carries no signature" in str(e.value)
+    assert "containerInsecure=true" in str(e.value)
+    assert [c for c in double() if "run" in c] == []
     assert Container.load_all(paths=paths) == []
 
 

@@ -84,7 +84,9 @@ def cmd_run(args, paths):
     xml = domxml.build(vm_id, args.name or "container-" + vm_id[:8],
                        args.runtime, args.image, memory_mib=args.memory,
                        vcpus=args.cpus, image_ref=args.image_ref,
-                       command=args.command or None, nics=nics)
+                       command=args.command or None, nics=nics,
+                       custom={"containerInsecure": "true"}
+                       if args.insecure else None)
     _print(create(xml, paths=paths).status())
 
 
@@ -262,6 +264,8 @@ def parser():
                     "holds several (containerImage)")
     sp.add_argument("--memory", type=int, default=256, metavar="MiB")
     sp.add_argument("--cpus", type=int, default=1, metavar="N")
+    sp.add_argument("--insecure", action="store_true",
+                    help="run an unsigned image (rkt: containerInsecure)")
     sp.add_argument("--name")
     sp.add_argument("--vm-id")
     sp.add_argument("--bridge", metavar="BR")

@@ -31,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICES = os.path.join(HERE, "services")
 ENGINE_XML = os.path.join(REPO, "tests", "data", "engine-container.xml")
 BUILD_IMAGE = os.path.join(REPO, "contrib", "build-busybox-image")
+BUILD_ACI = os.path.join(REPO, "contrib", "build-busybox-aci")
 VDSM_LOG = "/var/log/vdsm/vdsm.log"
 RUN_DIR = "/run/vdsm-container"       # config.Paths' default, as installed
 STORAGE_DIR = "/var/lib/vdsm-container"     # the same
@@ -225,6 +226,14 @@ def image(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def aci_image(tmp_path_factory):
+    """busybox as an ACI (actool), the image disk of an rkt container."""
+    path = str(tmp_path_factory.mktemp("live-images") / "busybox.aci")
+    subprocess.run([BUILD_ACI, path], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
 def events():
     ev = Events()
     yield ev
@@ -247,10 +256,11 @@ class Made:
         self.image = image
         self.vm_ids = []
 
-    def container(self, command=POLITE, wait_up=True, custom=None):
+    def container(self, command=POLITE, wait_up=True, custom=None,
+                  image=None):
         vm_id = str(uuid.uuid4())
-        xml = container_xml(vm_id, "live-%s" % vm_id[:8], self.image,
-                            command, custom)
+        xml = container_xml(vm_id, "live-%s" % vm_id[:8],
+                            image or self.image, command, custom)
         self.vm_ids.append(("container", vm_id))
         created = self.cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
         assert created["vmId"] == vm_id

@@ -25,7 +25,8 @@ from vdsm_container.vdsm import hostmark
 from ..leaks import loop_freed
 from ..vdsmschema import Schema
 from .conftest import POLITE, RUN_DIR, STORAGE_DIR, STUBBORN, VDSM_LOG, \
-    client, connect, container_xml, services, stats, vm_list, wait_stats
+    WAIT, client, connect, container_xml, services, stats, vm_list, \
+    wait_stats
 from .plainvm import plain_vm_name
 
 # vdsm's numbers (lib/vdsm/common/define.py, lib/vdsm/virt/vmexitreason.py)
@@ -269,6 +270,39 @@ def test_vdsmd_restart_recovers_containers(made, cli, events, schema):
             cli2.VM.destroy(vmID=vm_id)
             assert code_of(cli2.VM.getStats, vmID=vm_id) == \
                 vdsm_exc.NoSuchVM.code
+
+
+def test_rkt_pod_through_vdsm_survives_a_vdsmd_restart(made, cli, events,
+                                                       schema, aci_image):
+    """The real rkt (contrib/build-rkt's, which setup-host gives
+    supervdsmd and vdsmd in VDSM_CONTAINER_RKT): advertised, a pod
+    created through vdsm is Up, a vdsmd restart recovers it with valid
+    stats, a shutdown takes it Down as the admin's, destroy removes it."""
+    caps = cli.Host.getCapabilities()
+    assert "containers_rkt" in caps["additionalFeatures"]
+    vm_id = made.container(
+        ["sh", "-c", 'trap "exit 0" TERM; echo ready; '
+         'while :; do sleep 0.2; done'],
+        custom={"containerType": "rkt", "containerInsecure": "true"},
+        image=aci_image)
+    services("restart", "vdsmd")
+    with started_vdsmd(events) as cli2:
+        assert vm_list(cli2)[vm_id]["status"] == "Up"
+        assert_stats_valid(schema, stats(cli2, vm_id))
+        # The app starts once the pod's systemd runs it: shut it down only
+        # once it traps SIGTERM, or it would die by it.
+        log = os.path.join(STORAGE_DIR, "vms", vm_id, "container.log")
+        deadline = time.monotonic() + WAIT
+        while "ready" not in open(log, errors="replace").read():
+            assert time.monotonic() < deadline, "the app never started"
+            time.sleep(0.2)
+        cli2.VM.shutdown(vmID=vm_id)
+        down = events.wait_status(vm_id, "Down")
+        assert (down["exitCode"], down["exitReason"]) == (NORMAL,
+                                                          ADMIN_SHUTDOWN)
+        cli2.VM.destroy(vmID=vm_id)
+        assert code_of(cli2.VM.getStats, vmID=vm_id) == \
+            vdsm_exc.NoSuchVM.code
 
 
 def test_supervdsmd_restart(made, cli, events):

@@ -7,7 +7,7 @@ own right after it reports the container's pid (conmon src/cgroup.c
 on its stderr, which is /dev/null once it has daemonized, and runs on: the
 container is up and nothing says the watch is missing.  An OOM kill is
 still told when the container ends (conmon reads memory.events once more
-as it exits; the kernel's log; systemd: oci.OCIDriver._oom_killed), as
+as it exits; the kernel's log; systemd: ocistate.Status._oom_killed), as
 measured in the host-shape VM, but root's other services meet the same
 EMFILE from then on.  So the driver looks, once
 per start on cgroup v2, at conmon's descriptors (a dozen) and says it in

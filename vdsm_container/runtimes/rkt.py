@@ -1,56 +1,60 @@
 """rkt: the runtime the feature page names first.
 
-rkt was discontinued in 2020 and can't be installed on current hosts; this
-driver is written against rkt 1.30's documented command line
-(Documentation/subcommands/{run,status,stop,rm,gc}.md) and tested against a
-scripted double of it (tests/doubles/rkt), never against a real rkt.
+rkt was discontinued in 2020 and is in no distribution; the tests run this
+driver against rkt 1.30 built from its last source (contrib/build-rkt,
+tests/test_rkt_real.py), with stage1 host (the host's systemd-nspawn; how
+the pod is placed and held to the VM's limits: ``rktpod``; its image:
+``rktimage``), and against a scripted double (tests/doubles/rkt) for the
+failures a real rkt can't be made to produce.
 
 - Start: ``rkt [--insecure-options=image] --dir=D run --uuid-file-save=F
-  [--net=none] [--set-env=K=V]... [--volume=...]... IMAGE [--memory=..]
-  [--cpu=..] [--exec=CMD] [--mount volume=..,target=..]... [-- ARGS]``.
-  ``rkt run`` stays in the foreground for the pod's life, so it runs
+  --net=none --hostname=N [--set-env=K=V]... [--volume=...]... IMAGE
+  [--memory=..] [--cpu=..] [--exec=CMD] [--mount ...]... [-- ARGS]``
+  (Documentation/subcommands/run.md).  ``rkt run`` stays in the foreground
+  for the pod's life (stage1 host execs nspawn in its place), so it runs
   supervised: as a transient service ``vdsm-container-<vmId>.service`` in
   ``vdsm-containers.slice`` where systemd is PID 1 (``systemd-run``, as
-  rkt's documentation recommends), in a session of its own elsewhere; the
-  pod outlives the caller either way.  The unit gets the caller's
-  environment and writes to the container's log, as the plain child does;
-  systemd-run returns once the unit started, so the driver waits for rkt's
-  UUID file, not for its own child.
-- Started is a pod with a UUID that rkt reports running, or exited with
-  its app's status: one that ran and ended before the driver looked is Up,
-  then Down with that status, as a runc container is.
-- State and pid: ``rkt status UUID`` (key=value lines; ``app-<name>=N`` is
-  an app's exit status once ``exited=true``).  rkt writes no exit file: the
-  status round watches the pod's pid instead (``watch``), and asks ``rkt
-  status`` again once that process is gone.
-- Stop: ``rkt stop UUID``, then ``rkt stop --force UUID``.
-- Cleanup: ``rkt rm UUID``, then ``rkt gc --grace-period=0s``.
-- Images: an ACI file on the image volume (copied up to the end of its tar,
-  the volume's tail ignored); a ``containerImage`` of ``docker://...`` runs
-  an image from a registry, which rkt accepts only unsigned.  rkt verifies
-  image signatures; the admin allows unsigned images with the custom
-  property ``containerInsecure=true``.
+  rkt's documentation recommends), in a session and cgroup of its own
+  elsewhere.  rkt writes the UUID file (no newline) once the pod is
+  prepared, seconds after the call: the driver polls it, then ``rkt
+  status`` until the pod runs or has exited with its app's status.
+- State and pid: ``rkt status UUID`` (key=value lines: ``state=running``,
+  ``pid=`` nspawn's, ``exited=true`` and ``app-<name>=N`` once exited).  rkt
+  writes no exit file: the status round watches the pod's pid (``watch``).
+- Stop: ``rkt stop UUID`` (the pod's systemd stops the app with SIGTERM),
+  then ``rkt stop --force UUID``.  Cleanup: ``rkt rm UUID`` once the pod's
+  process ended, then ``rkt gc --grace-period=0s``.
+- Images: an ACI on the image volume, or a ``docker://`` reference (rkt
+  runs those only unsigned).  rkt verifies signatures against its trust
+  store (``rkt trust``; ``--local-config`` from VDSM_CONTAINER_RKT_CONFIG);
+  the admin allows unsigned images with ``containerInsecure=true``.
 - Not supported: NICs on the VMs' bridges (rkt's networks are CNI configs of
-  its own), pause.  Containers asking for them are refused before anything
-  starts.
+  its own), pause, block I/O limits: refused before anything starts.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import signal as signals
 import subprocess
-import tarfile
 import time
 
 from vdsm_container import errors
 from vdsm_container import files
-from vdsm_container.runtimes import base, proc
+from vdsm_container.runtimes import base, proc, rktgc, rktimage, rktpod
 from vdsm_container.runtimes import watch as watches
+from vdsm_container.stats import cgroups
+
+log = logging.getLogger("vdsm_container.runtimes.rkt")
 
 PROP_INSECURE = "containerInsecure"
-START_TIMEOUT = 60.0
+# A bound for a hung ``rkt run`` (one that fails ends at once): the first
+# pod of an rkt directory imports stage1 (47 MB) into rkt's store, which
+# took over a minute in the qemu-emulated VM of ``make check-el9``.
+START_TIMEOUT = 300.0
 EXITED_STATES = ("exited", "exited-garbage", "garbage", "deleting")
 
 
@@ -81,33 +85,15 @@ class Driver(base.Driver):
     capabilities = dict(base.Driver.capabilities, volumes=True, nics=False,
                         pause=False, rootfs=False)
 
-    def __init__(self, paths):
+    def __init__(self, paths, hierarchy=None):
         super().__init__(paths)
         self.root = paths.runtime_root(self.name)
         self._path = _binary() or self.binary
+        self.hierarchy = hierarchy or cgroups.Hierarchy()
 
     @classmethod
     def probe(cls, paths):
-        path = _binary()
-        if path is None:
-            return base.Availability(cls.name, False, "rkt not found in PATH "
-                                     "(rkt was discontinued in 2020)")
-        try:
-            out = proc.run([path, "version"], timeout=10)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return base.Availability(cls.name, False,
-                                     "rkt version failed: %s" % e)
-        if out.returncode != 0:
-            return base.Availability(
-                cls.name, False, "rkt version failed: %s" % proc.last_line(
-                    out.stderr or out.stdout,
-                    "exit status %d" % out.returncode))
-        for line in out.stdout.splitlines():
-            if line.startswith("rkt Version:"):
-                return base.Availability(cls.name, True, "",
-                                         line.split(":", 1)[1].strip())
-        return base.Availability(cls.name, False, "rkt version printed no "
-                                 "'rkt Version:' line")
+        return rktpod.availability(cls.name, _binary())
 
     # Paths of one pod
 
@@ -122,7 +108,12 @@ class Driver(base.Driver):
             return None
 
     def _global(self):
-        return [self._path, "--dir=" + self.root]
+        argv = [self._path, "--dir=" + self.root]
+        config = os.environ.get("VDSM_CONTAINER_RKT_CONFIG")
+        if config:
+            # rkt's trust store and settings, instead of /etc/rkt.
+            argv.append("--local-config=" + config)
+        return argv
 
     # Lifecycle
 
@@ -144,7 +135,10 @@ class Driver(base.Driver):
                  "--net=none", "--hostname=" + spec.name[:63]]
         argv += ["--set-env=%s=%s" % kv for kv in spec.env]
         app = [target, "--memory=%dM" % (spec.memory_kib // 1024),
-               "--cpu=%dm" % (spec.vcpus * 1000)]
+               "--cpu=%dm" % (spec.vcpus * 1000),
+               # Whose pod it is, for the orphan scan (rktgc.pods).
+               "--user-annotation=%s=%s" % (rktgc.VM_ID_ANNOTATION,
+                                            spec.vm_id)]
         for i, m in enumerate(mounts):
             name = "vol%d" % i
             argv.append("--volume=%s,kind=host,source=%s,readOnly=%s" % (
@@ -159,6 +153,8 @@ class Driver(base.Driver):
         argv += app
         with open(os.path.join(bundle.dir, "rkt-run.argv"), "w") as f:
             f.write("\0".join(argv))
+        with open(os.path.join(bundle.dir, "rkt-limits.json"), "w") as f:
+            json.dump(rktpod.limits(spec), f)
         return argv
 
     def _image(self, bundle, spec, insecure):
@@ -169,7 +165,12 @@ class Driver(base.Driver):
                                             % PROP_INSECURE, vmId=spec.vm_id)
             return spec.image_ref
         target = os.path.join(bundle.dir, "image.aci")
-        copy_tar(spec.image_disk.path, target)
+        signed = rktimage.copy_aci(spec.image_disk.path, target)
+        if not signed and not insecure:
+            raise errors.CannotCreateVM(
+                "the image carries no signature (NAME.aci with NAME.aci.asc "
+                "on its volume): rkt runs unsigned images only with %s=true"
+                % PROP_INSECURE, vmId=spec.vm_id)
         return target
 
     def _unit(self, bundle):
@@ -178,23 +179,43 @@ class Driver(base.Driver):
     def start(self, bundle):
         with open(os.path.join(bundle.dir, "rkt-run.argv")) as f:
             argv = f.read().split("\0")
+        with open(os.path.join(bundle.dir, "rkt-limits.json")) as f:
+            limit = tuple(json.load(f))
         systemd = proc.systemd_booted()
-        if systemd:
-            argv = ["systemd-run", "--quiet", "--collect",
-                    "--slice=%s" % self.paths.cgroup_parent,
-                    "--unit=%s" % self._unit(bundle),
-                    # stderr follows stdout (StandardError=inherit);
-                    # "file:" is in EL8's systemd 239, "append:" is not.
-                    "--property=StandardOutput=file:%s" % bundle.log_path,
-                    ] + proc.unit_environment() + ["--"] + argv
+        env = dict(os.environ, PATH="%s:%s" % (
+            rktpod.nspawn_dir(self.paths, systemd),
+            os.environ.get("PATH", os.defpath)))
+        rel = rktpod.cgroup_rel(self.paths, bundle.vm_id, systemd,
+                                self._unit(bundle))
         os.makedirs(self.root, exist_ok=True)
-        log = open(bundle.log_path, "ab")
         try:
-            runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                      stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        finally:
-            log.close()
+            if systemd:
+                argv = ["systemd-run", "--quiet", "--collect",
+                        "--slice=%s" % self.paths.cgroup_parent,
+                        "--unit=%s" % self._unit(bundle),
+                        # stderr follows stdout (StandardError=inherit);
+                        # "file:" is in EL8's systemd 239, "append:" is not.
+                        "--property=StandardOutput=file:%s" % bundle.log_path,
+                        ] + rktpod.unit_properties(
+                            limit, self.hierarchy.version) + \
+                    proc.unit_environment(env) + ["--"] + argv
+            else:
+                argv = rktpod.join_argv(
+                    rktpod.make_scope(self.hierarchy, rel, limit), argv)
+            with open(self._cgroup_file(bundle), "w") as f:
+                f.write(rel)
+            log = open(bundle.log_path, "ab")
+            try:
+                runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                          stdout=log, env=env,
+                                          stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+            finally:
+                log.close()
+        except OSError as e:
+            self.cleanup(bundle)
+            raise errors.CannotCreateVM("cannot start rkt: %s" % e,
+                                        vmId=bundle.vm_id) from e
         with open(os.path.join(bundle.dir, "rkt.pid"), "w") as f:
             f.write(str(runner.pid))
         deadline = time.monotonic() + START_TIMEOUT
@@ -205,6 +226,7 @@ class Driver(base.Driver):
             if self._uuid(bundle):
                 st = self.state(bundle)
                 if st.status == base.RUNNING and st.pid:
+                    self._check_limits(bundle, limit, st.pid)
                     return st.pid
                 if st.status == base.STOPPED and st.exit_code is not None:
                     # Ran and ended before we looked: started all the same;
@@ -212,11 +234,21 @@ class Driver(base.Driver):
                     return st.pid or runner.pid
             if not starting:
                 break
-            time.sleep(0.02)
+            time.sleep(0.05)
         detail = _tail(bundle.log_path)
         self.cleanup(bundle)
         raise errors.CannotCreateVM("rkt run failed: %s" % detail,
                                     vmId=bundle.vm_id)
+
+    def _check_limits(self, bundle, limit, pid):
+        """Refuse a pod this host did not hold to the VM's limits
+        (``rktpod.unapplied``), rather than run it unlimited."""
+        missing = rktpod.unapplied(self.hierarchy, pid, limit)
+        if missing:
+            self.cleanup(bundle)
+            raise errors.CannotCreateVM(
+                "rkt could not apply the %s on this host"
+                % " nor the ".join(missing), vmId=bundle.vm_id)
 
     def _starting(self, runner, bundle, systemd):
         """Whether ``rkt run`` may still write its UUID file: our child runs,
@@ -287,31 +319,60 @@ class Driver(base.Driver):
             except ProcessLookupError:
                 pass
 
+    def _cgroup_file(self, bundle):
+        return os.path.join(bundle.dir, "cgroup")
+
     def cgroup_path(self, bundle):
-        """The pod's memory cgroup, read from its process."""
-        st = self.state(bundle)
-        if not st.pid:
-            return None
+        """The cgroup the driver started the pod in, which holds all of
+        it and its limits (``rktpod``)."""
         try:
-            with open("/proc/%d/cgroup" % st.pid) as f:
-                for line in f:
-                    _, controllers, path = line.rstrip("\n").split(":", 2)
-                    if "memory" in controllers.split(",") or controllers == "":
-                        return path
+            return files.read_text(self._cgroup_file(bundle)).strip() or None
         except OSError:
-            pass
-        return None
+            return None
 
     def cleanup(self, bundle):
         uuid = self._uuid(bundle)
+        removed = True
         if uuid is not None:
-            if self.state(bundle).status == base.RUNNING:
+            st = self.state(bundle)
+            if st.status == base.RUNNING:
                 proc.run(self._global() + ["stop", "--force", uuid])
-                self._wait_stopped(bundle, 10)
-            # A pod rm can't remove is left to gc; one that is gone is fine.
-            proc.run(self._global() + ["rm", uuid])
+            # rkt reports a pod exited while its stage1 (nspawn, the
+            # process rkt run became) still tears it down and holds its
+            # lock; rm then fails and the pod's mounts stay: wait for it.
+            if st.pid:
+                pod = watches.Process(st.pid)
+                deadline = time.monotonic() + 10
+                while not pod.ended() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            removed = self._rm(uuid)
         proc.run(self._global() + ["gc", "--grace-period=0s"])
         self._reap_runner(bundle)
+        if not removed:
+            self._rm(uuid)
+            proc.run(self._global() + ["gc", "--grace-period=0s"])
+        rel = self.cgroup_path(bundle)
+        if rel and not proc.systemd_booted():
+            # First: what is left of the pod dies with it, and its mount
+            # namespace, where stage1 mounted v1 hierarchies, goes.
+            dirs = self.hierarchy.dirs(rel)
+            try:
+                cgroups.empty_and_remove(dirs)
+            except OSError as e:
+                log.warning("Cannot remove cgroup %s: %s", dirs, e)
+        if uuid is not None:
+            try:
+                rktgc.remove_pod_cgroups(self.paths, uuid)
+            except OSError as e:
+                log.warning("rkt pod %s's cgroups: %s", uuid, e)
+
+    def _rm(self, uuid):
+        """``rkt rm``; True if the pod is gone."""
+        out = proc.run(self._global() + ["rm", uuid])
+        if out.returncode == 0 or "no matches found" in out.stderr:
+            return True
+        log.warning("rkt rm %s: %s", uuid, proc.last_line(out.stderr))
+        return False
 
     def _reap_runner(self, bundle):
         """The ``rkt run`` process we started, if it is still around (under
@@ -326,30 +387,6 @@ class Driver(base.Driver):
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-
-
-def copy_tar(src, dest):
-    """Copy the tar archive at the start of volume ``src`` to ``dest``.
-
-    Stops at the archive's end (the volume's tail may be garbage).
-    """
-    try:
-        with open(src, "rb") as f, tarfile.open(fileobj=f, mode="r:") as t:
-            for _ in t:
-                pass
-            end = t.offset
-    except (OSError, tarfile.TarError) as e:
-        raise errors.UnsupportedImageFormat(
-            "not an ACI archive: %s" % e, image=src) from e
-    with open(src, "rb") as f, open(dest, "wb") as out:
-        left = end
-        while left:
-            chunk = f.read(min(left, 1024 * 1024))
-            if not chunk:
-                break
-            out.write(chunk)
-            left -= len(chunk)
-        out.write(b"\0" * 1024)
 
 
 def _tail(path):

@@ -7,7 +7,8 @@ disk stay), the parts are still findable, because every one is named after
 the vmId below this tree's own roots (``naming``):
 
 - runtime containers: ``<run_dir>/runtime/<runtime>/<vmId>`` (runc's and
-  crun's ``--root``);
+  crun's ``--root``); rkt's pods in ``<run_dir>/runtime/rkt``, by the vmId
+  the driver annotates each with;
 - processes whose command line names ``<run_dir>/vms/<vmId>`` or
   ``<storage_dir>/vms/<vmId>`` (conmon, udhcpc);
 - cgroups ``<cgroup_parent>/vdsm-container[-conmon]-<vmId>.scope``;

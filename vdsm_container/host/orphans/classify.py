@@ -56,6 +56,7 @@ def live(parts):
     what a run that ended left."""
     return [p for p in parts
             if (p["kind"] == "container" and p.get("status") != "stopped")
+            or (p["kind"] == "pod" and p.get("status") == "running")
             or (p["kind"] == "cgroup" and cgroups.members(p.get("dirs", ())))]
 
 

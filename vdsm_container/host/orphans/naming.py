@@ -18,7 +18,7 @@ from vdsm_container.host import network
 
 # The kinds, in the order they are removed: processes before their cgroups
 # and namespaces, mounts before the directories holding them.
-KINDS = ("container", "process", "cgroup", "netns", "mount", "loop",
+KINDS = ("container", "pod", "process", "cgroup", "netns", "mount", "loop",
          "storage")
 
 SCOPE = re.compile(r"^vdsm-container-(?:conmon-)?([0-9a-f-]{36})\.scope$")

@@ -21,10 +21,12 @@ import time
 from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container import pidinfo
+from vdsm_container import runtimes
 from vdsm_container.host import loop
 from vdsm_container.host import mounts
 from vdsm_container.host import network
 from vdsm_container.host.orphans.scan import runtime_args
+from vdsm_container.runtimes import rktgc
 from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.host.orphans")
@@ -36,6 +38,11 @@ def _reap_container(paths, part):
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE, timeout=60)
     shutil.rmtree(part["what"], ignore_errors=True)
+
+
+def _reap_pod(paths, part):
+    driver = runtimes.driver("rkt", paths)
+    rktgc.remove_pod(driver._global(), paths, part["pod"], part["vmId"])
 
 
 def _reap_process(paths, part):
@@ -113,7 +120,8 @@ def _reap_storage(paths, part):
     shutil.rmtree(part["what"], ignore_errors=True)
 
 
-_REAPERS = {"container": _reap_container, "process": _reap_process,
+_REAPERS = {"container": _reap_container, "pod": _reap_pod,
+            "process": _reap_process,
             "cgroup": _reap_cgroup, "netns": _reap_netns,
             "mount": _reap_mount, "loop": _reap_loop,
             "storage": _reap_storage}

@@ -18,6 +18,7 @@ from vdsm_container import pidinfo
 from vdsm_container import runtimes
 from vdsm_container.runtimes import proc
 from vdsm_container.stats import cgroups as hostcgroups
+from vdsm_container.runtimes import rktgc
 from vdsm_container.host import loop
 from vdsm_container.host import mounts as hostmounts
 from vdsm_container.host import network
@@ -59,6 +60,21 @@ def _runtime_state(paths, name, cid):
             "pid": state.get("pid"),
             "vmName": (state.get("annotations") or {}).get(
                 "org.ovirt.vm.name")}
+
+
+def pods(paths):
+    """rkt's pods in this tree's rkt directory, by the vmId the driver
+    annotates each with (a pod is named by a UUID of rkt's own)."""
+    if not os.path.isdir(os.path.join(paths.runtime_root("rkt"), "pods")):
+        return []
+    driver = runtimes.driver("rkt", paths)
+    try:
+        listed = rktgc.pods(driver._global())
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [{"kind": "pod", "vmId": vm_id, "what": "rkt pod %s" % pod,
+             "pod": pod, "status": state}
+            for pod, state, vm_id in listed if vm_id and is_uuid(vm_id)]
 
 
 def processes(paths):
@@ -187,5 +203,6 @@ def storage(paths):
 def parts(paths):
     """Every part of every kind below this tree's roots, in removal
     order of kinds (``naming.KINDS``)."""
-    return (containers(paths) + processes(paths) + cgroups(paths) +
+    return (containers(paths) + pods(paths) + processes(paths) +
+            cgroups(paths) +
             netns(paths) + mounts(paths) + loops(paths) + storage(paths))
