@@ -29,11 +29,11 @@ from vdsm_container import runtimes
 from vdsm_container import state as statemod
 from vdsm_container.bundle import layout
 from vdsm_container.host import lifecycle
+from vdsm_container.host.admission import check_supported
 from vdsm_container.host import records
 from vdsm_container.host import orphans
 from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
-from vdsm_container.spec import hostbounds
 from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.host.backend")
@@ -54,25 +54,6 @@ def check_vm_id(vm_id):
     if not ok:
         raise errors.invalid("vmId", vm_id, "not a UUID")
     return vm_id
-
-
-def check_supported(spec):
-    """Refuse, before anything touches the host, what the runtime can't do
-    and sizes the host can't give (``spec.hostbounds``).
-
-    The one place where a driver's ``capabilities`` turn into refusals of
-    a create (vdsm's VM.create calls it before it answers, the root side
-    again before it starts).
-    """
-    hostbounds.check(spec)
-    capabilities = runtimes.capabilities(spec.runtime)
-    runtime = spec.runtime
-    for feature, wanted in (("nics", spec.nics), ("volumes", spec.volumes),
-                            ("userns", spec.userns)):
-        if wanted and not capabilities.get(feature):
-            raise errors.UnsupportedOperation(
-                "the %s runtime does not support %s" % (runtime, feature),
-                vmId=spec.vm_id)
 
 
 class HostBackend:

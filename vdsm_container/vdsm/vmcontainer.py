@@ -14,7 +14,7 @@ import time
 
 from vdsm_container import errors
 from vdsm_container.container import Container
-from vdsm_container.host.backend import check_supported
+from vdsm_container.host.admission import check_supported
 from vdsm_container.spec import domxml
 
 log = logging.getLogger("vdsm_container.vdsm.vmcontainer")

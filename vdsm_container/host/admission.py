@@ -1,0 +1,33 @@
+"""What a create is refused for before anything touches the host.
+
+The one place where a runtime driver's declared ``capabilities`` and the
+host's bounds turn into refusals: vdsm's VM.create calls it before it
+answers (``vdsm.vmcontainer``), the root side again before it starts
+(``host.backend.HostBackend.start``), as Nova's scheduler reads a driver's
+capabilities instead of scattered checks.
+"""
+
+from __future__ import annotations
+
+from vdsm_container import errors
+from vdsm_container import runtimes
+from vdsm_container.spec import hostbounds
+
+
+def check_supported(spec):
+    """Refuse, before anything touches the host, what the runtime can't do
+    and sizes the host can't give (``spec.hostbounds``).
+
+    The one place where a driver's ``capabilities`` turn into refusals of
+    a create (vdsm's VM.create calls it before it answers, the root side
+    again before it starts).
+    """
+    hostbounds.check(spec)
+    capabilities = runtimes.capabilities(spec.runtime)
+    runtime = spec.runtime
+    for feature, wanted in (("nics", spec.nics), ("volumes", spec.volumes),
+                            ("userns", spec.userns)):
+        if wanted and not capabilities.get(feature):
+            raise errors.UnsupportedOperation(
+                "the %s runtime does not support %s" % (runtime, feature),
+                vmId=spec.vm_id)
