@@ -240,10 +240,9 @@ def members(dirs):
     return pids
 
 
-def empty_and_remove(dirs, tries=200):
-    """SIGKILL every process in ``dirs`` until they are empty, then remove
-    them, deepest first.  Raises OSError for a directory that stays (the
-    caller decides whether that matters)."""
+def kill_members(dirs, tries=200):
+    """SIGKILL every process in ``dirs`` until they are empty (or ``tries``
+    rounds have passed)."""
     for _ in range(tries):
         pids = members(dirs)
         if not pids:
@@ -254,6 +253,13 @@ def empty_and_remove(dirs, tries=200):
             except ProcessLookupError:
                 pass
         time.sleep(0.01)
+
+
+def empty_and_remove(dirs, tries=200):
+    """SIGKILL every process in ``dirs`` until they are empty, then remove
+    them, deepest first.  Raises OSError for a directory that stays (the
+    caller decides whether that matters)."""
+    kill_members(dirs, tries)
     for d in sorted(dirs, key=len, reverse=True):
         try:
             os.rmdir(d)

@@ -70,16 +70,7 @@ def _reap_cgroup(paths, part):
     event that never comes.  Mirrors the driver's own cleanup
     (``runtimes.oci``: ``_stop_conmon_scope``, ``reset-failed``)."""
     if part.get("unit"):
-        for _ in range(200):
-            pids = cgroups.members(part["dirs"])
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+        cgroups.kill_members(part["dirs"])
         for verb in ("stop", "reset-failed"):
             subprocess.run(["systemctl", verb, part["unit"]],
                            stdin=subprocess.DEVNULL,
