@@ -150,18 +150,19 @@ class DataCenter:
         self.connected = True
 
     def clear_finished_tasks(self):
-        """Task.clear every finished task the host still holds, as Engine's
+        """Task.clear every finished task the SPM still holds, as Engine's
         AsyncTaskManager clears the tasks it has polled to their end.  A
         finished task left uncleared stays in vdsm's task manager and in the
         master domain's task dump; a later spmStart reloads the dump and
-        fails with "Task id already in use" (taskManager._queueTask)."""
+        fails with "Task id already in use" (taskManager._queueTask).
+        Host.getAllTasksStatuses answers on the SPM only (hsm.py: "Not
+        SPM" elsewhere): called before spmStop."""
         statuses = self.cli.Host.getAllTasksStatuses()
         for task_id, st in statuses.items():
             if st.get("taskState") == "finished":
                 self.cli.Task.clear(taskID=task_id)
 
     def start_spm(self):
-        self.clear_finished_tasks()
         task = self.cli.StoragePool.spmStart(
             storagepoolID=self.pool_id, prevID=-1, prevLver="-1",
             enableScsiFencing="false", maxHostID=250,
@@ -174,6 +175,7 @@ class DataCenter:
         self.spm = True
 
     def stop_spm(self):
+        self.clear_finished_tasks()
         self.cli.StoragePool.spmStop(storagepoolID=self.pool_id)
         self.spm = False
 
