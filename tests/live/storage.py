@@ -149,19 +149,6 @@ class DataCenter:
             domainDict={self.sd_id: "active"})
         self.connected = True
 
-    def clear_finished_tasks(self):
-        """Task.clear every finished task the SPM still holds, as Engine's
-        AsyncTaskManager clears the tasks it has polled to their end.  A
-        finished task left uncleared stays in vdsm's task manager and in the
-        master domain's task dump; a later spmStart reloads the dump and
-        fails with "Task id already in use" (taskManager._queueTask).
-        Host.getAllTasksStatuses answers on the SPM only (hsm.py: "Not
-        SPM" elsewhere): called before spmStop."""
-        statuses = self.cli.Host.getAllTasksStatuses()
-        for task_id, st in statuses.items():
-            if st.get("taskState") == "finished":
-                self.cli.Task.clear(taskID=task_id)
-
     def start_spm(self):
         task = self.cli.StoragePool.spmStart(
             storagepoolID=self.pool_id, prevID=-1, prevLver="-1",
@@ -175,7 +162,6 @@ class DataCenter:
         self.spm = True
 
     def stop_spm(self):
-        self.clear_finished_tasks()
         self.cli.StoragePool.spmStop(storagepoolID=self.pool_id)
         self.spm = False
 

@@ -223,41 +223,6 @@ def test_pool_not_connected_is_vdsm_error_naming_the_disk(dc, cli, events,
 
 
 
-def test_spm_not_started(dc, cli, events, image_volume):
-    """Without the SPM role, Volume.create (an upload's first step) fails
-    with vdsm's error and leaves no image; a container still starts from
-    an existing volume (preparing is HSM's, on every host)."""
-    dc.stop_spm()
-    try:
-        img_id = str(uuid.uuid4())
-        with pytest.raises(ServerError) as e:
-            cli.Volume.create(
-                volumeID=str(uuid.uuid4()), storagepoolID=dc.pool_id,
-                storagedomainID=dc.sd_id, imageID=img_id, size=str(MIB),
-                volFormat=storage.RAW_FORMAT, preallocate=storage.SPARSE_VOL,
-                diskType="DATA", desc="", srcImgUUID=storage.BLANK_UUID,
-                srcVolUUID=storage.BLANK_UUID)
-        assert "SPM" in str(e.value) or "spm" in str(e.value), e.value
-        assert not os.path.exists(os.path.join(dc.mount_dir(), "images",
-                                               img_id))
-        vm_id = _create(cli, dc, {"sda": image_volume})
-        try:
-            events.wait_status(vm_id, "Up")
-        finally:
-            cli.VM.destroy(vmID=vm_id)
-        assert not os.path.lexists(prepared_link(dc, image_volume[0]))
-    finally:
-        # spmStart right after spmStop on a connected pool fails here
-        # (vdsm reloads the master domain's dumped tasks: "Task id already
-        # in use"); reconnected first, as the pool test does, it starts.
-        cli.StoragePool.disconnect(storagepoolID=dc.pool_id,
-                                   hostID=storage.HOST_ID,
-                                   scsiKey=dc.pool_id)
-        dc.connected = False
-        dc.connect_pool()
-        dc.start_spm()
-
-
 def _log_since(offset):
     with open(VDSM_LOG, errors="replace") as f:
         f.seek(offset)
@@ -292,4 +257,35 @@ def test_vdsmd_restart_recovers_containers_with_volumes_prepared(
         assert os.path.islink(prepared_link(dc, image_volume[0]))
     finally:
         _destroy(cli, vm_id)
+    assert not os.path.lexists(prepared_link(dc, image_volume[0]))
+
+
+def test_spm_not_started(dc, events, image_volume):
+    """Without the SPM role, Volume.create (an upload's first step) fails
+    with vdsm's error and leaves no image; a container still starts from
+    an existing volume (preparing is HSM's, on every host).
+
+    The module's last test: the SPM is not started again (spmStart after
+    spmStop on the same connected pool failed in the VM with vdsm's "Task
+    id already in use", taskManager._queueTask reloading the master
+    domain's dumped tasks); the dc fixture's teardown disconnects the pool
+    without an SPM.  dc.cli: the restart test before it reconnected."""
+    cli = dc.cli
+    dc.stop_spm()
+    img_id = str(uuid.uuid4())
+    with pytest.raises(ServerError) as e:
+        cli.Volume.create(
+            volumeID=str(uuid.uuid4()), storagepoolID=dc.pool_id,
+            storagedomainID=dc.sd_id, imageID=img_id, size=str(MIB),
+            volFormat=storage.RAW_FORMAT, preallocate=storage.SPARSE_VOL,
+            diskType="DATA", desc="", srcImgUUID=storage.BLANK_UUID,
+            srcVolUUID=storage.BLANK_UUID)
+    assert "SPM" in str(e.value) or "spm" in str(e.value), e.value
+    assert not os.path.exists(os.path.join(dc.mount_dir(), "images",
+                                           img_id))
+    vm_id = _create(cli, dc, {"sda": image_volume})
+    try:
+        events.wait_status(vm_id, "Up")
+    finally:
+        cli.VM.destroy(vmID=vm_id)
     assert not os.path.lexists(prepared_link(dc, image_volume[0]))
