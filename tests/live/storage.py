@@ -25,6 +25,8 @@ import tempfile
 import time
 import uuid
 
+from vdsm.client import ServerError
+
 LOCALFS_DOMAIN = 4      # vdsm storage/sd.py
 DATA_DOMAIN = 1         # sd.DATA_DOMAIN
 RAW_FORMAT = 5          # vdsm storage/constants.py
@@ -33,6 +35,7 @@ PREALLOCATED_VOL = 1
 BLANK_UUID = "00000000-0000-0000-0000-000000000000"
 DOMAIN_VERSION = 5
 HOST_ID = 1
+SPM_STATUS_ERROR = 654  # vdsm storage/exception.py SpmStatusError
 MIB = 1024 * 1024
 
 WAIT = float(os.environ.get("LIVE_WAIT", "60"))
@@ -155,7 +158,15 @@ class DataCenter:
         finished task left uncleared stays in vdsm's task manager and in the
         master domain's task dump; a later spmStart reloads the dump and
         fails with "Task id already in use" (taskManager._queueTask)."""
-        statuses = self.cli.Host.getAllTasksStatuses()
+        try:
+            statuses = self.cli.Host.getAllTasksStatuses()
+        except ServerError as e:
+            # A host not (yet) SPM lists no SPM tasks: vdsm's
+            # hsm.getAllTasksStatuses raises SpmStatusError (the pool's
+            # securable guard), so a first spmStart has none to clear.
+            if e.code != SPM_STATUS_ERROR:
+                raise
+            return
         for task_id, st in statuses.items():
             if st.get("taskState") == "finished":
                 self.cli.Task.clear(taskID=task_id)
