@@ -26,6 +26,19 @@ TransferImageStatusCommand):
   tolerates a host that does not answer), the disk and its file go, the
   transfer FINALIZING_CLEANUP then FINISHED_CLEANUP.
 
+With a ``host`` (tests/live/import_disk.py's, a live vdsm host through
+JSON-RPC), a disk is a volume of the host's domain, as Engine makes it:
+``add disk`` is vdsm's Volume.create (AddDiskCommand's
+CreateVolumeVDSCommand, the size in bytes as the disk's provisioned size;
+vdsm's volume.py Volume.create rounds it to 4 KiB), a task polled to its
+end and cleared; a transfer prepares the volume (vdsm's API.py
+Image.prepare, hsm.py prepareImage: the volume's path, the image's run
+link) and its ticket names that path, as Engine's TransferImageCommand
+(bll/storage/disk/image) sends PrepareImage then AddImageTicket (the
+order ovirt-imageio's README "Upload image flow" lists); finalize and
+cancel remove the ticket then tear the image down (Image.teardown, hsm.py
+teardownImage).
+
 ``refuse_disks`` makes every ``POST /disks`` fail with the given detail;
 ``fail_finalize`` makes finalize fail verification (FINISHED_FAILURE).
 """
@@ -55,8 +68,10 @@ def _not_found():
 class Storage:
 
     def __init__(self, engine, imageio, root,
-                 arch=types.Architecture.X86_64):
+                 arch=types.Architecture.X86_64, host=None):
         self.engine = engine
+        self.host = host
+        self.volumes = {}       # disk id -> volume id, on the host
         self.imageio = imageio
         self.root = str(root)
         self.lock = threading.Lock()
@@ -68,6 +83,7 @@ class Storage:
         self.disks = engine.disks
         self.transfers = {}     # id -> types.ImageTransfer
         self.tickets = {}       # transfer id -> ticket id
+        self.prepared = {}      # transfer id -> disk id prepared on host
         self.refuse_disks = None
         self.fail_finalize = False
         self._settle = set()    # disks that turn OK when next read
@@ -139,8 +155,14 @@ class Storage:
         disk.id = str(uuid.uuid4())
         disk.status = types.DiskStatus.LOCKED
         disk.storage_domains = [types.StorageDomain(id=sd.id)]
-        with open(self.path(disk.id), "wb") as f:
-            f.truncate(disk.provisioned_size)
+        if self.host is not None:
+            vol_id = str(uuid.uuid4())
+            self.host.create_volume(disk.id, vol_id, disk.provisioned_size,
+                                    bool(disk.sparse))
+            self.volumes[disk.id] = vol_id
+        else:
+            with open(self.path(disk.id), "wb") as f:
+                f.truncate(disk.provisioned_size)
         self.disks[disk.id] = disk
         self._settle.add(disk.id)
         return 201, Writer.write(disk), XML
@@ -156,6 +178,8 @@ class Storage:
         return 200, Writer.write(disk), XML
 
     def _remove_disk(self, disk_id):
+        # With a host, the volume stays (no Image.delete here): the live
+        # loop removes no disk, and its domain goes with the test module.
         del self.disks[disk_id]
         try:
             os.unlink(self.path(disk_id))
@@ -223,9 +247,14 @@ class Storage:
             t.phase = Phase.PAUSED_SYSTEM
             return 201, Writer.write(t), XML
         ticket = str(uuid.uuid4())
+        if self.host is not None:
+            path = self.host.prepare(disk.id, self.volumes[disk.id])
+            self.prepared[t.id] = disk.id
+        else:
+            path = self.path(disk.id)
         self.imageio.add_ticket({
             "uuid": ticket, "size": disk.provisioned_size,
-            "url": "file://" + self.path(disk.id), "ops": ["write"],
+            "url": "file://" + path, "ops": ["write"],
             "timeout": 300, "transfer_id": t.id, "sparse": disk.sparse})
         self.tickets[t.id] = ticket
         t.phase = Phase.INITIALIZING
@@ -234,6 +263,10 @@ class Storage:
 
     def _drop_ticket(self, transfer_id):
         ticket = self.tickets.pop(transfer_id, None)
-        if ticket is None or not self.imageio.alive():
-            return
-        self.imageio.del_ticket(ticket)
+        try:
+            if ticket is not None and self.imageio.alive():
+                self.imageio.del_ticket(ticket)
+        finally:
+            disk_id = self.prepared.pop(transfer_id, None)
+            if disk_id is not None:
+                self.host.teardown(disk_id, self.volumes[disk_id])

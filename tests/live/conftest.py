@@ -54,6 +54,8 @@ if not os.path.exists("/usr/libexec/vdsm-container/vdsmd-containers"):
     pytest.skip("the live host is not set up: run `make check-live`",
                 allow_module_level=True)
 
+from . import storage  # noqa: E402 (it imports vdsm's client)
+
 
 def services(*args):
     subprocess.run([SERVICES] + list(args), check=True)
@@ -300,6 +302,30 @@ class Made:
                                stderr=subprocess.DEVNULL)
         cli.close()
         assert failures == []
+
+
+@pytest.fixture(scope="module")
+def dc():
+    """A data center with this host its SPM (tests/live/storage.py), one
+    per test module; gone at the module's end with nothing left prepared."""
+    fs = storage.LocalFS()
+    cli = connect()
+    center = storage.DataCenter(cli, fs.path)
+    try:
+        center.build()
+        yield center
+    finally:
+        try:
+            center.destroy()
+        finally:
+            cli.close()
+            fs.remove()
+        # The domain's run directory (vdsm's sd.py getImageRundir parent):
+        # every image link in it gone with the tests' teardowns.
+        rundir = os.path.join(storage.RUN_STORAGE, center.sd_id)
+        if os.path.isdir(rundir):
+            assert os.listdir(rundir) == []
+            os.rmdir(rundir)
 
 
 @pytest.fixture

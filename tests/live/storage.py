@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 
+
 LOCALFS_DOMAIN = 4      # vdsm storage/sd.py
 DATA_DOMAIN = 1         # sd.DATA_DOMAIN
 RAW_FORMAT = 5          # vdsm storage/constants.py
@@ -165,9 +166,13 @@ class DataCenter:
         self.cli.StoragePool.spmStop(storagepoolID=self.pool_id)
         self.spm = False
 
-    def create_volume(self, size, preallocate=SPARSE_VOL):
-        """A RAW volume in a new image: (imageID, volumeID)."""
-        img_id, vol_id = str(uuid.uuid4()), str(uuid.uuid4())
+    def create_volume(self, size, preallocate=SPARSE_VOL, img_id=None,
+                      vol_id=None):
+        """A RAW volume in a new image: (imageID, volumeID); the ids new
+        ones unless given (Engine chooses them: a disk's id is its
+        imageID)."""
+        img_id = img_id or str(uuid.uuid4())
+        vol_id = vol_id or str(uuid.uuid4())
         task = self.cli.Volume.create(
             volumeID=vol_id, storagepoolID=self.pool_id,
             storagedomainID=self.sd_id, imageID=img_id, size=str(size),
@@ -223,6 +228,15 @@ class DataCenter:
         cli.StoragePool.disconnectStorageServer(
             storagepoolID=BLANK_UUID, domainType=LOCALFS_DOMAIN,
             connectionParams=[self.connection])
+
+
+RUN_STORAGE = "/run/vdsm/storage"     # vdsm's sc.P_VDSM_STORAGE
+
+
+def prepared_link(dc, img_id):
+    """Where vdsm's prepareImage links a prepared image (sd.py
+    ``getImageRundir``; removed by teardownImage)."""
+    return os.path.join(RUN_STORAGE, dc.sd_id, img_id)
 
 
 def volume_size_for(path):

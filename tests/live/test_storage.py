@@ -20,36 +20,9 @@ from . import storage
 from .conftest import (POLITE, VDSM_LOG, WAIT, connect, container_xml,
                        services, stats, vm_list)
 
+
 MIB = storage.MIB
-RUN_STORAGE = "/run/vdsm/storage"     # vdsm's sc.P_VDSM_STORAGE
-
-
-def prepared_link(dc, img_id):
-    """Where vdsm's prepareImage links a prepared image (sd.py
-    ``getImageRundir``; removed by teardownImage)."""
-    return os.path.join(RUN_STORAGE, dc.sd_id, img_id)
-
-
-@pytest.fixture(scope="module")
-def dc():
-    fs = storage.LocalFS()
-    cli = connect()
-    center = storage.DataCenter(cli, fs.path)
-    try:
-        center.build()
-        yield center
-    finally:
-        try:
-            center.destroy()
-        finally:
-            cli.close()
-            fs.remove()
-        # The domain's run directory (vdsm's sd.py getImageRundir parent):
-        # every image link in it gone with the tests' teardowns.
-        rundir = os.path.join(RUN_STORAGE, center.sd_id)
-        if os.path.isdir(rundir):
-            assert os.listdir(rundir) == []
-            os.rmdir(rundir)
+prepared_link = storage.prepared_link
 
 
 @pytest.fixture(scope="module")
