@@ -144,14 +144,21 @@ def test_mtu_link_state_and_naming(paths, busybox_oci, bridge):
     ctr.destroy(gracefulAttempts=0)
 
 
-def test_dhcp_lease(paths, busybox_oci, dnsmasq):
-    name, net = dnsmasq
-    ctr = make(paths, busybox_oci, [(name, "56:6f:00:cc:00:01")], "dhcp")
-    deadline = time.monotonic() + 20
+def wait_for_lease(ctr, bound=20):
+    """The container's guestIPs once udhcpc has a lease ("" after
+    ``bound`` seconds without one)."""
+    deadline = time.monotonic() + bound
     ips = ""
     while time.monotonic() < deadline and not ips:
         time.sleep(0.2)
         ips = network.guest_info(ctr.paths, ctr.id).get("guestIPs", "")
+    return ips
+
+
+def test_dhcp_lease(paths, busybox_oci, dnsmasq):
+    name, net = dnsmasq
+    ctr = make(paths, busybox_oci, [(name, "56:6f:00:cc:00:01")], "dhcp")
+    ips = wait_for_lease(ctr)
     assert ips.startswith(net + ".")
     assert ping(None, ips.split()[0])
     ctr.destroy(gracefulAttempts=0)
@@ -272,11 +279,7 @@ def test_dhcp_through_busybox_where_there_is_no_udhcpc(paths, busybox_oci,
     assert network.udhcpc_command() == ["busybox", "udhcpc"]
     name, net = dnsmasq
     ctr = make(paths, busybox_oci, [(name, "56:6f:00:cc:00:02")], "dhcp")
-    deadline = time.monotonic() + 20
-    ips = ""
-    while time.monotonic() < deadline and not ips:
-        time.sleep(0.2)
-        ips = network.guest_info(ctr.paths, ctr.id).get("guestIPs", "")
+    ips = wait_for_lease(ctr)
     assert ips.startswith(net + ".")
     pidfile = network._read_state(ctr.paths, ctr.id)["dhcp"][0]
     with open("/proc/%d/cmdline" % files.read_pid(pidfile), "rb") as f:
