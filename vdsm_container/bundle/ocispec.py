@@ -164,7 +164,8 @@ def build(spec, image, rootfs, cgroups_path, netns_path=None, mounts=(),
     config = {
         "ociVersion": OCI_VERSION,
         "process": {
-            "terminal": False,
+            # Engine's serial console: a pty, which conmon -t holds.
+            "terminal": bool(spec.console),
             "user": process_user(rootfs, image.config),
             "args": process_args(spec, image.config),
             "env": process_env(spec, image.config),

@@ -13,6 +13,13 @@ from vdsm_container import errors
 from vdsm_container import runtimes
 from vdsm_container.spec import hostbounds
 
+# Why a feature is refused, where the name alone does not say it.
+_WHY = {
+    "console": " (Engine's serial console): its containers get no "
+               "terminal the host can hold (rkt run has no console socket); "
+               "turn the VM's serial console off or use runc or crun",
+}
+
 
 def check_supported(spec):
     """Refuse, before anything touches the host, what the runtime can't do
@@ -26,8 +33,10 @@ def check_supported(spec):
     capabilities = runtimes.capabilities(spec.runtime)
     runtime = spec.runtime
     for feature, wanted in (("nics", spec.nics), ("volumes", spec.volumes),
-                            ("userns", spec.userns)):
+                            ("userns", spec.userns),
+                            ("console", spec.console)):
         if wanted and not capabilities.get(feature):
             raise errors.UnsupportedOperation(
-                "the %s runtime does not support %s" % (runtime, feature),
+                "the %s runtime does not support %s%s"
+                % (runtime, feature, _WHY.get(feature, "")),
                 vmId=spec.vm_id)

@@ -33,6 +33,7 @@ from vdsm_container.host.admission import check_supported
 from vdsm_container.host import records
 from vdsm_container.host import orphans
 from vdsm_container.runtimes import base
+from vdsm_container.runtimes import console
 from vdsm_container.spec import domxml
 from vdsm_container.stats import cgroups
 
@@ -209,7 +210,18 @@ class HostBackend:
                 result[vm_id] = self.load(vm_id)
             except errors.VdsmException:
                 continue    # claimed, not written yet; or just removed
+            if (result[vm_id].get("spec") or {}).get("console"):
+                self._keep_console(vm_id)
         return result
+
+    def _keep_console(self, vm_id):
+        """Recovery finds a console's relay, or rebuilds one that died
+        while its container runs (``runtimes.console.ensure``)."""
+        try:
+            with self.store.lock(vm_id, wait=False):
+                console.ensure(layout.Bundle(self.paths, vm_id))
+        except (statemod.Busy, errors.VdsmException, OSError) as e:
+            log.warning("Container %s: console not checked: %s", vm_id, e)
 
     def observe(self, vm_ids, sample=False):
         """What the host shows of each VM: ``{vmId: observation}``.

@@ -73,6 +73,7 @@ class Driver:
         "volumes": False,     # bind-mount host directories
         "rootfs": True,       # runs an unpacked image rootfs (the cache)
         "userns": False,      # runs in a user namespace (containerUserns)
+        "console": False,     # a terminal behind Engine's console socket
     }
 
     def __init__(self, paths):

@@ -37,7 +37,7 @@ import time
 
 from vdsm_container import errors
 from vdsm_container import files
-from vdsm_container.runtimes import proc
+from vdsm_container.runtimes import console, proc
 from vdsm_container.stats import cgroups
 
 # One logger for the whole OCI driver, whichever module of it speaks.
@@ -100,6 +100,9 @@ class Supervision:
             "--socket-dir-path", bundle.socket_dir,
             "--log-level", "error",
         ]
+        if console.socket_path(bundle):
+            # A pty for Engine's serial console (``runtimes.console``).
+            argv.append("--terminal")
         runtime_args = self._args()[1:] + [
             "--log", self.runtime_log(bundle), "--log-format", "json"]
         for arg in runtime_args:

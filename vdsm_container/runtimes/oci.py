@@ -29,7 +29,8 @@ import time
 from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container.bundle import ocispec
-from vdsm_container.runtimes import base, conmon, ocistate, oomwatch, proc
+from vdsm_container.runtimes import base, conmon, console, ocistate, \
+    oomwatch, proc
 from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.runtimes.oci")
@@ -58,7 +59,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
 
     binary = None
     capabilities = dict(base.Driver.capabilities, pause=True, nics=True,
-                        volumes=True, userns=True)
+                        volumes=True, userns=True, console=True)
 
     def __init__(self, paths, hierarchy=None):
         super().__init__(paths)
@@ -177,6 +178,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
                                self.cgroups_path_spec(spec.vm_id),
                                netns_path=netns, mounts=mounts, blkio=blkio,
                                id_map=id_map)
+        console.annotate(config, spec)
         bundle.write_config(config)
         return config
 
@@ -197,6 +199,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
                     "%s start failed: %s"
                     % (self.name, proc.last_line(out.stderr)),
                     vmId=bundle.vm_id)
+            console.start(bundle, files.read_pid(bundle.conmon_pid_file))
         except BaseException:
             # The contract: a failed start leaves nothing of its own.
             try:
@@ -260,6 +263,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
                 vmId=bundle.vm_id)
 
     def cleanup(self, bundle):
+        console.stop(bundle)
         out = proc.run(self._args() + ["delete", "--force", bundle.vm_id])
         if out.returncode != 0 and "not exist" not in out.stderr:
             log.warning("%s delete %s: %s", self.name, bundle.vm_id,

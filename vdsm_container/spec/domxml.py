@@ -11,7 +11,8 @@ generated.  We read the same elements vdsm reads for a VM:
 - ``<features><acpi/>``, as ``DomainDescriptor.acpi_enabled`` does: vdsm
   reports it as ``acpiEnable`` and Engine needs it to shut a VM down
   gracefully (``ShutdownVmCommand.canShutdownVm``);
-- ``<devices><disk device='disk'>`` and ``<interface type='bridge'>``.
+- ``<devices><disk device='disk'>`` and ``<interface type='bridge'>``;
+- ``<console type='unix'>``/``<serial type='unix'>``: ``spec.console``.
 
 ``xmlbuild.build`` writes the same shape back, for ``vdsm-container run``;
 it is re-exported here for the callers that know it by this name.
@@ -25,6 +26,7 @@ import xml.etree.ElementTree as ET
 
 from vdsm_container import constants
 from vdsm_container import errors
+from vdsm_container.spec import console
 from vdsm_container.spec import properties
 from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.spec.model import Disk
@@ -384,4 +386,5 @@ def parse(xml):
                                       len(nics)),
         custom=tuple(sorted(props.items())),
         acpi=root.find("./features/acpi") is not None,
+        console=console.socket_path(root.find("devices")),
     )

@@ -95,6 +95,8 @@ class ContainerSpec:
     custom: Tuple[Tuple[str, str], ...] = ()
     # <features><acpi/>: reported as acpiEnable (vdsm's Vm.acpi_enabled)
     acpi: bool = False
+    # Engine's unix console socket (``spec.console``), or None: no console
+    console: Optional[str] = None
 
     @property
     def volume_disks(self):

@@ -18,12 +18,13 @@ _CUSTOM = "{%s}custom" % constants.METADATA_VM_NS
 
 def build(vm_id, name, runtime, image_path, memory_mib=256, vcpus=1,
           image_ref=None, command=None, nics=(), block=False, custom=None,
-          disks=(), acpi=True):
+          disks=(), acpi=True, console=None):
     """Write the domain XML Engine would send for a container VM.
 
     ``nics`` is a sequence of ``(bridge, mac)``; ``disks`` of
     ``(path, alias, readonly)`` for volume disks; ``acpi`` writes
-    ``<features><acpi/>``.  ``command`` is a list of
+    ``<features><acpi/>``; ``console`` a socket path writes Engine's
+    serial console (``spec.console``).  ``command`` is a list of
     words; it is quoted so that ``properties.command`` gives it back.
     """
     ET.register_namespace(constants.METADATA_VM_NS_PREFIX,
@@ -77,4 +78,12 @@ def build(vm_id, name, runtime, image_path, memory_mib=256, vcpus=1,
         ET.SubElement(iface, "model", type="virtio")
         ET.SubElement(iface, "link", state="up")
         ET.SubElement(iface, "alias", name="ua-net%d" % i)
+    if console:
+        # LibvirtVmXmlBuilder.writeSerialConsole, writeConsole
+        for tag in ("serial", "console"):
+            el = ET.SubElement(devices, tag, type="unix")
+            ET.SubElement(el, "source", path=console, mode="bind")
+            target = ET.SubElement(el, "target", port="0")
+            if tag == "console":
+                target.set("type", "serial")
     return ET.tostring(dom, encoding="unicode")
