@@ -7,10 +7,14 @@ console socket and its relay are gone after destroy or a crash.
 """
 
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -289,3 +293,81 @@ def test_pty_console_is_no_console():
                       "type='serial' port='0'/></console></devices>")
     assert domxml.parse(xml).console is None
 
+
+
+def test_cli_console_is_interactive_and_detaches(console_vm, paths):
+    """``vdsm-container console VMID`` under a pty: a command typed runs,
+    ^] detaches and leaves the container and its console as they were."""
+    ctr, path = console_vm()
+    relay = relay_pid(ctr)
+    env = dict(os.environ, VDSM_CONTAINER_RUN_DIR=paths.run_dir,
+               VDSM_CONTAINER_STORAGE_DIR=paths.storage_dir,
+               VDSM_CONTAINER_CGROUP_PARENT=paths.cgroup_parent)
+    master, slave = pty.openpty()
+    cli = subprocess.Popen([sys.executable, "-m", "vdsm_container",
+                            "console", ctr.id], stdin=slave, stdout=slave,
+                           stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    term = Terminal(master)
+    try:
+        assert b"Escape character is ^]" in term.read_until(b"^]")
+        for _ in range(60):
+            os.write(master, b"\r")
+            if b"# " in term.read_until(b"# ", timeout=0.5):
+                break
+        os.write(master, b"echo $((3*4))zz\r")
+        assert b"12zz" in term.read_until(b"12zz")
+        os.write(master, b"\x1d")
+        assert cli.wait(timeout=30) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        os.close(master)
+    assert ctr.refresh() == "Up"
+    assert relay_pid(ctr) == relay and not gone(relay)
+    again = connect(path)       # the line is free again
+    prompt(again)
+    again.close()
+
+
+def test_cli_console_of_a_vm_without_one(paths, busybox_oci, runtime,
+                                         leakcheck):
+    ctr = create(domxml.build(str(uuid.uuid4()), "plain", runtime,
+                              busybox_oci, memory_mib=64,
+                              command=["sleep", "1000"]), paths=paths)
+    env = dict(os.environ, VDSM_CONTAINER_RUN_DIR=paths.run_dir,
+               VDSM_CONTAINER_STORAGE_DIR=paths.storage_dir,
+               VDSM_CONTAINER_CGROUP_PARENT=paths.cgroup_parent)
+    try:
+        out = subprocess.run([sys.executable, "-m", "vdsm_container",
+                              "console", ctr.id], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, universal_newlines=True)
+        assert out.returncode == 1
+        assert out.stderr.startswith("vdsm-container: error %d: "
+                                     % errors.UnsupportedOperation.code)
+        assert "has no serial console" in out.stderr
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+
+
+class Terminal:
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.seen = b""
+
+    def read_until(self, wanted, timeout=30):
+        deadline = time.monotonic() + timeout
+        while wanted not in self.seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.seen += chunk
+        return self.seen

@@ -325,3 +325,29 @@ def test_unreachable_engine(run):
     assert rc == 1
     assert err.startswith("ovirt-container: cannot reach Engine")
     assert len(err.splitlines()) == 1
+
+
+def test_create_serial_console_reaches_the_domain_xml(engine, run,
+                                                      monkeypatch):
+    """--serial-console: the SDK's Console(enabled=True) -> Engine's
+    <console type='unix'> -> the socket the host serves."""
+    from vdsm_container.spec import domxml
+
+    from .engine.libvirt_xml import domain_xml
+
+    monkeypatch.delenv("VDSM_CONTAINER_CONSOLE_DIR", raising=False)
+    engine.add_host("host1", True)
+    image = engine.add_disk("busybox")
+    rc, out, err = run("create", "shell", "--cluster", "Default",
+                       "--image-disk", image.id, "--serial-console")
+    assert rc == 0, err
+    vm = engine.sent("POST", "/ovirt-engine/api/vms")[0]
+    assert vm.console.enabled is True
+    vm_id = out.strip()
+    assert domxml.parse(domain_xml(engine, vm_id)).console == \
+        "/var/run/ovirt-vmconsole-console/%s.sock" % vm_id
+    rc, out, err = run("create", "quiet", "--cluster", "Default",
+                       "--image-disk", image.id)
+    assert rc == 0, err
+    assert engine.sent("POST", "/ovirt-engine/api/vms")[1].console is None
+    assert domxml.parse(domain_xml(engine, out.strip())).console is None

@@ -20,6 +20,7 @@ import uuid
 
 from vdsm_container.vdsm import caps
 from vdsm_container import config
+from vdsm_container import consoleclient
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.vdsm import hostmark
@@ -161,6 +162,20 @@ def cmd_logs(args, paths):
         pass
 
 
+def cmd_console(args, paths):
+    ctr = _load(paths, args.vm_id)
+    path = ctr.spec.console
+    if not path:
+        raise errors.UnsupportedOperation(
+            "VM %s has no serial console (no <console type='unix'> in its "
+            "domain XML)" % ctr.id, vmId=ctr.id)
+    if not os.path.exists(path):
+        raise errors.UnsupportedOperation(
+            "the console of VM %s is not available (%s): the VM is %s"
+            % (ctr.id, path, ctr.lastStatus), vmId=ctr.id)
+    consoleclient.attach(path, ctr.id)
+
+
 def cmd_shutdown(args, paths):
     ctr = _load(paths, args.vm_id)
     result = ctr.shutdown(timeout=args.timeout, force=args.force, wait=True)
@@ -288,6 +303,8 @@ def parser():
     for name, fn, help_ in (
             ("stats", cmd_stats, "VmStats of a container VM"),
             ("logs", cmd_logs, "the container's output"),
+            ("console", cmd_console, "the serial console, interactive; "
+             "^] detaches"),
             ("shutdown", cmd_shutdown, "graceful stop"),
             ("destroy", cmd_destroy, "stop and remove"),
             ("pause", cmd_pause, "freeze the container"),

@@ -212,6 +212,10 @@ def _create(system, args, props, cluster):
                                                  threads=1)),
         custom_properties=props,
         placement_policy=placement,
+        # Engine's "VirtIO serial console": its domain XML then has the
+        # unix console the host serves (README, "Serial console").
+        console=types.Console(enabled=True) if args.serial_console
+        else None,
     ))
     vm_service = vms.vm_service(vm.id)
     try:
@@ -327,6 +331,9 @@ def parser():
     c.add_argument("--memory", type=int, default=256, metavar="MiB")
     c.add_argument("--cpus", type=int, default=1)
     c.add_argument("--host", help="pin to this container-capable host")
+    c.add_argument("--serial-console", action="store_true",
+                   help="enable the VM's serial console (ssh -t -p 2222 "
+                   "ovirt-vmconsole@ENGINE connect)")
     c.add_argument("--nic", action="append", metavar="PROFILE_ID")
     c.add_argument("--volume", action="append",
                    metavar="DISK_ID:/PATH",

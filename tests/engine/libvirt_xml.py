@@ -16,7 +16,11 @@ for the parts a container VM has:
   ``<shareable/>`` as attached;
 - ``writeInterfaces``/``writeInterface``: NICs sorted by MAC address; a NIC
   whose profile has no network is ``;vdsmdummy;`` with link down;
-  ``ua-<nicId>`` alias, ``<mac>``, ``<mtu>``.
+  ``ua-<nicId>`` alias, ``<mac>``, ``<mtu>``;
+- ``writeConsole``/``writeSerialConsole``: with the VM's serial console
+  enabled, ``<console type='unix'>`` (target serial) and ``<serial
+  type='unix'>`` bound at /var/run/ovirt-vmconsole-console/<vmId>.sock
+  (``getSerialConsolePath``).
 
 Everything else of a real domain (devices a container ignores) is in
 tests/data/engine-container.xml.
@@ -91,6 +95,16 @@ def domain_xml(engine, vm_id):
         ET.SubElement(el, "alias", name="ua-%s" % nic.id)
         ET.SubElement(el, "mac", address=nic.mac.address)
         ET.SubElement(el, "mtu", size="1500")
+
+    if vm.console is not None and vm.console.enabled:
+        path = "/var/run/ovirt-vmconsole-console/%s.sock" % vm.id
+        for tag in ("console", "serial"):
+            el = ET.SubElement(devices, tag, type="unix")
+            ET.SubElement(el, "source", path=path, mode="bind")
+            target = ET.SubElement(el, "target", port="0")
+            if tag == "console":
+                target.set("type", "serial")
+                ET.SubElement(el, "alias", name="ua-console-%s" % vm.id[:8])
 
     md = ET.SubElement(ET.SubElement(dom, "metadata"), "{%s}vm" % OVIRT_VM)
     version = engine.clusters[vm.cluster.id].version
