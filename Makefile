@@ -199,7 +199,8 @@ HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 	tests/test_supervdsm.py tests/test_verbs.py tests/test_security.py \
 	tests/test_hostvm.py tests/test_hostsysctl.py tests/test_resources.py \
 	tests/test_orphans.py tests/test_clientif.py tests/test_disk_paths.py \
-	tests/test_hostile_rootfs.py tests/test_sampling_cost.py
+	tests/test_hostile_rootfs.py tests/test_sampling_cost.py \
+	tests/test_console.py
 HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 \
 	VDSM_CONTAINER_TEST_PARALLEL=10 python -m pytest --color=no \
 	-p no:cacheprovider -ra --durations=10 $(HOSTVM_TESTS)
