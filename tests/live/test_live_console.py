@@ -132,7 +132,7 @@ def test_console_through_vdsm_survives_restarts(made, cli, events,
 def test_console_gone_with_a_crash(made, cli, events):
     vm_id, path = create(made, cli)
     relay = relay_pid(vm_id)
-    os.kill(stats(cli, vm_id)["pid"], signal.SIGKILL)
+    os.kill(int(stats(cli, vm_id)["pid"]), signal.SIGKILL)
     events.wait_status(vm_id, "Down")
     assert wait_until(lambda: not os.path.exists(path))
     assert wait_until(lambda: gone(relay))
