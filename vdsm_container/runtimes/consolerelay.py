@@ -21,17 +21,19 @@ A serial line, not a session:
   (the attach connection stays open: conmon closes the container's input
   only when it was run with ``--stdin`` and its last holder leaves).
 
-Only the standard library, run as ``python3 -I -S`` on this file: it loads
-nothing of the package, which keeps its memory small (README, "Serial
-console").
+Only the standard library (its C modules where it can), run as ``python3
+-I -S`` on this file: it loads nothing of the package, which keeps its
+memory small (README, "Serial console").
 """
 
-import argparse
 import os
 import select
-import signal
-import socket
 import sys
+
+# The C modules: ``socket`` and ``signal`` wrap them in enums, which cost
+# each relay about a megabyte (README, "Serial console").
+import _signal as signal
+import _socket as socket
 
 BUSY = b"\r\nvdsm-container: the console of VM %s is in use by another " \
     b"client\r\n"
@@ -124,9 +126,10 @@ class Relay:
 
     def accept(self):
         try:
-            conn, _ = self.listener.accept()
+            fd, _ = self.listener._accept()
         except BlockingIOError:
             return
+        conn = socket.socket(fileno=fd)
         if self.client is not None:
             try:
                 conn.send(BUSY % self.vm_id.encode())
@@ -237,22 +240,30 @@ def _remove(path, ino):
         pass
 
 
+class Args:
+    """``--name value`` pairs, as ``runtimes.console`` passes them (no
+    argparse: it would add most of a megabyte to every relay)."""
+
+    def __init__(self, argv):
+        given = dict(zip(argv[::2], argv[1::2]))
+        self.socket = given["--socket"]
+        self.bundle = given["--bundle"]
+        self.vm_id = given["--vm-id"]
+        self.conmon_pid = int(given["--conmon-pid"])
+        self.pid_file = given["--pid-file"]
+        self.gid = int(given.get("--gid", -1))
+        self.mode = int(given.get("--mode", "660"), 8)
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--socket", required=True)
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--vm-id", required=True)
-    p.add_argument("--conmon-pid", type=int, required=True)
-    p.add_argument("--pid-file", required=True)
-    p.add_argument("--gid", type=int, default=-1)
-    p.add_argument("--mode", type=lambda s: int(s, 8), default=0o660)
-    args = p.parse_args(argv)
     out = sys.stdout
     try:
+        args = Args(sys.argv[1:] if argv is None else argv)
         pidfd = os.pidfd_open(args.conmon_pid)
         listener, ino = _listen(args.socket, args.gid, args.mode)
     except Exception as e:
-        out.write("error: %s\n" % e)
+        out.write("error: %s\n" % (e if not isinstance(e, KeyError)
+                                    else "missing %s" % e))
         return 1
     if os.fork():
         os._exit(0)     # the caller waits for this one; the relay lives on
