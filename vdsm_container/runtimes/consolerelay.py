@@ -130,6 +130,7 @@ class Relay:
         except BlockingIOError:
             return
         conn = socket.socket(fileno=fd)
+        self.settle()
         if self.client is not None:
             try:
                 conn.send(BUSY % self.vm_id.encode())
@@ -151,6 +152,19 @@ class Relay:
         conn.setblocking(False)
         self.client = conn
         self.pending = b""
+
+    def settle(self):
+        """Take in what the client sent before a new one came, its end of
+        file included: a client that just left must not hold the line
+        against the next."""
+        for _ in range(64):
+            if self.client is None or self.pending:
+                return
+            poll = select.poll()
+            poll.register(self.client, select.POLLIN)
+            if not poll.poll(0):
+                return
+            self.from_client()
 
     def drop_client(self):
         if self.client is not None:
