@@ -229,6 +229,22 @@ def test_recovery_rebuilds_a_dead_relay(console_vm, paths):
     again.close()
 
 
+def test_gc_of_an_orphan_removes_its_relay_and_socket(console_vm, paths):
+    """A console container whose record is gone (its run directory
+    removed): ``gc --force`` ends the relay, which removes its socket."""
+    ctr, path = console_vm()
+    relay = relay_pid(ctr)
+    shutil.rmtree(paths.vm_run_dir(ctr.id))
+    backend = HostBackend(paths)
+    found = backend.gc(dry_run=True)["found"]
+    assert [p for p in found if p["kind"] == "process" and
+            p["pid"] == relay]
+    result = backend.gc(dry_run=False)
+    assert result["failed"] == []
+    assert wait_until(lambda: gone(relay))
+    assert not os.path.exists(path)
+
+
 def test_relay_lives_in_conmons_cgroup(console_vm):
     """Out of the caller's cgroup (supervdsmd's unit, whose restart kills
     what is in it), in conmon's scope, which outlives it."""

@@ -47,7 +47,11 @@ def _reap_pod(paths, part):
 
 def _reap_process(paths, part):
     pid = part["pid"]
-    if not files.kill_if_ours(pid, part["vmId"], signal.SIGKILL):
+    # A console relay ends on SIGTERM and removes its socket from the
+    # console directory, where a SIGKILL would leave it.
+    signum = signal.SIGTERM if "consolerelay" in part.get("what", "") \
+        else signal.SIGKILL
+    if not files.kill_if_ours(pid, part["vmId"], signum):
         return      # gone (the pid maybe reused)
     # kill(2) returns before the process has ended; a zombie holds
     # nothing (its parent reaps it).
@@ -55,7 +59,7 @@ def _reap_process(paths, part):
     while pidinfo.running(pid):
         if time.monotonic() > deadline:
             raise OSError(errno.ETIMEDOUT, "process %d did not end after "
-                          "SIGKILL" % pid)
+                          "signal %d" % (pid, signum))
         time.sleep(0.01)
 
 
