@@ -17,6 +17,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from vdsm import client
+
+from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container.runtimes import console
 
@@ -35,11 +38,11 @@ def proxy_src():
     shutil.rmtree(top)
 
 
-def console_xml(vm_id, image):
+def console_xml(vm_id, image, custom=None):
     """tests/data/engine-container.xml with the console Engine writes for
     a VM whose "VirtIO serial console" is on."""
     root = ET.fromstring(container_xml(vm_id, "live-console-%s" % vm_id[:8],
-                                       image, ["sh"]))
+                                       image, ["sh"], custom))
     devices = root.find("devices")
     path = "%s/%s.sock" % (CONSOLE_DIR, vm_id)
     for tag in ("serial", "console"):
@@ -137,4 +140,20 @@ def test_console_gone_with_a_crash(made, cli, events):
     assert wait_until(lambda: not os.path.exists(path))
     assert wait_until(lambda: gone(relay))
     cli.VM.destroy(vmID=vm_id)
+    assert not os.path.exists(os.path.join(RUN_DIR, "vms", vm_id))
+
+
+def test_rkt_console_vm_is_refused_by_vm_create(made, cli):
+    """rkt has no console: VM.create answers UnsupportedOperation with the
+    reason, and nothing of the VM is on the host."""
+    vm_id = str(uuid.uuid4())
+    xml, path = console_xml(vm_id, made.image,
+                            {"containerType": "rkt",
+                             "containerInsecure": "true"})
+    made.vm_ids.append(("container", vm_id))
+    with pytest.raises(client.ServerError) as e:
+        cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
+    assert e.value.code == errors.UnsupportedOperation.code
+    assert "rkt runtime does not support console" in str(e.value)
+    assert not os.path.exists(path)
     assert not os.path.exists(os.path.join(RUN_DIR, "vms", vm_id))
