@@ -7,7 +7,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static iproute2 \
+# runsc (gVisor) is in Debian only: EL9 has no package (gVisor's own repo).
+DEB_PACKAGES := runc crun runsc conmon umoci skopeo busybox-static iproute2 \
 	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
 	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
 	rpm rpmlint cpio openssl docker-registry \

@@ -118,7 +118,7 @@ def test_merge_keeps_other_hooks_and_replaces_ours():
     parsed = merge.parse(merged)
     names = [n for n, _ in parsed]
     assert names[:2] == ["sap_agent", "viodiskcache"]
-    assert dict(parsed)["containerType"] == "^(runc|crun|rkt)$"
+    assert dict(parsed)["containerType"] == "^(runc|crun|rkt|runsc)$"
     assert names.count("containerType") == 1
     assert merge.merge(merged) == merged            # idempotent
     assert merge.merge("") == ";".join("%s=%s" % p for p in merge.PROPERTIES)

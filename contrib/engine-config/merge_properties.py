@@ -33,7 +33,7 @@ import sys
 KEY = "UserDefinedVMProperties"
 
 PROPERTIES = [
-    ("containerType", r"^(runc|crun|rkt)$"),
+    ("containerType", r"^(runc|crun|rkt|runsc)$"),
     # A registry reference (docker.io/library/redis:7, quay.io/x/y@sha256:..)
     # or an OCI ref name: no spaces, no ';' (Engine's separator).
     ("containerImage",

@@ -326,7 +326,7 @@ def parser():
     c.add_argument("--src-tls-verify", choices=("true", "false"),
                    default="true")
     c.add_argument("--runtime", default="runc",
-                   choices=("runc", "crun", "rkt"))
+                   choices=("runc", "crun", "rkt", "runsc"))
     c.add_argument("--image-ref", help="containerImage")
     c.add_argument("--memory", type=int, default=256, metavar="MiB")
     c.add_argument("--cpus", type=int, default=1)

@@ -222,7 +222,7 @@ def _user_namespace(config, id_map, netns_path):
             for m in config["mounts"]]
 
 
-def selfcheck_config(rootfs, cgroups_path, mounts):
+def selfcheck_config(rootfs, cgroups_path, mounts, pids=16):
     """A minimal container running ``true``: the runtime self-check.
 
     It has the /dev tmpfs every container has (``BASE_MOUNTS``): without
@@ -243,7 +243,7 @@ def selfcheck_config(rootfs, cgroups_path, mounts):
         "linux": {
             "cgroupsPath": cgroups_path,
             "resources": {"memory": {"limit": 64 * 1024 ** 2},
-                          "pids": {"limit": 16}},
+                          "pids": {"limit": pids}},
             "namespaces": [{"type": t} for t in (
                 "pid", "ipc", "uts", "mount", "network")],
         },

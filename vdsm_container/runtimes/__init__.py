@@ -11,12 +11,13 @@ from __future__ import annotations
 import shutil
 
 from vdsm_container import errors
-from vdsm_container.runtimes import crun, rkt, runc
+from vdsm_container.runtimes import crun, rkt, runc, runsc
 
 _modules = {
     "runc": runc,
     "crun": crun,
     "rkt": rkt,
+    "runsc": runsc,
 }
 
 
@@ -24,9 +25,11 @@ def names():
     return tuple(_modules)
 
 
-def probe(paths):
-    """``{name: Availability}`` for every known runtime."""
-    return {name: mod.Driver.probe(paths) for name, mod in _modules.items()}
+def probe(paths, only=None):
+    """``{name: Availability}`` for every known runtime (or those in
+    ``only``)."""
+    return {name: mod.Driver.probe(paths) for name, mod in _modules.items()
+            if only is None or name in only}
 
 
 def capabilities(name):

@@ -61,6 +61,11 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
     capabilities = dict(base.Driver.capabilities, pause=True, nics=True,
                         volumes=True, userns=True, console=True)
 
+    #: The self-check container's pids limit: room for the runtime's own
+    #: threads where they count in the container's cgroup (runsc).
+    selfcheck_pids = 16
+    selfcheck_timeout = 30
+
     def __init__(self, paths, hierarchy=None):
         super().__init__(paths)
         self.root = paths.runtime_root(self.name)
@@ -117,19 +122,23 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
                                   "options": ["rbind", "ro", "nosuid"]})
             config = ocispec.selfcheck_config(
                 rootfs, self.cgroups_path_spec("selfcheck-%d" % os.getpid()),
-                binds)
+                binds, pids=self.selfcheck_pids)
             with open(os.path.join(tmp, "config.json"), "w") as f:
                 json.dump(config, f)
             root = os.path.join(tmp, "state")
-            args = [self._path, "--root", root] + \
-                (["--systemd-cgroup"] if self.systemd else [])
+            args = [self._path, "--root", root] + self.global_flags()
             try:
                 out = proc.run(args + ["run", "--bundle", tmp, cid],
-                               timeout=30)
+                               timeout=self.selfcheck_timeout)
             except subprocess.TimeoutExpired:
-                return "%s self-check container timed out" % self.name
+                return "%s self-check container timed out (%d s)" % (
+                    self.name, self.selfcheck_timeout)
             finally:
                 proc.run(args + ["delete", "--force", cid], timeout=30)
+                # runsc's delete leaves the cgroupfs driver's cgroup.
+                self._remove_cgroup_rel(cgroups.relpath(
+                    self.paths.cgroup_parent, "selfcheck-%d" % os.getpid(),
+                    self.systemd))
             if out.returncode != 0:
                 return "%s cannot run containers on this host: %s" % (
                     self.name, proc.last_line(out.stderr or out.stdout))
@@ -137,11 +146,13 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
 
     # Paths
 
+    def global_flags(self):
+        """The runtime's global flags after ``--root`` (a subclass adds
+        its own: runsc's platform)."""
+        return ["--systemd-cgroup"] if self.systemd else []
+
     def _args(self):
-        args = [self._path, "--root", self.root]
-        if self.systemd:
-            args.append("--systemd-cgroup")
-        return args
+        return [self._path, "--root", self.root] + self.global_flags()
 
     def cgroups_path_spec(self, vm_id):
         """``linux.cgroupsPath`` as the runtime's cgroup driver wants it."""
@@ -284,7 +295,10 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
         The runtime does this on delete; doing it again covers a runtime
         that lost its state while the processes lived on.
         """
-        dirs = self.hierarchy.dirs(self.cgroup_path(bundle))
+        self._remove_cgroup_rel(self.cgroup_path(bundle))
+
+    def _remove_cgroup_rel(self, rel):
+        dirs = self.hierarchy.dirs(rel)
         try:
             cgroups.empty_and_remove(dirs)
         except OSError as e:

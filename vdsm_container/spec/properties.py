@@ -18,7 +18,7 @@ from vdsm_container import errors
 from vdsm_container.spec.model import IPConfig
 from vdsm_container.spec.model import Volume
 
-RUNTIMES = ("runc", "crun", "rkt")
+RUNTIMES = ("runc", "crun", "rkt", "runsc")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VOLUME_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")

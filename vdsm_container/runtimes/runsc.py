@@ -1,0 +1,156 @@
+"""runsc: gVisor, a user-space kernel between the container and the host.
+
+For images an admin does not trust.  runsc takes runc's command line, so it
+shares the OCI driver under conmon (``oci.OCIDriver``); what differs:
+
+- Global flags: ``--platform`` (how the sandbox traps the application's
+  system calls: ``kvm`` needs a usable /dev/kvm, ``ptrace`` works
+  everywhere, slower), chosen by the probe, which runs the self-check
+  container on each in turn; ``--network=sandbox`` (runsc's own network
+  stack, netstack, inside the sandbox, taking over the interfaces of the
+  network namespace the plugin prepared: the NICs keep their addresses and
+  routes).  runsc 2022-12 has no ``--log-format`` for ``--log`` beyond
+  ``json``, which it accepts like runc.
+- Its processes: a sandbox (the Sentry) and a gofer (file access) per
+  container, in the container's cgroup, so limits and stats cover them.
+- What it can't do is in ``capabilities``: no user namespace (its sandbox
+  drops to its own user already; runsc refuses an OCI user namespace with
+  id mappings on the host's side).
+
+Modelled on containerd's runsc shim options (``runsc --platform``,
+``--root``), which Kubernetes' RuntimeClass ``gvisor`` selects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from vdsm_container.runtimes import base, oci
+
+#: Platforms to try, the fastest first.
+PLATFORMS = ("kvm", "ptrace")
+KVM_TIMEOUT = 10
+
+
+#: The KVM platform's self-check verdict, once per process (a /dev/kvm
+#: that hangs the sandbox costs ``KVM_TIMEOUT`` each time).
+_kvm_verdict = {}
+
+
+def _kvm_reason():
+    """Why the KVM platform can't work here, or None if it might."""
+    if not os.path.exists("/dev/kvm"):
+        return "no /dev/kvm"
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError as e:
+        return "/dev/kvm: %s" % e.strerror
+    os.close(fd)
+    return None
+
+
+class Driver(oci.OCIDriver):
+    name = "runsc"
+    binary = "runsc"
+    capabilities = dict(oci.OCIDriver.capabilities, userns=False)
+
+    #: The sandbox's and gofer's threads count in the container's pids
+    #: limit (they live in its cgroup): the Go runtime starts a few dozen.
+    selfcheck_pids = 256
+
+    #: The platform the probe found working; the driver uses this one.
+    platform = "ptrace"
+
+    def __init__(self, paths, hierarchy=None, platform=None):
+        super().__init__(paths, hierarchy)
+        self.platform = platform or _platform_file_read(paths) or \
+            self.platform
+
+    def global_flags(self, network="none"):
+        """``--network=sandbox`` (netstack over the NICs of the namespace
+        the plugin prepared) for a container that has one; runsc makes no
+        network namespace of its own (it would use the caller's, the
+        host's, and refuses to: "cannot run with network enabled in root
+        network namespace"), so ``none`` (loopback only) for the others
+        and for every verb but create, where it means nothing."""
+        return super().global_flags() + ["--platform", self.platform,
+                                         "--network", network]
+
+    def _conmon_argv(self, bundle):
+        argv = super()._conmon_argv(bundle)
+        if _has_netns(bundle):
+            i = argv.index("--network") + 2     # "--runtime-arg" between
+            argv[i] = "sandbox"
+        return argv
+
+    @classmethod
+    def probe(cls, paths):
+        path = shutil.which(cls.binary)
+        if path is None:
+            return base.Availability(cls.name, False,
+                                     "runsc not found in PATH")
+        if shutil.which("conmon") is None:
+            return base.Availability(cls.name, False,
+                                     "conmon not found in PATH")
+        version, err = oci._version(path)
+        if version is None:
+            return base.Availability(cls.name, False,
+                                     "runsc --version failed: %s" % err)
+        reasons = []
+        for platform in PLATFORMS:
+            why = _kvm_reason() if platform == "kvm" else None
+            if why is None and platform == "kvm":
+                if "kvm" not in _kvm_verdict:
+                    # A /dev/kvm that opens but can't run the sandbox (a
+                    # nested or PVM one) hangs it rather than failing.
+                    driver = cls(paths, platform=platform)
+                    driver.selfcheck_timeout = KVM_TIMEOUT
+                    _kvm_verdict["kvm"] = driver.self_check()
+                why = _kvm_verdict["kvm"]
+            elif why is None:
+                why = cls(paths, platform=platform).self_check()
+            if why is None:
+                _platform_file_write(paths, platform)
+                note = "; ".join(reasons)
+                return base.Availability(
+                    cls.name, True,
+                    "platform %s%s" % (platform,
+                                       " (%s)" % note if note else ""),
+                    version)
+            reasons.append("%s: %s" % (platform, why))
+        return base.Availability(cls.name, False, "; ".join(reasons),
+                                 version)
+
+
+def _has_netns(bundle):
+    """True if the bundle's container joins a prepared network namespace."""
+    try:
+        with open(bundle.config_path) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return any(ns.get("type") == "network" and ns.get("path")
+               for ns in config.get("linux", {}).get("namespaces", ()))
+
+
+def _platform_file(paths):
+    return os.path.join(paths.run_dir, "runsc-platform")
+
+
+def _platform_file_read(paths):
+    try:
+        with open(_platform_file(paths)) as f:
+            value = f.read().strip()
+    except OSError:
+        return None
+    return value if value in PLATFORMS else None
+
+
+def _platform_file_write(paths, platform):
+    os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
+    tmp = _platform_file(paths) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(platform + "\n")
+    os.replace(tmp, _platform_file(paths))
