@@ -159,7 +159,11 @@ def in_container(ctr, path="/"):
     """``path`` as the running container sees it, from the host: its
     rootfs is mounted in its own mount namespace only
     (``Bundle.release_host_mounts``)."""
-    return "/proc/%d/root/%s" % (bundle_of(ctr).pid(), path.lstrip("/"))
+    pid = bundle_of(ctr).pid()
+    if ctr.spec.runtime == "runsc":
+        # The sandbox's root is not the container's: its gofer's is.
+        pid = driver_of(ctr).gofer_pid(bundle_of(ctr))
+    return "/proc/%d/root/%s" % (pid, path.lstrip("/"))
 
 
 def driver_of(ctr):

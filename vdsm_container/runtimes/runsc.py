@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 
+from vdsm_container import files
 from vdsm_container.runtimes import base, oci
 
 #: Platforms to try, the fastest first.
@@ -84,6 +85,48 @@ class Driver(oci.OCIDriver):
             i = argv.index("--network") + 2     # "--runtime-arg" between
             argv[i] = "sandbox"
         return argv
+
+    # Pause: runsc stops the sandbox's tasks itself (its Sentry), the
+    # cgroup freezer stays THAWED, so the driver keeps the state it set.
+
+    def _paused_file(self, bundle):
+        return os.path.join(bundle.dir, "paused")
+
+    def pause(self, bundle):
+        super().pause(bundle)
+        with open(self._paused_file(bundle), "w"):
+            pass
+
+    def resume(self, bundle):
+        super().resume(bundle)
+        try:
+            os.unlink(self._paused_file(bundle))
+        except FileNotFoundError:
+            pass
+
+    def _frozen(self, bundle):
+        return os.path.exists(self._paused_file(bundle))
+
+    def gofer_pid(self, bundle):
+        """The gofer's pid (conmon's other child): the one process on the
+        host whose root is the container's root filesystem (the sandbox's
+        is not), or None."""
+        conmon_pid = files.read_pid(bundle.conmon_pid_file)
+        if not conmon_pid:
+            return None
+        try:
+            children = files.read_text("/proc/%d/task/%d/children" % (
+                conmon_pid, conmon_pid)).split()
+        except OSError:
+            return None
+        for child in children:
+            try:
+                cmd = files.read_text("/proc/%s/cmdline" % child)
+            except OSError:
+                continue
+            if cmd.startswith("runsc-gofer"):
+                return int(child)
+        return None
 
     @classmethod
     def probe(cls, paths):
