@@ -98,7 +98,8 @@ def test_facade_follows_the_container(started):  # noqa: F811
 @pytest.mark.runtime
 @pytest.mark.usefixtures("leakcheck")
 def test_reset_restarts_the_process(started):  # noqa: F811
-    ctr = started(("sh", "-c", "echo started >> /tmp/boots; sleep 1000"))
+    # Not in /tmp: runsc mounts a tmpfs of its own sandbox there.
+    ctr = started(("sh", "-c", "echo started >> /boots; sleep 1000"))
     first = bundle_of(ctr).pid()
     assert ctr.reset()["status"]["code"] == 0
     assert ctr.lastStatus == constants.UP
@@ -106,7 +107,7 @@ def test_reset_restarts_the_process(started):  # noqa: F811
     assert second and second != first
     # The new process writes its line when it runs, which a loaded machine
     # may delay: wait for it (a bound for a failure, not a timing).
-    path = in_container(ctr, "/tmp/boots")
+    path = in_container(ctr, "/boots")
     deadline = time.monotonic() + 30
     while True:
         with open(path) as f:

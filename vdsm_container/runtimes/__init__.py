@@ -52,6 +52,11 @@ def _module(name):
                              "unknown runtime") from None
 
 
+def driver_class(name):
+    """Runtime ``name``'s driver class."""
+    return _module(name).Driver
+
+
 def driver(name, paths):
     """The driver for ``name``; InvalidParameter if there is none."""
     return _module(name).Driver(paths)

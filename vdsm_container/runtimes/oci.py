@@ -146,6 +146,21 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
 
     # Paths
 
+    @staticmethod
+    def record_ids(root):
+        """``{vmId: path}`` of the containers the runtime's ``--root``
+        records: runc and crun keep a directory per container."""
+        try:
+            names = os.listdir(root)
+        except OSError:
+            return {}
+        return {n: os.path.join(root, n) for n in names
+                if os.path.isdir(os.path.join(root, n))}
+
+    def records(self, vm_id):
+        """The paths in ``--root`` that record container ``vm_id``."""
+        return [os.path.join(self.root, vm_id)]
+
     def global_flags(self):
         """The runtime's global flags after ``--root`` (a subclass adds
         its own: runsc's platform)."""
@@ -279,8 +294,14 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
         if out.returncode != 0 and "not exist" not in out.stderr:
             log.warning("%s delete %s: %s", self.name, bundle.vm_id,
                         proc.last_line(out.stderr))
-        shutil.rmtree(os.path.join(self.root, bundle.vm_id),
-                      ignore_errors=True)
+        for path in self.records(bundle.vm_id):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
         self._remove_cgroup(bundle)
         self._reap_conmon(bundle)
         self._stop_conmon_scope(bundle)

@@ -73,8 +73,8 @@ class Status:
                 return base.RuntimeState(base.CREATED, pid)
             status = base.PAUSED if self._frozen(bundle) else base.RUNNING
             return base.RuntimeState(status, pid)
-        if code is None and pid is None and not os.path.exists(
-                os.path.join(self.root, bundle.vm_id)):
+        if code is None and pid is None and not any(
+                os.path.exists(p) for p in self.records(bundle.vm_id)):
             return base.RuntimeState(base.GONE)
         if code is None:
             # Died just now: give conmon a moment to write the exit file.

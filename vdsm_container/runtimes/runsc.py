@@ -10,7 +10,9 @@ shares the OCI driver under conmon (``oci.OCIDriver``); what differs:
   stack, netstack, inside the sandbox, taking over the interfaces of the
   network namespace the plugin prepared: the NICs keep their addresses and
   routes).  runsc 2022-12 has no ``--log-format`` for ``--log`` beyond
-  ``json``, which it accepts like runc.
+  ``json``, which it accepts like runc.  ``--oci-seccomp``: the bundle's
+  seccomp profile applies inside the sandbox too (runsc ignores it
+  otherwise; its own filter guards the host from the Sentry).
 - Its processes: a sandbox (the Sentry) and a gofer (file access) per
   container, in the container's cgroup, so limits and stats cover them.
 - What it can't do is in ``capabilities``: no user namespace (its sandbox
@@ -25,10 +27,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 from vdsm_container import files
 from vdsm_container.runtimes import base, oci
+
+_STATE = re.compile(r"^(.+)_sandbox:(.+)\.state$")
 
 #: Platforms to try, the fastest first.
 PLATFORMS = ("kvm", "ptrace")
@@ -77,7 +82,8 @@ class Driver(oci.OCIDriver):
         network namespace"), so ``none`` (loopback only) for the others
         and for every verb but create, where it means nothing."""
         return super().global_flags() + ["--platform", self.platform,
-                                         "--network", network]
+                                         "--network", network,
+                                         "--oci-seccomp"]
 
     def _conmon_argv(self, bundle):
         argv = super()._conmon_argv(bundle)
@@ -85,6 +91,27 @@ class Driver(oci.OCIDriver):
             i = argv.index("--network") + 2     # "--runtime-arg" between
             argv[i] = "sandbox"
         return argv
+
+    # Its records: runsc keeps ``<id>_sandbox:<id>.state`` (and a
+    # ``.lock``) in ``--root``, files, not runc's directory per container.
+
+    @staticmethod
+    def record_ids(root):
+        found = {}
+        try:
+            names = os.listdir(root)
+        except OSError:
+            return found
+        for name in names:
+            m = _STATE.match(name)
+            if m and m.group(1) == m.group(2):
+                found[m.group(1)] = os.path.join(root, name)
+        return found
+
+    def records(self, vm_id):
+        base = os.path.join(self.root, "%s_sandbox:%s" % (vm_id, vm_id))
+        return [os.path.join(self.root, vm_id), base + ".state",
+                base + ".lock"]
 
     # Pause: runsc stops the sandbox's tasks itself (its Sentry), the
     # cgroup freezer stays THAWED, so the driver keeps the state it set.
@@ -165,6 +192,12 @@ class Driver(oci.OCIDriver):
             reasons.append("%s: %s" % (platform, why))
         return base.Availability(cls.name, False, "; ".join(reasons),
                                  version)
+
+
+def recorded(root, vm_id):
+    """True if runsc's ``--root`` records container ``vm_id``."""
+    return os.path.exists(os.path.join(
+        root, "%s_sandbox:%s.state" % (vm_id, vm_id)))
 
 
 def _has_netns(bundle):

@@ -74,4 +74,5 @@ def leftovers_possible(paths, vm_id):
     a storage directory and a runtime entry, which go last and first."""
     return os.path.exists(paths.vm_storage_dir(vm_id)) or any(
         os.path.exists(os.path.join(paths.runtime_root(n), vm_id))
-        for n in runtimes.names())
+        for n in runtimes.names()) or runtimes.runsc.recorded(
+            paths.runtime_root("runsc"), vm_id)

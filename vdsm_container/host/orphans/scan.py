@@ -35,12 +35,18 @@ def containers(paths):
     found = []
     for name in runtimes.names():
         root = paths.runtime_root(name)
-        for entry in listdir(root):
-            if is_uuid(entry) and os.path.isdir(os.path.join(root, entry)):
+        record_ids = getattr(runtimes.driver_class(name), "record_ids",
+                             None)
+        if record_ids is None:
+            recorded = {e: os.path.join(root, e) for e in listdir(root)
+                        if os.path.isdir(os.path.join(root, e))}
+        else:
+            recorded = record_ids(root)
+        for entry, what in sorted(recorded.items()):
+            if is_uuid(entry):
                 found.append(dict(_runtime_state(paths, name, entry),
                                   kind="container", vmId=entry,
-                                  runtime=name,
-                                  what=os.path.join(root, entry)))
+                                  runtime=name, what=what))
     return found
 
 
