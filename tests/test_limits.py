@@ -16,8 +16,8 @@ from .conftest import bundle_of, driver_of, host_shape
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
 
-def sized_xml(image):
-    xml = domxml.build(str(uuid.uuid4()), "sized", "runc", image,
+def sized_xml(image, runtime="runc"):
+    xml = domxml.build(str(uuid.uuid4()), "sized", runtime, image,
                        memory_mib=128, vcpus=2, command=["sleep", "1000"])
     xml = xml.replace('<currentMemory unit="KiB">131072</currentMemory>',
                       '<currentMemory unit="KiB">65536</currentMemory>')
@@ -37,8 +37,9 @@ def read(path):
         return f.read().strip()
 
 
-def test_limits_in_the_cgroup(paths, busybox_oci):
-    ctr = create(sized_xml(busybox_oci), paths=paths)
+def test_limits_in_the_cgroup(paths, busybox_oci, runtime):
+    """Under runsc too: its sandbox and gofer live in the cgroup."""
+    ctr = create(sized_xml(busybox_oci, runtime), paths=paths)
     try:
         h = ctr.backend.hierarchy
         rel = driver_of(ctr).cgroup_path(bundle_of(ctr))

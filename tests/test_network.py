@@ -61,8 +61,8 @@ def dnsmasq(bridge, tmp_path):
 
 
 def make(paths, image, nics, network_prop, command=("sleep", "1000"),
-         vm_id=None):
-    xml = domxml.build(vm_id or str(uuid.uuid4()), "net", "runc", image,
+         vm_id=None, runtime="runc"):
+    xml = domxml.build(vm_id or str(uuid.uuid4()), "net", runtime, image,
                        command=list(command), nics=nics,
                        custom={"containerNetwork": network_prop})
     return create(xml, paths=paths)
@@ -86,11 +86,23 @@ def inside(ctr, *command):
 
 def test_static_addresses_reachability_and_stats(paths, busybox_oci,
                                                  bridge):
+    runtime = "runc"
     name, net = bridge
+    # What the container's own network stack has (under runsc, gVisor's
+    # netstack, not the host kernel's namespace).
     a = make(paths, busybox_oci, [(name, "56:6f:00:aa:00:01")],
-             "static:%s.10/24,gw=%s.1" % (net, net))
+             "static:%s.10/24,gw=%s.1" % (net, net), runtime=runtime,
+             command=("sh", "-c", "ip -o addr show eth0; ip route; "
+                      "echo listed; sleep 1000"))
     b = make(paths, busybox_oci, [(name, "56:6f:00:aa:00:02")],
-             "static:%s.11/24" % net)
+             "static:%s.11/24" % net, runtime=runtime)
+    deadline = time.monotonic() + 20    # a bound for a failure
+    seen = ""
+    while "listed" not in seen and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = open(a.log_path()).read()
+    assert "inet %s.10/24" % net in seen, seen
+    assert "default via %s.1" % net in seen, seen
     link = inside(a, "ip", "-o", "link", "show", "eth0")
     assert "56:6f:00:aa:00:01" in link and "UP" in link
     assert "default via %s.1" % net in inside(a, "ip", "route")
@@ -162,6 +174,19 @@ def test_dhcp_lease(paths, busybox_oci, dnsmasq):
     assert ips.startswith(net + ".")
     assert ping(None, ips.split()[0])
     ctr.destroy(gracefulAttempts=0)
+
+
+def test_runsc_refuses_nics_before_anything_starts(paths, busybox_oci,
+                                                  bridge):
+    """runsc's netstack showed the container no NIC of the prepared
+    namespace (see ``runtimes.runsc``): a VM with NICs is refused with
+    the reason, and nothing of it is on the host (leakcheck)."""
+    name, net = bridge
+    with pytest.raises(errors.UnsupportedOperation) as e:
+        make(paths, busybox_oci, [(name, "56:6f:00:aa:00:09")],
+             "static:%s.10/24" % net, runtime="runsc")
+    assert "runsc runtime does not support nics" in str(e.value)
+    assert "only lo" in str(e.value) or "but lo" in str(e.value)
 
 
 def test_missing_bridge_leaves_nothing(paths, busybox_oci):

@@ -38,5 +38,6 @@ def check_supported(spec):
         if wanted and not capabilities.get(feature):
             raise errors.UnsupportedOperation(
                 "the %s runtime does not support %s%s"
-                % (runtime, feature, _WHY.get(feature, "")),
+                % (runtime, feature, runtimes.why_not(runtime).get(
+                    feature) or _WHY.get(feature, "")),
                 vmId=spec.vm_id)

@@ -38,6 +38,12 @@ def capabilities(name):
     return _module(name).Driver.capabilities
 
 
+def why_not(name):
+    """``{feature: " (why)"}``: the reasons runtime ``name``'s driver gives
+    for what its ``capabilities`` lack, where it has its own."""
+    return getattr(_module(name).Driver, "why_not", {})
+
+
 def installed(name):
     """Whether runtime ``name``'s program is on this host at all."""
     program = getattr(_module(name).Driver, "binary", None) or name

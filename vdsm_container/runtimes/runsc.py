@@ -60,7 +60,16 @@ def _kvm_reason():
 class Driver(oci.OCIDriver):
     name = "runsc"
     binary = "runsc"
-    capabilities = dict(oci.OCIDriver.capabilities, userns=False)
+    capabilities = dict(oci.OCIDriver.capabilities, userns=False,
+                        nics=False)
+    why_not = {
+        "userns": ": gVisor's sandbox runs as its own user already; use "
+                  "runsc without containerUserns",
+        "nics": ": on the hosts tried, the sandbox joined the network "
+                "namespace the plugin prepared but its netstack showed the "
+                "container no interface but lo (runsc 2022-12-19, "
+                "--network=sandbox); use runc or crun for a VM with NICs",
+    }
 
     #: The sandbox's and gofer's threads count in the container's pids
     #: limit (they live in its cgroup): the Go runtime starts a few dozen.
