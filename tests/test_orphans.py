@@ -40,8 +40,9 @@ def reap_orphans(paths):
     HostBackend(paths).gc(dry_run=False)
 
 
-def xml(image, vm_id=None, command=("sleep", "1000"), **kw):
-    return domxml.build(vm_id or str(uuid.uuid4()), "o", "runc", image,
+def xml(image, vm_id=None, command=("sleep", "1000"), runtime="runc",
+        **kw):
+    return domxml.build(vm_id or str(uuid.uuid4()), "o", runtime, image,
                         command=list(command), **kw)
 
 
@@ -141,8 +142,9 @@ def test_a_new_run_after_a_reboot_starts_from_the_image(paths, busybox_oci,
         second.destroy(gracefulAttempts=0)
 
 
-def test_leftovers_of_a_reboot_are_collected_by_gc(paths, busybox_oci):
-    ctr = create(xml(busybox_oci), paths=paths)
+def test_leftovers_of_a_reboot_are_collected_by_gc(paths, busybox_oci,
+                                                   runtime):
+    ctr = create(xml(busybox_oci, runtime=runtime), paths=paths)
     reboot(paths, ctr)
     storage = paths.vm_storage_dir(ctr.id)
     listed = cli_json(paths, "gc")
@@ -200,6 +202,20 @@ def orphan(paths, image, bridge, vm_id=None):
     with pytest.raises(errors.NoSuchVM):
         Container.load(ctr.id, paths=paths)
     return ctr
+
+
+def test_runsc_orphan_is_listed_and_destroyed(paths, busybox_oci):
+    """A runsc container whose run directory is gone: its record in
+    runsc's --root (a state file, not runc's directory) still finds it,
+    and the CLI's destroy removes it all (leakcheck)."""
+    ctr = create(xml(busybox_oci, runtime="runsc"), paths=paths)
+    shutil.rmtree(paths.vm_run_dir(ctr.id))
+    listed = {e["vmId"]: e for e in cli_json(paths, "list")}
+    assert listed[ctr.id]["orphan"] is True
+    assert "container" in listed[ctr.id]["left"]
+    out = cli(paths, "destroy", ctr.id)
+    assert out.returncode == 0, out.stderr
+    assert cli_json(paths, "list") == []
 
 
 def kinds(found, vm_id):

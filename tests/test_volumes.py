@@ -24,8 +24,8 @@ def read_volume(path, name, tmp_path):
         subprocess.run(["umount", str(mp)], check=True)
 
 
-def vm_with_volume(image, volume, readonly, command):
-    return domxml.build(str(uuid.uuid4()), "vol", "runc", image,
+def vm_with_volume(image, volume, readonly, command, runtime="runc"):
+    return domxml.build(str(uuid.uuid4()), "vol", runtime, image,
                         command=command, disks=[(volume, "data", readonly)],
                         custom={"containerVolumes": "data:/srv/data"})
 
@@ -38,19 +38,19 @@ def wait_down(ctr):
 
 
 def test_volume_is_mounted_and_kept(paths, busybox_oci, fs_volume,
-                                    tmp_path):
+                                    tmp_path, runtime):
     ctr = create(vm_with_volume(busybox_oci, fs_volume, False,
-                                ["sh", "-c", "echo kept > /srv/data/file"]),
-                 paths=paths)
+                                ["sh", "-c", "echo kept > /srv/data/file"],
+                                runtime), paths=paths)
     assert wait_down(ctr)["exitCode"] == constants.NORMAL
     ctr.destroy()
     assert read_volume(fs_volume, "file", tmp_path) == "kept\n"
 
 
-def test_readonly_volume(paths, busybox_oci, fs_volume, tmp_path):
+def test_readonly_volume(paths, busybox_oci, fs_volume, tmp_path, runtime):
     ctr = create(vm_with_volume(busybox_oci, fs_volume, True,
-                                ["sh", "-c", "echo x > /srv/data/file"]),
-                 paths=paths)
+                                ["sh", "-c", "echo x > /srv/data/file"],
+                                runtime), paths=paths)
     stats = wait_down(ctr)
     assert stats["exitCode"] == constants.ERROR     # write refused
     ctr.destroy()
