@@ -33,6 +33,7 @@ from vdsm_container.image.cache import Cache  # noqa: E402
 from vdsm_container.spec import domxml  # noqa: E402
 from vdsm_container.runtimes import runc  # noqa: E402
 
+from bench import sandboxed  # noqa: E402
 from bench.baseline import Bare  # noqa: E402
 
 COMMAND = ["sleep", "1000"]
@@ -322,6 +323,7 @@ def main():
             podman_ms = median_ms(bench_podman(image, args.runs))
         stats_rows, rss_kib, recovery_ms = bench_stats(paths, image,
                                                        (10, 50, 100))
+        sandbox = sandboxed.measure(paths, image, args.runs)
     finally:
         for ctr in Container.load_all(paths=paths):
             ctr.destroy(gracefulAttempts=0)
@@ -356,6 +358,7 @@ def main():
               "RSS): %.0f KiB" % rss_kib,
               "- recovery (state file, runtime check, first sample): "
               "%.1f ms for 50 containers" % recovery_ms, ""]
+    lines += sandboxed.lines(sandbox, args.runs)
     lines += unpack_lines(unpacks, args.unpack_runs)
     text = "\n".join(lines) + "\n"
     print(text)
