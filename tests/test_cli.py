@@ -42,7 +42,18 @@ def assert_one_line_error(proc, code):
 def test_caps(cli):
     caps = json.loads(cli("caps").stdout)
     runtimes = caps["runtimes"]
-    assert set(runtimes) == {"runc", "crun", "rkt"}
+    assert set(runtimes) == {"runc", "crun", "rkt", "runsc"}
+    # runsc: the platform its self-check ran on, and why the others not
+    # (KVM is tried first; ptrace works wherever runsc runs at all).
+    runsc = runtimes["runsc"]
+    if runsc["available"]:
+        platform = runsc["reason"].split()[1]
+        assert runsc["reason"].startswith("platform ") and \
+            platform in ("kvm", "ptrace"), runsc
+        if platform == "ptrace":
+            assert "(kvm: " in runsc["reason"], runsc
+    else:
+        assert runsc["reason"], runsc
     usable = sorted(n for n, a in runtimes.items() if a["available"])
     expected = ["containers"] + ["containers_" + n for n in usable] \
         if usable else []

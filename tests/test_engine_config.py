@@ -130,7 +130,7 @@ def test_regexes_hold_no_engine_separator():
 
 
 GOOD = {
-    "containerType": ["runc", "crun", "rkt"],
+    "containerType": ["runc", "crun", "rkt", "runsc"],
     "containerImage": ["docker.io/library/redis:7", "redis:7", "busybox",
                        "quay.io/org/app@sha256:" + "a" * 64],
     "containerCommand": ["sh -c 'echo hi'", "nginx -g 'daemon off'"],
@@ -144,7 +144,7 @@ GOOD = {
     "containerDiskSize": ["512", "512M", "2G", "2GiB", "1T", "1024 MiB"],
 }
 BAD = {
-    "containerType": ["docker", "runc ", "RUNC", ""],
+    "containerType": ["docker", "runc ", "RUNC", "", "runsc2", "gvisor"],
     "containerImage": ["two words", "a;b", "", "-leading"],
     "containerCommand": ["a;b", ""],
     "containerEnv": ["1A=x", "A", "A=1;B=2"],
