@@ -6,18 +6,21 @@ shares the OCI driver under conmon (``oci.OCIDriver``); what differs:
 - Global flags: ``--platform`` (how the sandbox traps the application's
   system calls: ``kvm`` needs a usable /dev/kvm, ``ptrace`` works
   everywhere, slower), chosen by the probe, which runs the self-check
-  container on each in turn; ``--network=sandbox`` (runsc's own network
-  stack, netstack, inside the sandbox, taking over the interfaces of the
-  network namespace the plugin prepared: the NICs keep their addresses and
-  routes).  runsc 2022-12 has no ``--log-format`` for ``--log`` beyond
-  ``json``, which it accepts like runc.  ``--oci-seccomp``: the bundle's
-  seccomp profile applies inside the sandbox too (runsc ignores it
-  otherwise; its own filter guards the host from the Sentry).
-- Its processes: a sandbox (the Sentry) and a gofer (file access) per
-  container, in the container's cgroup, so limits and stats cover them.
-- What it can't do is in ``capabilities``: no user namespace (its sandbox
-  drops to its own user already; runsc refuses an OCI user namespace with
-  id mappings on the host's side).
+  container on each in turn and keeps the one that ran in the run dir;
+  ``--network``: ``sandbox`` (runsc's own network stack over the network
+  namespace the container joins) where there is one, else ``none``;
+  ``--oci-seccomp``: the bundle's seccomp profile applies inside the
+  sandbox too (runsc ignores it otherwise; its own filter guards the host
+  from the Sentry).  ``--log``/``--log-format json`` as runc takes them.
+- Its processes: a sandbox (the Sentry, with its ptrace stubs) and a gofer
+  (file access) per container, all in the container's cgroup, so limits
+  and stats cover them (the pids limit counts the Sentry's threads).
+- What it can't do is in ``capabilities``, with ``why_not``: no user
+  namespace, and no NICs: with runsc 2022-12-19 the container saw only
+  ``lo`` in the namespace the plugin prepared (tests/test_network.py).
+- Where it differs from runc, the driver adapts: pause (the freezer is not
+  used), its records in ``--root`` (files, not a directory), the cgroup
+  its delete leaves.
 
 Modelled on containerd's runsc shim options (``runsc --platform``,
 ``--root``), which Kubernetes' RuntimeClass ``gvisor`` selects.
