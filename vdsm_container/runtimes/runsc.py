@@ -17,7 +17,7 @@ shares the OCI driver under conmon (``oci.OCIDriver``); what differs:
   and stats cover them (the pids limit counts the Sentry's threads).
 - What it can't do is in ``capabilities``, with ``why_not``: no user
   namespace, and no NICs: with runsc 2022-12-19 the container saw only
-  ``lo`` in the namespace the plugin prepared (tests/test_network.py).
+  ``lo`` in the namespace the plugin prepared (tried on the CI host).
 - Where it differs from runc, the driver adapts: pause (the freezer is not
   used), its records in ``--root`` (files, not a directory), the cgroup
   its delete leaves.
