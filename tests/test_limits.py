@@ -5,10 +5,12 @@ import uuid
 
 import pytest
 
+from vdsm_container import errors
 from vdsm_container.bundle import blockio
 from vdsm_container.spec import domxml
 from vdsm_container.container import create
 from vdsm_container.host import loop
+from vdsm_container.runtimes import proc
 from vdsm_container.stats import cgroups
 
 from .conftest import bundle_of, driver_of, host_shape
@@ -38,7 +40,16 @@ def read(path):
 
 
 def test_limits_in_the_cgroup(paths, busybox_oci, runtime):
-    """Under runsc too: its sandbox and gofer live in the cgroup."""
+    """Under runsc too: its sandbox and gofer live in the cgroup.  Not
+    where systemd is PID 1: runsc's (experimental) systemd cgroup driver
+    refuses this domain's limits (a gap, seen in the systemd + cgroup v2
+    VM; a plain limited container runs there): the create fails cleanly,
+    with runsc's reason, and leaves nothing (leakcheck)."""
+    if runtime == "runsc" and proc.systemd_booted():
+        with pytest.raises(errors.CannotCreateVM) as e:
+            create(sized_xml(busybox_oci, runtime), paths=paths)
+        assert "systemd error" in str(e.value), e.value
+        return
     ctr = create(sized_xml(busybox_oci, runtime), paths=paths)
     try:
         h = ctr.backend.hierarchy
