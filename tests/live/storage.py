@@ -26,7 +26,9 @@ import time
 import uuid
 
 
-LOCALFS_DOMAIN = 4      # vdsm storage/sd.py
+NFS_DOMAIN = 1          # vdsm storage/sd.py
+ISCSI_DOMAIN = 3
+LOCALFS_DOMAIN = 4
 DATA_DOMAIN = 1         # sd.DATA_DOMAIN
 RAW_FORMAT = 5          # vdsm storage/constants.py
 SPARSE_VOL = 2
@@ -99,7 +101,13 @@ class LocalFS:
 
 
 class DataCenter:
-    """One pool with one LOCALFS data domain, this host its SPM."""
+    """One pool with one LOCALFS data domain, this host its SPM.  The
+    domain's type is the class's (NfsDataCenter, BlockDataCenter)."""
+
+    domain_type = LOCALFS_DOMAIN
+    block = False
+    block_size = 0          # sc.BLOCK_SIZE_AUTO: a file domain probes it
+    preallocate = SPARSE_VOL
 
     def __init__(self, cli, path):
         self.cli = cli
@@ -122,19 +130,24 @@ class DataCenter:
 
     def connect_server(self):
         res = self.cli.StoragePool.connectStorageServer(
-            storagepoolID=BLANK_UUID, domainType=LOCALFS_DOMAIN,
+            storagepoolID=BLANK_UUID, domainType=self.domain_type,
             connectionParams=[self.connection])
         assert [c["status"] for c in res] == [0], res
+
+    def type_args(self):
+        """StorageDomain.create's typeArgs: a file domain's connection
+        path (hsm.createStorageDomain -> fileSD's create)."""
+        return self.path
 
     def build(self):
         """connectStorageServer, StorageDomain.create, StoragePool.create,
         StoragePool.connect, spmStart: Engine's order for a new local DC."""
         self.connect_server()
         self.cli.StorageDomain.create(
-            storagedomainID=self.sd_id, domainType=LOCALFS_DOMAIN,
-            typeArgs=self.path, name="live-localfs",
+            storagedomainID=self.sd_id, domainType=self.domain_type,
+            typeArgs=self.type_args(), name="live-sd",
             domainClass=DATA_DOMAIN, version=DOMAIN_VERSION,
-            blockSize=0, maxHosts=250)      # 0: sc.BLOCK_SIZE_AUTO
+            blockSize=self.block_size, maxHosts=250)
         self.cli.StoragePool.create(
             storagepoolID=self.pool_id, name="live-dc",
             masterSdUUID=self.sd_id, masterVersion=1,
@@ -166,11 +179,13 @@ class DataCenter:
         self.cli.StoragePool.spmStop(storagepoolID=self.pool_id)
         self.spm = False
 
-    def create_volume(self, size, preallocate=SPARSE_VOL, img_id=None,
+    def create_volume(self, size, preallocate=None, img_id=None,
                       vol_id=None):
         """A RAW volume in a new image: (imageID, volumeID); the ids new
         ones unless given (Engine chooses them: a disk's id is its
-        imageID)."""
+        imageID).  Sparse on a file domain, preallocated on a block one
+        (vdsm refuses a sparse RAW LV, blockVolume.validate_create)."""
+        preallocate = preallocate or self.preallocate
         img_id = img_id or str(uuid.uuid4())
         vol_id = vol_id or str(uuid.uuid4())
         task = self.cli.Volume.create(
@@ -226,7 +241,7 @@ class DataCenter:
                                        hostID=HOST_ID, scsiKey=self.pool_id)
             self.connected = False
         cli.StoragePool.disconnectStorageServer(
-            storagepoolID=BLANK_UUID, domainType=LOCALFS_DOMAIN,
+            storagepoolID=BLANK_UUID, domainType=self.domain_type,
             connectionParams=[self.connection])
 
 
@@ -245,14 +260,16 @@ def volume_size_for(path):
     return (size + MIB - 1) // MIB * MIB
 
 
-def with_volume_disks(xml, dc, disks):
+def with_volume_disks(xml, default_dc, disks):
     """``xml`` (conftest.container_xml's: disks without storage ids) with
     its image disk sda, and each further disk named in ``disks``, on a
     volume of ``dc``, as Engine's LibvirtVmXmlBuilder writes a disk of a
     file domain: ``<source file=...>`` the volume's path and an
-    ``ovirt-vm:device`` with poolID, domainID, imageID and volumeID.
+    ``ovirt-vm:device`` with poolID, domainID, imageID and volumeID (a
+    block domain's: ``<disk type=block>``, ``<source dev=...>``).
 
-    ``disks``: {target dev: (imageID, volumeID)}; a dev other than sda
+    ``disks``: {target dev: (imageID, volumeID[, DataCenter])}, the
+    volume of ``default_dc`` unless another is named; a dev other than sda
     becomes a second disk (scsi unit 1), mounted into the container where
     its ``containerVolumes`` entry says."""
     import xml.etree.ElementTree as ET
@@ -262,7 +279,9 @@ def with_volume_disks(xml, dc, disks):
     image_disk = [d for d in devices.findall("disk")
                   if d.get("device") == "disk"][0]
     md = root.find("metadata/{%s}vm" % vm_ns)
-    for dev, (img_id, vol_id) in sorted(disks.items()):
+    for dev, spec in sorted(disks.items()):
+        img_id, vol_id = spec[:2]
+        dc = spec[2] if len(spec) > 2 else default_dc
         if dev == image_disk.find("target").get("dev"):
             disk = image_disk
         else:
@@ -273,7 +292,16 @@ def with_volume_disks(xml, dc, disks):
             if boot is not None:
                 disk.remove(boot)
             devices.insert(list(devices).index(image_disk) + 1, disk)
-        disk.find("source").set("file", dc.volume_path(img_id, vol_id))
+        source = disk.find("source")
+        if dc.block:
+            # LibvirtVmXmlBuilder's disk of a block domain: type block,
+            # <source dev>, io native (engine-container.xml's sdb).
+            disk.set("type", "block")
+            source.attrib.pop("file", None)
+            source.set("dev", dc.volume_path(img_id, vol_id))
+            disk.find("driver").set("io", "native")
+        else:
+            source.set("file", dc.volume_path(img_id, vol_id))
         disk.find("alias").set("name", "ua-" + img_id)
         disk.find("serial").text = img_id
         device = ET.SubElement(md, "{%s}device" % vm_ns,
@@ -282,3 +310,97 @@ def with_volume_disks(xml, dc, disks):
                            ("imageID", img_id), ("domainID", dc.sd_id)):
             ET.SubElement(device, "{%s}%s" % (vm_ns, tag)).text = value
     return ET.tostring(root, encoding="unicode")
+
+
+class NfsDataCenter(DataCenter):
+    """The pool on an NFS data domain: ``path`` is the export,
+    ``server:/dir``.  The connection as Engine's ConnectStorageServer
+    VDSCommand sends an NFS one (its nfsVersion, nfsRetrans, nfsTimeo as
+    protocol_version, retrans, timeout), read by storageServer's
+    _connectionDict2ConnectionInfo into NfsConnectionParameters; vdsm
+    mounts it under /rhev/data-center/mnt/server:_dir."""
+
+    domain_type = NFS_DOMAIN
+
+    @property
+    def connection(self):
+        return {"id": self.conn_id, "connection": self.path, "user": "",
+                "password": "", "vfs_type": "nfs", "mnt_options": "",
+                "protocol_version": "4.2", "retrans": "6",
+                "timeout": "600"}
+
+
+# sc.REPO_MOUNT_DIR / sd.BLOCKSD_DIR
+BLOCKSD_MNT = "/rhev/data-center/mnt/blockSD"
+
+
+class BlockDataCenter(DataCenter):
+    """The pool on an iSCSI block domain (sd.ISCSI_DOMAIN 3) on one LUN of
+    ``target`` (servers.IscsiTarget).  Engine's order for a new block
+    domain (AddSANStorageDomainCommand): connectStorageServer with the
+    target's connection, Host.getDeviceList for the LUN's multipath GUID,
+    LVMVolumeGroup.create on it (hsm.createVG: the VG named by the domain's
+    id), then StorageDomain.create with the VG's uuid as typeArgs
+    (blockSD.BlockStorageDomain.create)."""
+
+    domain_type = ISCSI_DOMAIN
+    block = True
+    block_size = 512        # sc.BLOCK_SIZE_512: the only one blockSD takes
+    preallocate = PREALLOCATED_VOL
+
+    def __init__(self, cli, target):
+        super().__init__(cli, target.portal)
+        self.target = target
+        self.guid = None
+
+    @property
+    def connection(self):
+        """storageServer._connectionDict2ConnectionInfo's iSCSI keys:
+        connection (the portal's address), port, tpgt (Engine's "portal"),
+        iqn, user/password (empty: no CHAP)."""
+        return {"id": self.conn_id, "connection": self.target.address,
+                "port": str(self.target.port), "tpgt": "1",
+                "iqn": self.target.iqn, "user": "", "password": ""}
+
+    def find_lun(self):
+        """The LUN's multipath GUID as Engine learns it: Host.getDeviceList
+        of iSCSI devices (hsm._getDeviceList: multipath maps whose paths
+        are iSCSI), the one whose path is on this target."""
+        devices = self.cli.Host.getDeviceList(storageType=ISCSI_DOMAIN,
+                                              checkStatus=False)
+        mine = [d for d in devices
+                if any(p.get("iqn") == self.target.iqn
+                       for p in d.get("pathlist", []))]
+        assert len(mine) == 1, devices
+        return mine[0]["GUID"]
+
+    def type_args(self):
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                self.guid = self.find_lun()
+                break
+            except AssertionError:
+                # multipathd makes the map a moment after the login.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        return self.cli.LVMVolumeGroup.create(name=self.sd_id,
+                                              devlist=[self.guid],
+                                              force=False)
+
+    def mount_dir(self):
+        return os.path.join(BLOCKSD_MNT, self.sd_id)
+
+    def lv_active(self, vol_id):
+        """Whether the volume's LV is active, as ``lvs`` says (its attr's
+        fifth letter), with lvm looking at the multipath map only as
+        vdsm's lvm module makes it look (lvm.py's filter)."""
+        config = ('devices { use_devicesfile=0 filter=["a|^/dev/mapper/%s$|",'
+                  ' "r|.*|"] }' % self.guid)
+        out = subprocess.run(
+            ["lvs", "--config", config, "--noheadings", "-o", "lv_attr",
+             "%s/%s" % (self.sd_id, vol_id)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            check=True).stdout.strip()
+        return out[4] == "a"
