@@ -102,7 +102,7 @@ class LocalFS:
 
 class DataCenter:
     """One pool with one LOCALFS data domain, this host its SPM.  The
-    domain's type is the class's (NfsDataCenter, BlockDataCenter)."""
+    domain's type is the class's (NfsDataCenter)."""
 
     domain_type = LOCALFS_DOMAIN
     block = False
@@ -143,16 +143,25 @@ class DataCenter:
         """connectStorageServer, StorageDomain.create, StoragePool.create,
         StoragePool.connect, spmStart: Engine's order for a new local DC."""
         self.connect_server()
-        self.cli.StorageDomain.create(
-            storagedomainID=self.sd_id, domainType=self.domain_type,
-            typeArgs=self.type_args(), name="live-sd",
-            domainClass=DATA_DOMAIN, version=DOMAIN_VERSION,
-            blockSize=self.block_size, maxHosts=250)
-        self.cli.StoragePool.create(
-            storagepoolID=self.pool_id, name="live-dc",
-            masterSdUUID=self.sd_id, masterVersion=1,
-            domainList=[self.sd_id], lockRenewalIntervalSec=5,
-            leaseTimeSec=60, ioOpTimeoutSec=10, leaseRetries=3)
+        type_args = self.type_args()
+        try:
+            self.cli.StorageDomain.create(
+                storagedomainID=self.sd_id, domainType=self.domain_type,
+                typeArgs=type_args, name="live-sd",
+                domainClass=DATA_DOMAIN, version=DOMAIN_VERSION,
+                blockSize=self.block_size, maxHosts=250)
+        except Exception as e:
+            raise AssertionError("%s\nsanlock here:\n%s"
+                                 % (e, sanlock_state())) from e
+        try:
+            self.cli.StoragePool.create(
+                storagepoolID=self.pool_id, name="live-dc",
+                masterSdUUID=self.sd_id, masterVersion=1,
+                domainList=[self.sd_id], lockRenewalIntervalSec=5,
+                leaseTimeSec=60, ioOpTimeoutSec=10, leaseRetries=3)
+        except Exception as e:
+            raise AssertionError("%s\nsanlock here:\n%s"
+                                 % (e, sanlock_state())) from e
         self.connect_pool()
         self.start_spm()
 
@@ -321,6 +330,7 @@ class NfsDataCenter(DataCenter):
     mounts it under /rhev/data-center/mnt/server:_dir."""
 
     domain_type = NFS_DOMAIN
+    block_size = 512        # nfsSD takes only sc.BLOCK_SIZE_512
 
     @property
     def connection(self):
@@ -330,77 +340,24 @@ class NfsDataCenter(DataCenter):
                 "timeout": "600"}
 
 
-# sc.REPO_MOUNT_DIR / sd.BLOCKSD_DIR
-BLOCKSD_MNT = "/rhev/data-center/mnt/blockSD"
-
-
-class BlockDataCenter(DataCenter):
-    """The pool on an iSCSI block domain (sd.ISCSI_DOMAIN 3) on one LUN of
-    ``target`` (servers.IscsiTarget).  Engine's order for a new block
-    domain (AddSANStorageDomainCommand): connectStorageServer with the
-    target's connection, Host.getDeviceList for the LUN's multipath GUID,
-    LVMVolumeGroup.create on it (hsm.createVG: the VG named by the domain's
-    id), then StorageDomain.create with the VG's uuid as typeArgs
-    (blockSD.BlockStorageDomain.create)."""
-
-    domain_type = ISCSI_DOMAIN
-    block = True
-    block_size = 512        # sc.BLOCK_SIZE_512: the only one blockSD takes
-    preallocate = PREALLOCATED_VOL
-
-    def __init__(self, cli, target):
-        super().__init__(cli, target.portal)
-        self.target = target
-        self.guid = None
-
-    @property
-    def connection(self):
-        """storageServer._connectionDict2ConnectionInfo's iSCSI keys:
-        connection (the portal's address), port, tpgt (Engine's "portal"),
-        iqn, user/password (empty: no CHAP)."""
-        return {"id": self.conn_id, "connection": self.target.address,
-                "port": str(self.target.port), "tpgt": "1",
-                "iqn": self.target.iqn, "user": "", "password": ""}
-
-    def find_lun(self):
-        """The LUN's multipath GUID as Engine learns it: Host.getDeviceList
-        of iSCSI devices (hsm._getDeviceList: multipath maps whose paths
-        are iSCSI), the one whose path is on this target."""
-        devices = self.cli.Host.getDeviceList(storageType=ISCSI_DOMAIN,
-                                              checkStatus=False)
-        mine = [d for d in devices
-                if any(p.get("iqn") == self.target.iqn
-                       for p in d.get("pathlist", []))]
-        assert len(mine) == 1, devices
-        return mine[0]["GUID"]
-
-    def type_args(self):
-        deadline = time.monotonic() + WAIT
-        while True:
-            try:
-                self.guid = self.find_lun()
-                break
-            except AssertionError:
-                # multipathd makes the map a moment after the login.
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-        return self.cli.LVMVolumeGroup.create(name=self.sd_id,
-                                              devlist=[self.guid],
-                                              force=False)
-
-    def mount_dir(self):
-        return os.path.join(BLOCKSD_MNT, self.sd_id)
-
-    def lv_active(self, vol_id):
-        """Whether the volume's LV is active, as ``lvs`` says (its attr's
-        fifth letter), with lvm looking at the multipath map only as
-        vdsm's lvm module makes it look (lvm.py's filter)."""
-        config = ('devices { use_devicesfile=0 filter=["a|^/dev/mapper/%s$|",'
-                  ' "r|.*|"] }' % self.guid)
-        out = subprocess.run(
-            ["lvs", "--config", config, "--noheadings", "-o", "lv_attr",
-             "%s/%s" % (self.sd_id, vol_id)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            check=True).stdout.strip()
-        return out[4] == "a"
+def sanlock_state():
+    """sanlock's daemon as a failed lockspace write sees it: its user's
+    groups and its log's tail."""
+    out = []
+    for cmd in (["ps", "-o", "pid,user,group,supgrp,args", "-C", "sanlock"],
+                ["id", "sanlock"], ["sanlock", "client", "log_dump"],
+                ["sh", "-c", "ls -lL /dev/*-*-*-*-*/ /dev/mapper/"],
+                ["lvs", "--config", "devices { use_devicesfile=0 }"]):
+        res = subprocess.run(cmd, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        out.append("$ %s (rc %d)\n%s" % (" ".join(cmd), res.returncode,
+                                          res.stdout[-4000:]))
+    with open("/var/log/vdsm/vdsm.log", errors="replace") as f:
+        lines = f.readlines()
+    start = max(i for i, line in enumerate(lines)
+                if "START create" in line) if any(
+        "START create" in line for line in lines) else 0
+    out.append("vdsm.log from the create verb:\n"
+               + "".join(line for line in lines[start:]
+                         if "INFO" not in line)[-10000:])
+    return "\n".join(out)
