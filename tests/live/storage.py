@@ -26,7 +26,9 @@ import time
 import uuid
 
 
-LOCALFS_DOMAIN = 4      # vdsm storage/sd.py
+NFS_DOMAIN = 1          # vdsm storage/sd.py
+ISCSI_DOMAIN = 3
+LOCALFS_DOMAIN = 4
 DATA_DOMAIN = 1         # sd.DATA_DOMAIN
 RAW_FORMAT = 5          # vdsm storage/constants.py
 SPARSE_VOL = 2
@@ -99,7 +101,13 @@ class LocalFS:
 
 
 class DataCenter:
-    """One pool with one LOCALFS data domain, this host its SPM."""
+    """One pool with one LOCALFS data domain, this host its SPM.  The
+    domain's type is the class's (NfsDataCenter)."""
+
+    domain_type = LOCALFS_DOMAIN
+    block = False
+    block_size = 0          # sc.BLOCK_SIZE_AUTO: a file domain probes it
+    preallocate = SPARSE_VOL
 
     def __init__(self, cli, path):
         self.cli = cli
@@ -122,24 +130,38 @@ class DataCenter:
 
     def connect_server(self):
         res = self.cli.StoragePool.connectStorageServer(
-            storagepoolID=BLANK_UUID, domainType=LOCALFS_DOMAIN,
+            storagepoolID=BLANK_UUID, domainType=self.domain_type,
             connectionParams=[self.connection])
         assert [c["status"] for c in res] == [0], res
+
+    def type_args(self):
+        """StorageDomain.create's typeArgs: a file domain's connection
+        path (hsm.createStorageDomain -> fileSD's create)."""
+        return self.path
 
     def build(self):
         """connectStorageServer, StorageDomain.create, StoragePool.create,
         StoragePool.connect, spmStart: Engine's order for a new local DC."""
         self.connect_server()
-        self.cli.StorageDomain.create(
-            storagedomainID=self.sd_id, domainType=LOCALFS_DOMAIN,
-            typeArgs=self.path, name="live-localfs",
-            domainClass=DATA_DOMAIN, version=DOMAIN_VERSION,
-            blockSize=0, maxHosts=250)      # 0: sc.BLOCK_SIZE_AUTO
-        self.cli.StoragePool.create(
-            storagepoolID=self.pool_id, name="live-dc",
-            masterSdUUID=self.sd_id, masterVersion=1,
-            domainList=[self.sd_id], lockRenewalIntervalSec=5,
-            leaseTimeSec=60, ioOpTimeoutSec=10, leaseRetries=3)
+        type_args = self.type_args()
+        try:
+            self.cli.StorageDomain.create(
+                storagedomainID=self.sd_id, domainType=self.domain_type,
+                typeArgs=type_args, name="live-sd",
+                domainClass=DATA_DOMAIN, version=DOMAIN_VERSION,
+                blockSize=self.block_size, maxHosts=250)
+        except Exception as e:
+            raise AssertionError("%s\nsanlock here:\n%s"
+                                 % (e, sanlock_state())) from e
+        try:
+            self.cli.StoragePool.create(
+                storagepoolID=self.pool_id, name="live-dc",
+                masterSdUUID=self.sd_id, masterVersion=1,
+                domainList=[self.sd_id], lockRenewalIntervalSec=5,
+                leaseTimeSec=60, ioOpTimeoutSec=10, leaseRetries=3)
+        except Exception as e:
+            raise AssertionError("%s\nsanlock here:\n%s"
+                                 % (e, sanlock_state())) from e
         self.connect_pool()
         self.start_spm()
 
@@ -166,11 +188,13 @@ class DataCenter:
         self.cli.StoragePool.spmStop(storagepoolID=self.pool_id)
         self.spm = False
 
-    def create_volume(self, size, preallocate=SPARSE_VOL, img_id=None,
+    def create_volume(self, size, preallocate=None, img_id=None,
                       vol_id=None):
         """A RAW volume in a new image: (imageID, volumeID); the ids new
         ones unless given (Engine chooses them: a disk's id is its
-        imageID)."""
+        imageID).  Sparse on a file domain, preallocated on a block one
+        (vdsm refuses a sparse RAW LV, blockVolume.validate_create)."""
+        preallocate = preallocate or self.preallocate
         img_id = img_id or str(uuid.uuid4())
         vol_id = vol_id or str(uuid.uuid4())
         task = self.cli.Volume.create(
@@ -226,7 +250,7 @@ class DataCenter:
                                        hostID=HOST_ID, scsiKey=self.pool_id)
             self.connected = False
         cli.StoragePool.disconnectStorageServer(
-            storagepoolID=BLANK_UUID, domainType=LOCALFS_DOMAIN,
+            storagepoolID=BLANK_UUID, domainType=self.domain_type,
             connectionParams=[self.connection])
 
 
@@ -245,14 +269,16 @@ def volume_size_for(path):
     return (size + MIB - 1) // MIB * MIB
 
 
-def with_volume_disks(xml, dc, disks):
+def with_volume_disks(xml, default_dc, disks):
     """``xml`` (conftest.container_xml's: disks without storage ids) with
     its image disk sda, and each further disk named in ``disks``, on a
     volume of ``dc``, as Engine's LibvirtVmXmlBuilder writes a disk of a
     file domain: ``<source file=...>`` the volume's path and an
-    ``ovirt-vm:device`` with poolID, domainID, imageID and volumeID.
+    ``ovirt-vm:device`` with poolID, domainID, imageID and volumeID (a
+    block domain's: ``<disk type=block>``, ``<source dev=...>``).
 
-    ``disks``: {target dev: (imageID, volumeID)}; a dev other than sda
+    ``disks``: {target dev: (imageID, volumeID[, DataCenter])}, the
+    volume of ``default_dc`` unless another is named; a dev other than sda
     becomes a second disk (scsi unit 1), mounted into the container where
     its ``containerVolumes`` entry says."""
     import xml.etree.ElementTree as ET
@@ -262,7 +288,9 @@ def with_volume_disks(xml, dc, disks):
     image_disk = [d for d in devices.findall("disk")
                   if d.get("device") == "disk"][0]
     md = root.find("metadata/{%s}vm" % vm_ns)
-    for dev, (img_id, vol_id) in sorted(disks.items()):
+    for dev, spec in sorted(disks.items()):
+        img_id, vol_id = spec[:2]
+        dc = spec[2] if len(spec) > 2 else default_dc
         if dev == image_disk.find("target").get("dev"):
             disk = image_disk
         else:
@@ -273,7 +301,16 @@ def with_volume_disks(xml, dc, disks):
             if boot is not None:
                 disk.remove(boot)
             devices.insert(list(devices).index(image_disk) + 1, disk)
-        disk.find("source").set("file", dc.volume_path(img_id, vol_id))
+        source = disk.find("source")
+        if dc.block:
+            # LibvirtVmXmlBuilder's disk of a block domain: type block,
+            # <source dev>, io native (engine-container.xml's sdb).
+            disk.set("type", "block")
+            source.attrib.pop("file", None)
+            source.set("dev", dc.volume_path(img_id, vol_id))
+            disk.find("driver").set("io", "native")
+        else:
+            source.set("file", dc.volume_path(img_id, vol_id))
         disk.find("alias").set("name", "ua-" + img_id)
         disk.find("serial").text = img_id
         device = ET.SubElement(md, "{%s}device" % vm_ns,
@@ -282,3 +319,45 @@ def with_volume_disks(xml, dc, disks):
                            ("imageID", img_id), ("domainID", dc.sd_id)):
             ET.SubElement(device, "{%s}%s" % (vm_ns, tag)).text = value
     return ET.tostring(root, encoding="unicode")
+
+
+class NfsDataCenter(DataCenter):
+    """The pool on an NFS data domain: ``path`` is the export,
+    ``server:/dir``.  The connection as Engine's ConnectStorageServer
+    VDSCommand sends an NFS one (its nfsVersion, nfsRetrans, nfsTimeo as
+    protocol_version, retrans, timeout), read by storageServer's
+    _connectionDict2ConnectionInfo into NfsConnectionParameters; vdsm
+    mounts it under /rhev/data-center/mnt/server:_dir."""
+
+    domain_type = NFS_DOMAIN
+    block_size = 512        # nfsSD takes only sc.BLOCK_SIZE_512
+
+    @property
+    def connection(self):
+        return {"id": self.conn_id, "connection": self.path, "user": "",
+                "password": "", "vfs_type": "nfs", "mnt_options": "",
+                "protocol_version": "4.2", "retrans": "6",
+                "timeout": "600"}
+
+
+def sanlock_state():
+    """sanlock's daemon as a failed lockspace write sees it: its user's
+    groups and its log's tail."""
+    out = []
+    for cmd in (["ps", "-o", "pid,user,group,supgrp,args", "-C", "sanlock"],
+                ["id", "sanlock"], ["sanlock", "client", "log_dump"],
+                ["sh", "-c", "ls -lL /dev/*-*-*-*-*/ /dev/mapper/"],
+                ["lvs", "--config", "devices { use_devicesfile=0 }"]):
+        res = subprocess.run(cmd, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        out.append("$ %s (rc %d)\n%s" % (" ".join(cmd), res.returncode,
+                                          res.stdout[-4000:]))
+    with open("/var/log/vdsm/vdsm.log", errors="replace") as f:
+        lines = f.readlines()
+    start = max(i for i, line in enumerate(lines)
+                if "START create" in line) if any(
+        "START create" in line for line in lines) else 0
+    out.append("vdsm.log from the create verb:\n"
+               + "".join(line for line in lines[start:]
+                         if "INFO" not in line)[-10000:])
+    return "\n".join(out)

@@ -196,6 +196,69 @@ def test_pool_not_connected_is_vdsm_error_naming_the_disk(dc, cli, events,
 
 
 
+def test_domain_in_maintenance_is_vdsm_error_naming_the_disk(
+        dc, cli, events, image_volume):
+    """A second data domain attached to the pool and activated, a volume
+    on it, then put in maintenance as Engine's DeactivateStorageDomain
+    Command does on a host (StorageDomain.deactivate by the SPM, then
+    disconnectStorageServer): a container whose second disk is that
+    volume is Down with vdsm's error naming the disk (its domain and
+    volume ids), and the first disk, prepared before it, is torn down."""
+    fs = storage.LocalFS(size_mib=256)
+    try:
+        other = storage.DataCenter(cli, fs.path)
+        other.pool_id = dc.pool_id
+        other.connect_server()
+        cli.StorageDomain.create(
+            storagedomainID=other.sd_id, domainType=other.domain_type,
+            typeArgs=other.type_args(), name="live-sd-2",
+            domainClass=storage.DATA_DOMAIN, version=storage.DOMAIN_VERSION,
+            blockSize=other.block_size, maxHosts=250)
+        cli.StorageDomain.attach(storagedomainID=other.sd_id,
+                                 storagepoolID=dc.pool_id)
+        cli.StorageDomain.activate(storagedomainID=other.sd_id,
+                                   storagepoolID=dc.pool_id)
+        img_id, vol_id = other.create_volume(MIB)
+        info = cli.StoragePool.getInfo(storagepoolID=dc.pool_id)
+        assert info["dominfo"][other.sd_id]["status"] == "Active"
+        cli.StorageDomain.deactivate(
+            storagedomainID=other.sd_id, storagepoolID=dc.pool_id,
+            masterSdUUID=dc.sd_id, masterVersion=1)
+        cli.StoragePool.disconnectStorageServer(
+            storagepoolID=storage.BLANK_UUID, domainType=other.domain_type,
+            connectionParams=[other.connection])
+        info = cli.StoragePool.getInfo(storagepoolID=dc.pool_id)
+        assert info["dominfo"][other.sd_id]["status"] == "Attached"
+
+        vm_id = _create(cli, dc, {"sda": image_volume,
+                                  "sdb": (img_id, vol_id, other)})
+        try:
+            # The second disk's ids are the other domain's.
+            down = events.wait_status(vm_id, "Down")
+            message = down.get("exitMessage", "")
+            assert vol_id in message and other.sd_id in message, down
+            assert not os.path.lexists(prepared_link(dc, image_volume[0]))
+            assert not os.path.lexists(prepared_link(other, img_id))
+        finally:
+            _destroy(cli, vm_id)
+        # Out of maintenance as Engine does it (connect, activate): the
+        # pool is as before for the tests after this one.
+        other.connect_server()
+        cli.StorageDomain.activate(storagedomainID=other.sd_id,
+                                   storagepoolID=dc.pool_id)
+        cli.StorageDomain.deactivate(
+            storagedomainID=other.sd_id, storagepoolID=dc.pool_id,
+            masterSdUUID=dc.sd_id, masterVersion=1)
+        cli.StorageDomain.detach(
+            storagedomainID=other.sd_id, storagepoolID=dc.pool_id,
+            masterSdUUID=dc.sd_id, masterVersion=1, force=False)
+        cli.StoragePool.disconnectStorageServer(
+            storagepoolID=storage.BLANK_UUID, domainType=other.domain_type,
+            connectionParams=[other.connection])
+    finally:
+        fs.remove()
+
+
 def _log_since(offset):
     with open(VDSM_LOG, errors="replace") as f:
         f.seek(offset)
