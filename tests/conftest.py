@@ -7,6 +7,7 @@ host's real containers; ``leakcheck`` then proves that nothing is left.
 
 import dataclasses
 import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -202,3 +203,13 @@ def runtime(request, paths):
             pytest.skip("%s cannot run containers on this host (%s): %s"
                         % (name, host_shape(), avail.reason))
     return name
+
+
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt, as under a terminal, even where the
+    suite started with SIGINT ignored (a background job): Python keeps an
+    inherited SIG_IGN, and a test's real SIGINT would then do nothing."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)

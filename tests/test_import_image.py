@@ -212,7 +212,7 @@ def test_create_with_image_checks_hosts_before_uploading(
 
 
 def test_ctrl_c_while_skopeo_copies_leaves_nothing(
-        engine, imageio, run, tmp_path, monkeypatch):
+        engine, imageio, run, tmp_path, monkeypatch, ctrl_c):
     # A real SIGINT once skopeo itself runs (a wrapper names its pid, then
     # execs skopeo), as a terminal's Ctrl-C reaches the tool mid-copy; the
     # "registry" takes the connection and never answers, so the copy is

@@ -213,7 +213,7 @@ def test_daemon_dying_mid_transfer_leaves_nothing(engine, imageio, run,
 
 
 def test_ctrl_c_mid_transfer_leaves_nothing(engine, imageio, run, image,
-                                            hook):
+                                            hook, ctrl_c):
     # A real SIGINT, delivered while bytes are on their way.
     hook.then = lambda: os.kill(os.getpid(), signal.SIGINT)
     rc, out, err = run("upload-image", image, "--storage-domain", "data")
