@@ -6,6 +6,7 @@ Each running test is leak-checked (``leakcheck``) and checks that the
 console socket and its relay are gone after destroy or a crash.
 """
 
+import functools
 import os
 import pty
 import select
@@ -83,19 +84,7 @@ def relay_pid(ctr):
     return files.read_pid(console.pid_file(bundle_of(ctr)))
 
 
-def gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def wait_until(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return predicate()
+wait_until = functools.partial(vmconsole.wait_until, timeout=30)
 
 
 def connect(path):
@@ -157,7 +146,7 @@ def test_socketproxy_as_ovirt_vmconsole_types_into_the_shell(
         assert b"42xy" in f.read()
     ctr.destroy(gracefulAttempts=0)
     assert not os.path.exists(path)
-    assert wait_until(lambda: gone(relay))
+    assert wait_until(lambda: vmconsole.relay_gone(relay))
 
 
 def test_one_client_at_a_time_and_reconnect_continues(console_vm):
@@ -207,7 +196,7 @@ def test_crash_removes_socket_and_relay(console_vm, paths):
     relay = relay_pid(ctr)
     os.kill(bundle_of(ctr).pid(), signal.SIGKILL)
     assert wait_until(lambda: not os.path.exists(path))
-    assert wait_until(lambda: gone(relay))
+    assert wait_until(lambda: vmconsole.relay_gone(relay))
     ctr.destroy(gracefulAttempts=0)
 
 
@@ -220,7 +209,7 @@ def test_recovery_rebuilds_a_dead_relay(console_vm, paths):
     first.close()
     relay = relay_pid(ctr)
     os.kill(relay, signal.SIGKILL)
-    assert wait_until(lambda: gone(relay))
+    assert wait_until(lambda: vmconsole.relay_gone(relay))
     HostBackend(paths).load_all()       # what vdsm's recovery calls
     assert relay_pid(ctr) not in (None, relay)
     again = connect(path)
@@ -241,7 +230,7 @@ def test_gc_of_an_orphan_removes_its_relay_and_socket(console_vm, paths):
             p["pid"] == relay]
     result = backend.gc(dry_run=False)
     assert result["failed"] == []
-    assert wait_until(lambda: gone(relay))
+    assert wait_until(lambda: vmconsole.relay_gone(relay))
     assert not os.path.exists(path)
 
 
@@ -342,7 +331,7 @@ def test_cli_console_is_interactive_and_detaches(console_vm, paths):
             cli.wait()
         os.close(master)
     assert ctr.refresh() == "Up"
-    assert relay_pid(ctr) == relay and not gone(relay)
+    assert relay_pid(ctr) == relay and not vmconsole.relay_gone(relay)
     again = connect(path)       # the line is free again
     prompt(again)
     again.close()

@@ -66,6 +66,25 @@ def source_tree():
     return top, src
 
 
+def relay_gone(pid):
+    """The console relay ``pid`` has exited (a zombie counts: its parent,
+    conmon, may not have reaped it yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_until(predicate, timeout, step=0.05):
+    """Poll ``predicate`` until true or ``timeout`` seconds; its last value
+    (the tests assert it: a timeout is a failure, never a pass)."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(step)
+    return predicate()
+
+
 class Proxy:
     """socketproxy.py connected to ``socket_path`` with a pty as its
     terminal, run as user ovirt-vmconsole (``as_user``) or root."""

@@ -7,11 +7,11 @@ across vdsmd and supervdsmd restarts; nothing left after destroy or crash.
 """
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import stat
-import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -60,19 +60,8 @@ def relay_pid(vm_id):
     return files.read_pid(os.path.join(bundle, "console.pid"))
 
 
-def gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def wait_until(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return predicate()
+wait_until = functools.partial(vmconsole.wait_until, timeout=WAIT,
+                               step=0.1)
 
 
 def type_and_read(src, path, command, wanted):
@@ -114,7 +103,7 @@ def test_console_through_vdsm_survives_restarts(made, cli, events,
     services("restart", "vdsmd")
     with started_vdsmd(events) as cli2:
         wait_stats(cli2, vm_id, "Up")
-    assert relay_pid(vm_id) == relay and not gone(relay)
+    assert relay_pid(vm_id) == relay and not vmconsole.relay_gone(relay)
     assert b"kept1" in type_and_read(proxy_src, path, "echo kept$((0+1))",
                                      "kept1")
 
@@ -123,13 +112,13 @@ def test_console_through_vdsm_survives_restarts(made, cli, events,
           contextlib.nullcontext(connect())) as cli3:
         wait_stats(cli3, vm_id, "Up")
         # The relay is out of supervdsmd's unit: the restart left it.
-        assert relay_pid(vm_id) == relay and not gone(relay)
+        assert relay_pid(vm_id) == relay and not vmconsole.relay_gone(relay)
         assert b"kept2" in type_and_read(proxy_src, path,
                                          "echo kept$((1+1))", "kept2")
         made.cli = cli3
         cli3.VM.destroy(vmID=vm_id)
     assert not os.path.exists(path)
-    assert wait_until(lambda: gone(relay))
+    assert wait_until(lambda: vmconsole.relay_gone(relay))
 
 
 def test_console_gone_with_a_crash(made, cli, events):
@@ -138,7 +127,7 @@ def test_console_gone_with_a_crash(made, cli, events):
     os.kill(int(stats(cli, vm_id)["pid"]), signal.SIGKILL)
     events.wait_status(vm_id, "Down")
     assert wait_until(lambda: not os.path.exists(path))
-    assert wait_until(lambda: gone(relay))
+    assert wait_until(lambda: vmconsole.relay_gone(relay))
     cli.VM.destroy(vmID=vm_id)
     assert not os.path.exists(os.path.join(RUN_DIR, "vms", vm_id))
 
