@@ -248,6 +248,15 @@ def test_writes_stay_in_the_container_layer(paths, started):
     assert os.path.lexists(os.path.join(rootfs, "bin", "ls"))
 
 
+def _content(path):
+    """The file's text, or None while it does not exist yet."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def test_rootfs_is_mounted_in_the_container_only(paths, started):
     """Once the container runs, its overlay and writable layer are in no
     mount table of the host's (each would slow every later start); the
@@ -262,12 +271,14 @@ def test_rootfs_is_mounted_in_the_container_only(paths, started):
     st = os.statvfs(in_container(ctr))
     size_mib = st.f_blocks * st.f_frsize >> 20
     assert paths.disk_size_mib * 0.85 < size_mib <= paths.disk_size_mib
+    # The shell creates the file before it writes to it (and runsc's
+    # sentry writes file data back through its gofer after the create):
+    # wait for the content, not for the name.
+    written = in_container(ctr, "/written")
     deadline = time.monotonic() + 30
-    while not os.path.exists(in_container(ctr, "/written")) and \
-            time.monotonic() < deadline:
+    while _content(written) != "x\n" and time.monotonic() < deadline:
         time.sleep(0.05)
-    with open(in_container(ctr, "/written")) as f:
-        assert f.read() == "x\n"
+    assert _content(written) == "x\n"
     ctr.destroy(gracefulAttempts=0)
     # The container's namespace took the mounts with it: no loop device
     # is left on the (removed) layer image.
