@@ -83,3 +83,28 @@ def resources(spec, bundle, volume_targets, hierarchy):
                 entries.append({"major": dev[0], "minor": dev[1],
                                 "rate": rate})
     return result or None
+
+
+#: The OCI spec's per-device throttles and their keys in cgroup v2's io.max.
+_IO_MAX_KEYS = (("throttleReadBpsDevice", "rbps"),
+                ("throttleWriteBpsDevice", "wbps"),
+                ("throttleReadIOPSDevice", "riops"),
+                ("throttleWriteIOPSDevice", "wiops"))
+
+
+def take_device_limits(resources):
+    """Remove the per-device throttles from an OCI config's ``resources``
+    and return them as cgroup v2 ``io.max`` lines ("MAJ:MIN rbps=N ..."),
+    one per device, for a driver that writes them itself."""
+    blkio = resources.get("blockIO") or {}
+    per_device = {}
+    for field, key in _IO_MAX_KEYS:
+        for entry in blkio.pop(field, ()):
+            dev = "%d:%d" % (entry["major"], entry["minor"])
+            per_device.setdefault(dev, []).append(
+                "%s=%d" % (key, entry["rate"]))
+    if not blkio:
+        resources.pop("blockIO", None)
+    return ["%s %s" % (dev, " ".join(limits))
+            for dev, limits in sorted(per_device.items())]
+

@@ -219,6 +219,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
         try:
             pid = self._create(bundle)
             self._record_cgroup(bundle, pid)
+            self._created(bundle)
             out = proc.run(self._args() + ["start", bundle.vm_id])
             if out.returncode != 0:
                 raise errors.CannotCreateVM(
@@ -238,6 +239,11 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
             oomwatch.check(bundle.vm_id, files.read_pid(
                 bundle.conmon_pid_file))
         return pid
+
+    def _created(self, bundle):
+        """What the driver does between create and start, the container's
+        cgroup made and nothing of it running yet: nothing for runc and
+        crun, whose cgroup drivers apply the whole spec."""
 
     # Stopping
 

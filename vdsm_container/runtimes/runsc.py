@@ -35,7 +35,8 @@ import shutil
 import signal
 import time
 
-from vdsm_container import files
+from vdsm_container import errors, files
+from vdsm_container.bundle import blockio
 from vdsm_container.runtimes import base, oci
 
 _STATE = re.compile(r"^(.+)_sandbox:(.+)\.state$")
@@ -105,6 +106,49 @@ class Driver(oci.OCIDriver):
             i = argv.index("--network") + 2     # "--runtime-arg" between
             argv[i] = "sandbox"
         return argv
+
+    # Per-device I/O limits where systemd is PID 1: runsc's systemd cgroup
+    # driver (runsc/cgroup/cgroup_v2.go, io2.generateProperties and
+    # systemd.go, addIOProps, unchanged up to gVisor's 2026 head) sends
+    # IOReadBandwidthMax & co. as a "MAJ:MIN RATE" string where systemd's
+    # D-Bus API takes an array of (path, rate): systemd refuses the whole
+    # unit ("Failed to set unit properties: Unexpected message contents")
+    # and the container never starts.  The driver takes them out of the
+    # config and writes them to the scope's io.max itself before the
+    # container starts, as libvirt writes a VM's <iotune> into its
+    # delegated machine scope (vircgroupv2.c, virCgroupV2SetBlkioDevice*).
+
+    def prepare(self, bundle, spec, image, mounts=(), netns=None,
+                blkio=None, id_map=None):
+        config = super().prepare(bundle, spec, image, mounts=mounts,
+                                 netns=netns, blkio=blkio, id_map=id_map)
+        if self.systemd and self.hierarchy.version == 2:
+            lines = blockio.take_device_limits(config["linux"]["resources"])
+            if lines:
+                bundle.write_config(config)
+                with open(self._io_max_file(bundle), "w") as f:
+                    f.write("".join(line + "\n" for line in lines))
+        return config
+
+    def _io_max_file(self, bundle):
+        return os.path.join(bundle.dir, "io.max")
+
+    def _created(self, bundle):
+        try:
+            with open(self._io_max_file(bundle)) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return
+        target = os.path.join(self.hierarchy.path(self.cgroup_path(bundle)),
+                              "io.max")
+        for line in lines:
+            try:
+                with open(target, "w") as f:
+                    f.write(line)
+            except OSError as e:
+                raise errors.CannotCreateVM(
+                    "runsc: cannot set the I/O limits %r in %s: %s"
+                    % (line, target, e.strerror), vmId=bundle.vm_id) from e
 
     def cleanup(self, bundle):
         """The shared cleanup, then the end of the bundle's sandbox and
