@@ -41,7 +41,7 @@ def test_limits_in_the_cgroup(paths, busybox_oci, runtime):
     """Under runsc too: its sandbox and gofer live in the cgroup.  Where
     systemd is PID 1, runsc's systemd cgroup driver cannot pass per-device
     I/O limits to systemd (it refuses the unit): the driver writes them
-    itself (``runsc.Driver._created``), and io.max shows them."""
+    itself (``runsc.Driver._before_start``), and io.max shows them."""
     ctr = create(sized_xml(busybox_oci, runtime), paths=paths)
     try:
         h = ctr.backend.hierarchy

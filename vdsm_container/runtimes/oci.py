@@ -219,7 +219,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
         try:
             pid = self._create(bundle)
             self._record_cgroup(bundle, pid)
-            self._created(bundle)
+            self._before_start(bundle)
             out = proc.run(self._args() + ["start", bundle.vm_id])
             if out.returncode != 0:
                 raise errors.CannotCreateVM(
@@ -240,7 +240,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
                 bundle.conmon_pid_file))
         return pid
 
-    def _created(self, bundle):
+    def _before_start(self, bundle):
         """What the driver does between create and start, the container's
         cgroup made and nothing of it running yet: nothing for runc and
         crun, whose cgroup drivers apply the whole spec."""

@@ -133,7 +133,7 @@ class Driver(oci.OCIDriver):
     def _io_max_file(self, bundle):
         return os.path.join(bundle.dir, "io.max")
 
-    def _created(self, bundle):
+    def _before_start(self, bundle):
         try:
             with open(self._io_max_file(bundle)) as f:
                 lines = f.read().splitlines()
