@@ -7,7 +7,9 @@ vdsm").  Without it they skip, saying so.
 """
 
 import logging
+import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -377,6 +379,45 @@ def test_failed_start_tears_storage_down(paths, tmp_path):
     ctr._start_thread.join()
     assert ctr.lastStatus == constants.DOWN
     assert "image" in ctr.status()["exitMessage"]
+    assert [c[0] for c in cif.irs.calls] == ["prepareImage",
+                                             "teardownImage"]
+
+
+def test_crashed_container_tears_storage_down_before_down(paths,
+                                                          busybox_oci):
+    """vdsm's ``Vm._onQemuDeath``: ``releaseVm`` (the drives torn down)
+    before ``setDownStatus``; Engine, told Down, finds a block domain's LV
+    already deactivated."""
+    cif = object.__new__(clientif_mod.clientIF)
+    cif.irs = RecordingIrs(busybox_oci)
+    cif.log = logging.getLogger("test.cif")
+    at_down = []
+
+    def notify(event_id, params=None):
+        for stats in (params or {}).values():
+            if stats.get("status") == constants.DOWN:
+                at_down.append(list(cif.irs.calls))
+    cif.notify = notify
+    xml = _with_storage_metadata(domxml.build(
+        str(uuid.uuid4()), "stor", "runc", busybox_oci,
+        command=["sleep", "1000"]), "/rhev/data-center/mnt/nfs:_data/x")
+    ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
+    ctr.start_in_background()
+    deadline = time.monotonic() + 30
+    while ctr.refresh() != constants.UP and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ctr.lastStatus == constants.UP, ctr.status()
+    try:
+        os.kill(int(ctr.getStats()["pid"]), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while ctr.refresh() != constants.DOWN and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ctr.lastStatus == constants.DOWN, ctr.status()
+        assert at_down and [c[0] for c in at_down[0]] == [
+            "prepareImage", "teardownImage"]
+    finally:
+        ctr.destroy(gracefulAttempts=0)
     assert [c[0] for c in cif.irs.calls] == ["prepareImage",
                                              "teardownImage"]
 

@@ -1,8 +1,9 @@
-"""The storage servers shared data domains live on, made on this machine as
-a storage admin would make them on a filer: an NFS export of a local
-directory, which the host then reaches as any production host does (vdsm's
-own NFS mount).  (The iSCSI target of a block domain, tgt on the loopback,
-is not here yet: README, "What is not done yet".)
+"""The storage servers a block and an NFS data domain live on, made on this
+machine as a storage admin would make them on a filer: an iSCSI target on
+the loopback (tgt: the target in user space, one LUN backed by a sparse
+file) and an NFS export of a local directory.  The host then reaches them
+as any production host does: vdsm's iscsiadm login and multipath map, or
+its NFS mount.
 
 Only where the kernel has what the host side needs (device-mapper for
 multipath and LVM, iscsi_tcp, nfsd): the systemd + cgroup v2 VM
@@ -13,6 +14,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+import uuid
+
+GIB = 1024 ** 3
+# hsm.createVG refuses a VG under 10 GiB (MINIMALVGSIZE); sparse.
+LUN_SIZE = 11 * GIB
+ISCSI_PORT = 3260
 
 
 def _run(*cmd):
@@ -53,6 +61,53 @@ def _systemctl_start(unit):
     subprocess.run(["systemctl", "start", unit], check=True)
 
 
+class IscsiTarget:
+    """One target, one LUN (a sparse file), open to any initiator on the
+    loopback without CHAP.  ``remove()`` deletes the target (tgtadm) and
+    its file."""
+
+    address = "127.0.0.1"
+    port = ISCSI_PORT
+
+    def __init__(self):
+        _systemctl_start("tgt.service")
+        self.base = tempfile.mkdtemp(prefix="vdsm-container-live-iscsi-",
+                                     dir="/var/tmp")
+        self.backing = os.path.join(self.base, "lun1.img")
+        with open(self.backing, "wb") as f:
+            f.truncate(LUN_SIZE)
+        self.iqn = ("iqn.2026-12.org.ovirt.vdsm-container:live-%s"
+                    % uuid.uuid4().hex[:8])
+        self.tid = self._free_tid()
+        tgt = ["tgtadm", "--lld", "iscsi"]
+        _run(*tgt, "--op", "new", "--mode", "target", "--tid",
+             str(self.tid), "-T", self.iqn)
+        self.made = True
+        _run(*tgt, "--op", "new", "--mode", "logicalunit", "--tid",
+             str(self.tid), "--lun", "1", "-b", self.backing)
+        _run(*tgt, "--op", "bind", "--mode", "target", "--tid",
+             str(self.tid), "-I", self.address)
+
+    @property
+    def portal(self):
+        return "%s:%d" % (self.address, self.port)
+
+    @staticmethod
+    def _free_tid():
+        out = _run("tgtadm", "--lld", "iscsi", "--op", "show", "--mode",
+                   "target")
+        used = {int(line.split()[1].rstrip(":")) for line in
+                out.splitlines() if line.startswith("Target ")}
+        return max(used | {0}) + 1
+
+    def remove(self):
+        try:
+            _run("tgtadm", "--lld", "iscsi", "--op", "delete", "--force",
+                 "--mode", "target", "--tid", str(self.tid))
+        finally:
+            shutil.rmtree(self.base)
+
+
 class NfsExport:
     """A directory owned vdsm:kvm (fileSD.validateDirAccess), exported
     read-write to the loopback with root not squashed as oVirt's NFS
@@ -79,3 +134,26 @@ class NfsExport:
             _run("exportfs", "-u", "127.0.0.1:" + self.path)
         finally:
             shutil.rmtree(self.base)
+
+
+def dm_devices():
+    """The device-mapper devices now, by name (LVs as vg-lv, multipath
+    maps by GUID)."""
+    out = _run("dmsetup", "ls")
+    return {line.split()[0] for line in out.splitlines()
+            if line.strip() and not line.startswith("No devices")}
+
+
+def iscsi_sessions():
+    res = subprocess.run(["iscsiadm", "-m", "session"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True)
+    return res.stdout if res.returncode == 0 else ""
+
+
+def wait_gone(pred, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("%s still there after %ds" % (what, timeout))
+        time.sleep(0.5)

@@ -102,7 +102,7 @@ class LocalFS:
 
 class DataCenter:
     """One pool with one LOCALFS data domain, this host its SPM.  The
-    domain's type is the class's (NfsDataCenter)."""
+    domain's type is the class's (NfsDataCenter, BlockDataCenter)."""
 
     domain_type = LOCALFS_DOMAIN
     block = False
@@ -140,8 +140,21 @@ class DataCenter:
         return self.path
 
     def build(self):
-        """connectStorageServer, StorageDomain.create, StoragePool.create,
-        StoragePool.connect, spmStart: Engine's order for a new local DC."""
+        """connectStorageServer, StorageDomain.create, connectStorageServer
+        again, StoragePool.create, StoragePool.connect, spmStart: Engine's
+        order for a new DC.
+
+        The second connectStorageServer is Engine's too:
+        AddStoragePoolWithStoragesCommand.executeCommand connects each of
+        the pool's domains to the host (the type's StorageHelper's
+        connectStorageToDomainByVdsId: ConnectStorageServer) right before
+        CreateStoragePool.  A block domain needs it: the domain object
+        StorageDomain.create leaves in vdsm's sdCache has its special LVs
+        deactivated (blockSD.BlockStorageDomain.create ends in
+        ``special_lvs()``), and sanlock's add_lockspace on its ids LV
+        would fail; hsm.connectStorageServer drops the domains it finds
+        from sdCache (_prefetchDomains, manuallyRemoveDomain), so
+        StoragePool.create produces a fresh one that activates them."""
         self.connect_server()
         type_args = self.type_args()
         try:
@@ -153,6 +166,7 @@ class DataCenter:
         except Exception as e:
             raise AssertionError("%s\nsanlock here:\n%s"
                                  % (e, sanlock_state())) from e
+        self.connect_server()
         try:
             self.cli.StoragePool.create(
                 storagepoolID=self.pool_id, name="live-dc",
@@ -338,6 +352,111 @@ class NfsDataCenter(DataCenter):
                 "password": "", "vfs_type": "nfs", "mnt_options": "",
                 "protocol_version": "4.2", "retrans": "6",
                 "timeout": "600"}
+
+
+# sc.REPO_MOUNT_DIR / sd.BLOCKSD_DIR
+BLOCKSD_MNT = "/rhev/data-center/mnt/blockSD"
+
+
+class BlockDataCenter(DataCenter):
+    """The pool on an iSCSI block domain (sd.ISCSI_DOMAIN 3) on one LUN of
+    ``target`` (servers.IscsiTarget).  Engine's order for a new block
+    domain (AddSANStorageDomainCommand): connectStorageServer with the
+    target's connection, Host.getDeviceList for the LUN's multipath GUID,
+    LVMVolumeGroup.create on it (hsm.createVG: the VG named by the domain's
+    id), then StorageDomain.create with the VG's uuid as typeArgs
+    (blockSD.BlockStorageDomain.create)."""
+
+    domain_type = ISCSI_DOMAIN
+    block = True
+    block_size = 512        # sc.BLOCK_SIZE_512: the only one blockSD takes
+    preallocate = PREALLOCATED_VOL
+
+    def __init__(self, cli, target):
+        super().__init__(cli, target.portal)
+        self.target = target
+        self.guid = None
+
+    @property
+    def connection(self):
+        """storageServer._connectionDict2ConnectionInfo's iSCSI keys:
+        connection (the portal's address), port, tpgt (Engine's "portal"),
+        iqn, user/password (empty: no CHAP)."""
+        return {"id": self.conn_id, "connection": self.target.address,
+                "port": str(self.target.port), "tpgt": "1",
+                "iqn": self.target.iqn, "user": "", "password": ""}
+
+    def find_lun(self):
+        """The LUN's multipath GUID as Engine learns it: Host.getDeviceList
+        of iSCSI devices (hsm._getDeviceList: multipath maps whose paths
+        are iSCSI), the one whose path is on this target."""
+        devices = self.cli.Host.getDeviceList(storageType=ISCSI_DOMAIN,
+                                              checkStatus=False)
+        mine = [d for d in devices
+                if any(p.get("iqn") == self.target.iqn
+                       for p in d.get("pathlist", []))]
+        assert len(mine) == 1, devices
+        return mine[0]["GUID"]
+
+    def type_args(self):
+        deadline = time.monotonic() + min(WAIT, 60)
+        while True:
+            try:
+                self.guid = self.find_lun()
+                break
+            except AssertionError as e:
+                # multipathd makes the map a moment after the login.
+                if time.monotonic() > deadline:
+                    raise AssertionError("%s\nthe host's block devices:\n%s"
+                                         % (e, block_state())) from e
+                time.sleep(1)
+        return self.cli.LVMVolumeGroup.create(name=self.sd_id,
+                                              devlist=[self.guid],
+                                              force=False)
+
+    def mount_dir(self):
+        return os.path.join(BLOCKSD_MNT, self.sd_id)
+
+    def lv_active(self, vol_id):
+        """Whether the volume's LV is active, as ``lvs`` says (its attr's
+        fifth letter), with lvm looking at the multipath map only as
+        vdsm's lvm module makes it look (lvm.py's filter)."""
+        config = ('devices { use_devicesfile=0 filter=["a|^/dev/mapper/%s$|",'
+                  ' "r|.*|"] }' % self.guid)
+        out = subprocess.run(
+            ["lvs", "--config", config, "--noheadings", "-o", "lv_attr",
+             "%s/%s" % (self.sd_id, vol_id)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            check=True).stdout.strip()
+        return out[4] == "a"
+
+
+def block_state():
+    """What the host's initiator, multipath and udev see: a failing block
+    domain's report carries it (a CI VM's logs are gone with it)."""
+    out = []
+    for cmd in (["iscsiadm", "-m", "session", "-P", "3"],
+                ["multipath", "-ll"], ["multipathd", "show", "paths"],
+                ["lsblk", "-o", "NAME,TYPE,SIZE,VENDOR,MODEL,WWN"],
+                ["dmsetup", "ls"], ["cat", "/etc/iscsi/initiatorname.iscsi"],
+                ["tgtadm", "--lld", "iscsi", "--op", "show", "--mode",
+                 "target"]):
+        res = subprocess.run(cmd, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        out.append("$ %s (rc %d)\n%s" % (" ".join(cmd), res.returncode,
+                                          res.stdout[-3000:]))
+    with open("/var/log/vdsm/vdsm.log", errors="replace") as f:
+        lines = [line for line in f
+                 if "iscsi" in line.lower() or "multipath" in line.lower()
+                 or "ERROR" in line]
+    out.append("vdsm.log (iscsi, multipath, ERROR):\n"
+               + "".join(lines[-60:])[-8000:])
+    with open("/var/log/vdsm/supervdsm.log", errors="replace") as f:
+        lines = [line for line in f if "iscsi" in line.lower()
+                 or "ERROR" in line]
+    out.append("supervdsm.log (iscsi, ERROR):\n"
+               + "".join(lines[-40:])[-6000:])
+    return "\n".join(out)
 
 
 def sanlock_state():

@@ -104,13 +104,14 @@ class VdsmContainer(Container, _vm.Vm):
         self._domain_xml = domain.DomainXML(self.xml)
 
     def setDownStatus(self, code, exitReasonCode, exitMessage=""):
-        """Down, its drives released at once: vdsm's ``Vm._onQemuDeath``
-        -> ``releaseVm`` -> ``_cleanup`` -> ``_cleanupDrives`` tears a
-        crashed VM's volumes down before Engine's destroy; destroy and a
-        failed start have released them already (``release_storage`` is
-        idempotent)."""
-        Container.setDownStatus(self, code, exitReasonCode, exitMessage)
+        """Down, its drives released first: vdsm's ``Vm._onQemuDeath``
+        calls ``releaseVm`` (-> ``_cleanup`` -> ``_cleanupDrives``) and
+        only then ``setDownStatus``, so a crashed VM's volumes are torn
+        down (a block domain's LVs deactivated) before Engine hears Down;
+        destroy and a failed start have released them already
+        (``release_storage`` is idempotent)."""
         self.release_storage()
+        Container.setDownStatus(self, code, exitReasonCode, exitMessage)
 
     def release_storage(self):
         while self._prepared_drives:
