@@ -2,11 +2,13 @@
 test addresses (198.18.0.0/15, the benchmarking range, on a bridge with no
 uplink: nothing leaves this machine)."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+import types
 import uuid
 
 import pytest
@@ -178,15 +180,33 @@ def test_dhcp_lease(paths, busybox_oci, dnsmasq):
 
 def test_runsc_refuses_nics_before_anything_starts(paths, busybox_oci,
                                                   bridge):
-    """runsc's netstack showed the container no NIC of the prepared
-    namespace (see ``runtimes.runsc``): a VM with NICs is refused with
+    """runsc 2022-12-19's netstack refuses every network namespace on
+    this kernel (see ``runtimes.runsc``): a VM with NICs is refused with
     the reason, and nothing of it is on the host (leakcheck)."""
     name, net = bridge
     with pytest.raises(errors.UnsupportedOperation) as e:
         make(paths, busybox_oci, [(name, "56:6f:00:aa:00:09")],
              "static:%s.10/24" % net, runtime="runsc")
     assert "runsc runtime does not support nics" in str(e.value)
-    assert "only lo" in str(e.value) or "but lo" in str(e.value)
+    assert "gVisor issue #10704" in str(e.value)
+
+
+def test_runsc_sets_up_the_netstack_at_start(paths, tmp_path):
+    """runsc copies the namespace's links into its netstack at ``start``
+    (``Sandbox.StartRoot``), with that command's ``--network``: a bundle
+    with a network namespace gets ``sandbox`` there, one without
+    ``none``."""
+    from vdsm_container.runtimes import runsc
+    driver = runsc.Driver(paths)
+    for netns, want in (("/var/run/netns/x", "sandbox"), (None, "none")):
+        config = tmp_path / "config.json"
+        ns = [{"type": "network", "path": netns}] if netns else []
+        config.write_text(json.dumps({"linux": {"namespaces": ns}}))
+        bundle = types.SimpleNamespace(config_path=str(config),
+                                       vm_id="v1")
+        argv = driver._start_argv(bundle)
+        assert argv[argv.index("--network") + 1] == want
+        assert argv[-2:] == ["start", "v1"]
 
 
 def test_missing_bridge_leaves_nothing(paths, busybox_oci):

@@ -169,6 +169,11 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
     def _args(self):
         return [self._path, "--root", self.root] + self.global_flags()
 
+    def _start_argv(self, bundle):
+        """The ``start`` command line (runsc's differs for a container
+        with NICs)."""
+        return self._args() + ["start", bundle.vm_id]
+
     def cgroups_path_spec(self, vm_id):
         """``linux.cgroupsPath`` as the runtime's cgroup driver wants it."""
         if self.systemd:
@@ -220,7 +225,7 @@ class OCIDriver(conmon.Supervision, ocistate.Status, base.Driver):
             pid = self._create(bundle)
             self._record_cgroup(bundle, pid)
             self._before_start(bundle)
-            out = proc.run(self._args() + ["start", bundle.vm_id])
+            out = proc.run(self._start_argv(bundle))
             if out.returncode != 0:
                 raise errors.CannotCreateVM(
                     "%s start failed: %s"

@@ -16,8 +16,9 @@ shares the OCI driver under conmon (``oci.OCIDriver``); what differs:
   (file access) per container, all in the container's cgroup, so limits
   and stats cover them (the pids limit counts the Sentry's threads).
 - What it can't do is in ``capabilities``, with ``why_not``: no user
-  namespace, and no NICs: with runsc 2022-12-19 the container saw only
-  ``lo`` in the namespace the plugin prepared (tried on the CI host).
+  namespace, and no NICs: runsc 2022-12-19 tells a network namespace from
+  the host's by /proc/sys/net/core/rmem_default, which Linux made
+  per-namespace, so its netstack refuses every namespace (gVisor #10704).
 - Where it differs from runc, the driver adapts: pause (the freezer is not
   used), its records in ``--root`` (files, not a directory), the cgroup
   its delete leaves.
@@ -71,10 +72,13 @@ class Driver(oci.OCIDriver):
     why_not = {
         "userns": ": gVisor's sandbox runs as its own user already; use "
                   "runsc without containerUserns",
-        "nics": ": on the hosts tried, the sandbox joined the network "
-                "namespace the plugin prepared but its netstack showed the "
-                "container no interface but lo (runsc 2022-12-19, "
-                "--network=sandbox); use runc or crun for a VM with NICs",
+        "nics": ": runsc 0.0~20221219 refuses its netstack in any "
+                "network namespace on kernels where net.core.rmem_default "
+                "is per-namespace (Linux commit 19249c0724f2; it takes the "
+                "namespace for the host's: \"cannot run with network "
+                "enabled in root network namespace\", gVisor issue #10704, "
+                "fixed in gVisor after 2024-07-31); use runc or crun for a "
+                "VM with NICs",
     }
 
     #: The sandbox's and gofer's threads count in the container's pids
@@ -149,6 +153,18 @@ class Driver(oci.OCIDriver):
                 raise errors.CannotCreateVM(
                     "runsc: cannot set the I/O limits %r in %s: %s"
                     % (line, target, e.strerror), vmId=bundle.vm_id) from e
+
+    def _start_argv(self, bundle):
+        """``--network=sandbox`` on ``start`` too: runsc 2022-12-19 copies
+        the namespace's links into its netstack when it starts the root
+        container (``Sandbox.StartRoot`` calls ``setupNetwork`` with the
+        ``start`` command's flags), not at create; with ``none`` there the
+        container saw only ``lo`` (runsc's debug log: "Network is disabled,
+        create loopback interface only")."""
+        if not _has_netns(bundle):
+            return super()._start_argv(bundle)
+        return [self._path, "--root", self.root] + \
+            self.global_flags(network="sandbox") + ["start", bundle.vm_id]
 
     def cleanup(self, bundle):
         """The shared cleanup, then the end of the bundle's sandbox and
