@@ -23,6 +23,7 @@ from vdsm_container.host import mounts
 from vdsm_container.host import network
 from vdsm_container.host import orphans
 from vdsm_container.host.orphans import scan as orphan_scan
+from vdsm_container import runtimes
 from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
 
@@ -68,10 +69,18 @@ def recreate_as_created(ctr):
     assert json.loads(out)["status"] == "created"
 
 
-@pytest.mark.parametrize("recorded", [constants.UP,
-                                      constants.WAIT_FOR_LAUNCH])
-def test_created_but_never_started_is_down(paths, busybox_oci, recorded):
-    ctr = create(xml(busybox_oci), paths=paths)
+@pytest.mark.parametrize("runtime_name,recorded", [
+    ("runc", constants.UP), ("runc", constants.WAIT_FOR_LAUNCH),
+    ("runsc", constants.UP)])
+def test_created_but_never_started_is_down(paths, busybox_oci, runtime_name,
+                                           recorded):
+    """runc and crun: their init waits on exec.fifo; runsc: its state file
+    says "created" (runsc.Driver._created)."""
+    if runtime_name == "runsc":
+        avail = runtimes.probe(paths, only=("runsc",))["runsc"]
+        if not avail.available:
+            pytest.skip("runsc cannot run here: %s" % avail.reason)
+    ctr = create(xml(busybox_oci, runtime=runtime_name), paths=paths)
     recreate_as_created(ctr)
     if recorded == constants.WAIT_FOR_LAUNCH:
         # The starter died (a pid that is no process).

@@ -204,6 +204,18 @@ class Driver(oci.OCIDriver):
                 found[m.group(1)] = os.path.join(root, name)
         return found
 
+    def _created(self, bundle):
+        """runsc has no exec.fifo (ocistate's look): its state file, the
+        container as JSON (runsc/container/container.go, Container.Status),
+        says "created" until ``start``."""
+        path = os.path.join(self.root, "%s_sandbox:%s.state"
+                            % (bundle.vm_id, bundle.vm_id))
+        try:
+            with open(path) as f:
+                return json.load(f).get("status") == base.CREATED
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def records(self, vm_id):
         base = os.path.join(self.root, "%s_sandbox:%s" % (vm_id, vm_id))
         return [os.path.join(self.root, vm_id), base + ".state",
