@@ -335,6 +335,21 @@ def _with_storage_metadata(xml, engine_path):
                   '<source file="%s" />' % engine_path, xml)
 
 
+def _up_with_storage(paths, cif, image, engine_path):
+    """A container started as vdsm starts a VM, its image disk a volume
+    (Engine's drive metadata) at ``engine_path``; Up, or the test fails."""
+    xml = _with_storage_metadata(domxml.build(
+        str(uuid.uuid4()), "stor", "runc", image,
+        command=["sleep", "1000"]), engine_path)
+    ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
+    ctr.start_in_background()
+    deadline = time.monotonic() + 30
+    while ctr.refresh() != constants.UP and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ctr.lastStatus == constants.UP, ctr.status()
+    return ctr
+
+
 def test_storage_prepared_and_torn_down_as_for_vms(paths, busybox_oci):
     """vm.py _preparePathsForDrives / _cleanupDrives, with vdsm's real
     clientIF.prepareVolumePath and teardownVolumePath."""
@@ -346,15 +361,7 @@ def test_storage_prepared_and_torn_down_as_for_vms(paths, busybox_oci):
     cif.notify = lambda event_id, params=None: None
     engine_path = ("/rhev/data-center/mnt/nfs:_data/%(domainID)s/images/"
                    "%(imageID)s/%(volumeID)s" % STORAGE_IDS)
-    xml = _with_storage_metadata(domxml.build(
-        str(uuid.uuid4()), "stor", "runc", busybox_oci,
-        command=["sleep", "1000"]), engine_path)
-    ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
-    ctr.start_in_background()
-    deadline = time.monotonic() + 30
-    while ctr.refresh() != constants.UP and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert ctr.lastStatus == constants.UP, ctr.status()
+    ctr = _up_with_storage(paths, cif, busybox_oci, engine_path)
     ids = tuple(STORAGE_IDS[k] for k in ("domainID", "poolID", "imageID",
                                          "volumeID"))
     assert cif.irs.calls == [("prepareImage",) + ids]
@@ -398,15 +405,8 @@ def test_crashed_container_tears_storage_down_before_down(paths,
             if stats.get("status") == constants.DOWN:
                 at_down.append(list(cif.irs.calls))
     cif.notify = notify
-    xml = _with_storage_metadata(domxml.build(
-        str(uuid.uuid4()), "stor", "runc", busybox_oci,
-        command=["sleep", "1000"]), "/rhev/data-center/mnt/nfs:_data/x")
-    ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
-    ctr.start_in_background()
-    deadline = time.monotonic() + 30
-    while ctr.refresh() != constants.UP and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert ctr.lastStatus == constants.UP, ctr.status()
+    ctr = _up_with_storage(paths, cif, busybox_oci,
+                           "/rhev/data-center/mnt/nfs:_data/x")
     try:
         os.kill(int(ctr.getStats()["pid"]), signal.SIGKILL)
         deadline = time.monotonic() + 30

@@ -316,16 +316,25 @@ def dc():
         yield center
     finally:
         try:
-            center.destroy()
+            finish_dc(center, cli)
         finally:
-            cli.close()
             fs.remove()
-        # The domain's run directory (vdsm's sd.py getImageRundir parent):
-        # every image link in it gone with the tests' teardowns.
-        rundir = os.path.join(storage.RUN_STORAGE, center.sd_id)
-        if os.path.isdir(rundir):
-            assert os.listdir(rundir) == []
-            os.rmdir(rundir)
+
+
+def finish_dc(center, cli):
+    """A data center fixture's teardown: SPM stopped, pool and storage
+    server disconnected (``center.destroy``), its connection closed; then
+    the domain's run directory (the parent of vdsm's sd.py
+    getImageRundir) must be empty: every image link in it gone with the
+    tests' teardowns, nothing left prepared."""
+    try:
+        center.destroy()
+    finally:
+        cli.close()
+    rundir = os.path.join(storage.RUN_STORAGE, center.sd_id)
+    if os.path.isdir(rundir):
+        assert os.listdir(rundir) == []
+        os.rmdir(rundir)
 
 
 @pytest.fixture

@@ -20,22 +20,10 @@ from .test_live import ADMIN_SHUTDOWN, assert_stats_valid, code_of, \
 RUNSC_ROOT = os.path.join(RUN_DIR, "runtime", "runsc")  # Paths.runtime_root
 
 
-def processes_naming(vm_id):
-    """Pids whose command line names ``vm_id`` (runsc's sandbox and gofer
-    carry the container's id in their arguments)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"runsc" in argv[0] and \
-                any(vm_id.encode() in arg for arg in argv):
-            found.append(int(name))
-    return found
+def sandbox_of(vm_id):
+    """Pids of the runsc sandbox and gofer serving ``vm_id``'s bundle."""
+    return sorted(runsc._processes_of(
+        os.path.join(RUN_DIR, "vms", vm_id, "bundle")))
 
 
 def cgroup_procs(pid):
@@ -57,7 +45,7 @@ def test_runsc_vm_through_vdsm(made, cli, events):
     st = stats(cli, vm_id)
     assert st["status"] == "Up"
     assert_stats_valid(schema, st)
-    sandbox = processes_naming(vm_id)
+    sandbox = sandbox_of(vm_id)
     # The sandbox (the Sentry) and its gofer at least, each in the
     # container's cgroup, which the limits and VmStats cover.
     assert len(sandbox) >= 2, sandbox
@@ -74,6 +62,6 @@ def test_runsc_vm_through_vdsm(made, cli, events):
         assert down["exitReason"] == ADMIN_SHUTDOWN
         assert code_of(cli2.VM.getStats, vmID=vm_id) == \
             vdsm_exc.NoSuchVM.code
-    assert processes_naming(vm_id) == []
+    assert sandbox_of(vm_id) == []
     assert not runsc.recorded(RUNSC_ROOT, vm_id)
     assert not os.path.exists(os.path.join(RUN_DIR, "vms", vm_id))

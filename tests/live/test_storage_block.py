@@ -18,23 +18,11 @@ import uuid
 import pytest
 
 from . import servers, storage
-from .conftest import POLITE, connect, container_xml, stats
+from .conftest import connect, finish_dc, stats
+from .test_storage import _create, _destroy
 
 
 MIB = storage.MIB
-
-
-def _finish(center, cli):
-    """The dc's teardown: SPM stopped, pool and server disconnected; the
-    domain's run directory empty (nothing left prepared)."""
-    try:
-        center.destroy()
-    finally:
-        cli.close()
-    rundir = os.path.join(storage.RUN_STORAGE, center.sd_id)
-    if os.path.isdir(rundir):
-        assert os.listdir(rundir) == []
-        os.rmdir(rundir)
 
 
 def _dm_name(vg):
@@ -56,7 +44,7 @@ def block_dc():
             center.build()
             yield center
         finally:
-            _finish(center, cli)
+            finish_dc(center, cli)
             # What vdsm keeps after the pool's disconnect (the domain's
             # special LVs it activated: ids, leases, metadata, ...) goes as
             # an admin removing the LUN would take it; then the multipath
@@ -71,22 +59,6 @@ def block_dc():
     finally:
         target.remove()
     assert servers.dm_devices() <= before
-
-
-def _create(cli, dc, disks):
-    vm_id = str(uuid.uuid4())
-    xml = storage.with_volume_disks(
-        container_xml(vm_id, "live-sd-%s" % vm_id[:8], "/nonexistent",
-                      POLITE), dc, disks)
-    cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
-    return vm_id
-
-
-def _destroy(cli, vm_id):
-    try:
-        cli.VM.destroy(vmID=vm_id)
-    except Exception:
-        pass
 
 
 def _device_size(path):

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from . import servers, storage
-from .conftest import connect
+from .conftest import connect, finish_dc
 from .test_storage import _create
 
 
@@ -30,14 +30,7 @@ def nfs_dc():
             center.build()
             yield center
         finally:
-            try:
-                center.destroy()
-            finally:
-                cli.close()
-            rundir = os.path.join(storage.RUN_STORAGE, center.sd_id)
-            if os.path.isdir(rundir):
-                assert os.listdir(rundir) == []
-                os.rmdir(rundir)
+            finish_dc(center, cli)
         # disconnectStorageServer unmounted the export.
         with open("/proc/mounts") as f:
             assert export.path not in f.read()
