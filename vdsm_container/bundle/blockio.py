@@ -107,4 +107,3 @@ def take_device_limits(resources):
         resources.pop("blockIO", None)
     return ["%s %s" % (dev, " ".join(limits))
             for dev, limits in sorted(per_device.items())]
-
