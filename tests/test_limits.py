@@ -5,10 +5,12 @@ import uuid
 
 import pytest
 
+from vdsm_container import errors, runtimes
 from vdsm_container.bundle import blockio
 from vdsm_container.spec import domxml
 from vdsm_container.container import create
 from vdsm_container.host import loop
+from vdsm_container.runtimes import runsc
 from vdsm_container.stats import cgroups
 
 from .conftest import bundle_of, driver_of, host_shape
@@ -83,6 +85,28 @@ def test_limits_in_the_cgroup(paths, busybox_oci, runtime):
         assert ctr.getStats()["vcpuQuota"] == "50000"
     finally:
         ctr.destroy(gracefulAttempts=0)
+
+
+def test_io_limits_refused_before_start_leave_nothing(paths, busybox_oci,
+                                                      monkeypatch):
+    """runsc's driver writes the I/O limits it took out of the config
+    between create and start (``_before_start``); the kernel refusing one
+    fails the start with the reason, and the created sandbox, its cgroup
+    and its files go with it (leakcheck).  Forced here by a line no
+    kernel takes, on whatever shape the host has."""
+    if not runtimes.probe(paths, only=("runsc",))["runsc"].available:
+        pytest.skip("runsc cannot run here")
+    prepare = runsc.Driver.prepare
+
+    def with_bad_line(self, bundle, *args, **kwargs):
+        config = prepare(self, bundle, *args, **kwargs)
+        with open(self._io_max_file(bundle), "w") as f:
+            f.write("0:0 nonsense=1\n")
+        return config
+    monkeypatch.setattr(runsc.Driver, "prepare", with_bad_line)
+    with pytest.raises(errors.CannotCreateVM) as e:
+        create(sized_xml(busybox_oci, "runsc"), paths=paths)
+    assert "cannot set the I/O limits" in str(e.value), e.value
 
 
 def test_device_limits_as_io_max_lines():
