@@ -150,7 +150,7 @@ $(FLOOR_VENV)/.installed: setup.cfg pyproject.toml
 
 test-floor: deps $(FLOOR_VENV)/.installed
 	$(FLOOR_VENV)/bin/python -m pytest -ra -p no:cacheprovider \
-		tests/test_network.py
+		tests/test_network.py tests/test_runsc_network.py
 
 # vdsm on EL9 runs Python 3.9: the tests that need no root container
 # (conftest's root_container marker) on a Python 3.9 (pyenv's, else
@@ -195,6 +195,7 @@ HOSTVM_DEB := mmdebstrap qemu-system-x86 e2fsprogs
 # Engine's side, the README, vdsm's stats arithmetic).
 HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 	tests/test_limits.py tests/test_failures.py tests/test_network.py \
+	tests/test_runsc_network.py \
 	tests/test_volumes.py tests/test_rkt.py tests/test_rkt_real.py \
 	tests/test_cli.py \
 	tests/test_supervdsm.py tests/test_verbs.py tests/test_security.py \

@@ -17,7 +17,7 @@ import stat
 from vdsm_container.bundle import blockio
 from vdsm_container.bundle import quota
 from vdsm_container.bundle import volumes
-from vdsm_container.host import network
+from vdsm_container.host import netstack, network
 from vdsm_container.image import cache as imagecache
 from vdsm_container.runtimes import base
 
@@ -83,6 +83,8 @@ def start(paths, spec, driver, bundle, hierarchy, image):
         netns = network.setup(paths, spec) if spec.nics else None
         driver.prepare(bundle, spec, image, mounts=mounts, netns=netns,
                        blkio=blkio, id_map=idm)
+        if netns and driver.owns_addresses:
+            netstack.hand_over(paths, spec.vm_id)
         pid = driver.start(bundle)
     except BaseException as e:
         log.error("Container %s failed to start: %s", spec.vm_id, e)
@@ -112,6 +114,8 @@ def restart(paths, driver, bundle, image_key):
             bundle.remount_rootfs(os.path.join(
                 imagecache.Cache(paths.image_cache).entry(image_key),
                 "rootfs"))
+        if driver.owns_addresses:
+            netstack.hand_over(paths, bundle.vm_id)
         return driver.start(bundle)
     finally:
         # Started: the container's namespace holds them.  Not started:

@@ -8,11 +8,7 @@ the interface's ``<link state='down'>``.  Links are made over netlink with
 pyroute2, not with ``ip`` commands.
 
 Addresses (``containerNetwork``): ``static`` ones are set here; ``dhcp``
-runs busybox udhcpc for the container, from the host side, inside its
-namespace (application containers have no DHCP client; Incus and Proxmox
-do the same), and udhcpc keeps renewing the lease; ``none`` sets nothing.
-EL9's busybox (EPEL) installs no applet links: there udhcpc runs as
-``busybox udhcpc``.
+starts the container's DHCP client (``host.dhcp``); ``none`` sets nothing.
 
 pyroute2 from 0.5.14 on (EPEL 9 ships 0.5.14, oVirt 4.5's OpenStack
 repositories 0.6.6): before 0.7 its link deletion sets NLM_F_EXCL, which
@@ -33,14 +29,12 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import signal
-import subprocess
 import time
 import uuid
 
 from vdsm_container import errors
 from vdsm_container import files
+from vdsm_container.host import dhcp
 
 # pyroute2 is imported where NICs are handled: importing it costs ~150 ms,
 # which containers without NICs (and most command invocations) never pay.
@@ -53,31 +47,10 @@ NETNS_DIR = "/var/run/netns"
 # many, adding one more fails with EXFULL.
 BRIDGE_MAX_PORTS = 1023
 STATE_FILE = "network.json"
-SCRIPT_FILE = "udhcpc.script"
 # include/uapi/linux/rtnetlink.h, netlink.h (_delete_link)
 RTM_DELLINK = 17
 NLM_F_REQUEST = 0x01
 NLM_F_ACK = 0x04
-
-# udhcpc calls this with $1 = deconfig|bound|renew|leasefail|nak and the
-# lease in the environment; it runs inside the container's namespace.
-_UDHCPC_SCRIPT = """#!/bin/sh
-case "$1" in
-deconfig)
-    ip -4 addr flush dev "$interface"
-    ip link set dev "$interface" up
-    ;;
-bound|renew)
-    ip -4 addr flush dev "$interface"
-    ip addr add "$ip/${subnet:-255.255.255.0}" dev "$interface"
-    if [ -n "$router" ]; then
-        ip route replace default via "${router%% *}" dev "$interface"
-    fi
-    ;;
-esac
-exit 0
-"""
-
 
 def netns_prefix(paths):
     """What the names of this run directory's network namespaces start
@@ -97,11 +70,13 @@ def _state_path(paths, vm_id):
     return os.path.join(paths.vm_run_dir(vm_id), STATE_FILE)
 
 
-def _write_state(paths, vm_id, state):
+def write_state(paths, vm_id, state):
+    """Record what the VM's network has (``network.json``)."""
     files.write_atomically(_state_path(paths, vm_id), json.dumps(state))
 
 
-def _read_state(paths, vm_id):
+def read_state(paths, vm_id):
+    """What ``write_state`` recorded, or None."""
     try:
         with open(_state_path(paths, vm_id)) as f:
             return json.load(f)
@@ -119,7 +94,7 @@ def setup(paths, spec):
     name = "%s%s-%s" % (netns_prefix(paths), spec.vm_id[:8],
                         uuid.uuid4().hex[:6])
     state = {"netns": name, "nics": [], "dhcp": []}
-    _write_state(paths, spec.vm_id, state)
+    write_state(paths, spec.vm_id, state)
     try:
         _check_bridges(spec)
         pyroute2_netns.create(name)
@@ -129,15 +104,15 @@ def setup(paths, spec):
                 hname = host_name(spec.vm_id, i)
                 state["nics"].append({"host": hname, "mac": nic.mac,
                                       "bridge": nic.bridge})
-                _write_state(paths, spec.vm_id, state)
+                write_state(paths, spec.vm_id, state)
                 _add_nic(host, ns, name, hname, i, nic)
                 _configure(ns, "eth%d" % i, spec.ip_configs[i]
                            if i < len(spec.ip_configs) else None)
         for i, cfg in enumerate(spec.ip_configs):
             if cfg.mode == "dhcp" and spec.nics[i].link_up:
-                state["dhcp"].append(_start_dhcp(paths, spec.vm_id, name,
+                state["dhcp"].append(dhcp.start(paths, spec.vm_id, name,
                                                  "eth%d" % i))
-                _write_state(paths, spec.vm_id, state)
+                write_state(paths, spec.vm_id, state)
     except Exception as e:
         teardown(paths, spec.vm_id)
         if isinstance(e, errors.VdsmException):
@@ -194,84 +169,17 @@ def _configure(ns, ifname, cfg):
                  gateway=cfg.gateway)
 
 
-def udhcpc_command():
-    """How to run udhcpc here: the ``udhcpc`` command where there is one
-    (Debian's udhcpc package), else busybox's applet (EL9's busybox has
-    no applet links); CannotCreateVM when neither is installed."""
-    if shutil.which("udhcpc"):
-        return ["udhcpc"]
-    if shutil.which("busybox"):
-        return ["busybox", "udhcpc"]
-    raise errors.CannotCreateVM("containerNetwork=dhcp needs busybox's "
-                                "udhcpc: neither udhcpc nor busybox is "
-                                "installed on this host")
-
-
-def _is_udhcpc(argv):
-    """The command line is udhcpc's own (not ``ip netns exec`` before it
-    has exec'd it), as a command or as busybox's applet."""
-    name = os.path.basename(argv[0]) if argv else b""
-    return name == b"udhcpc" or \
-        name == b"busybox" and argv[1:2] == [b"udhcpc"]
-
-
-def _start_dhcp(paths, vm_id, netns_name, ifname):
-    run_dir = paths.vm_run_dir(vm_id)
-    script = os.path.join(run_dir, SCRIPT_FILE)
-    if not os.path.exists(script):
-        with open(script, "w") as f:
-            f.write(_UDHCPC_SCRIPT)
-        os.chmod(script, 0o700)
-    pidfile = os.path.join(run_dir, "udhcpc-%s.pid" % ifname)
-    # Its own session: the client outlives the process that started it,
-    # as the container does.
-    subprocess.Popen(["ip", "netns", "exec", netns_name]
-                     + udhcpc_command()
-                     + ["-f", "-i", ifname, "-s", script, "-p", pidfile,
-                        "-t", "5", "-T", "1", "-A", "5", "-S"],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
-    return pidfile
-
-
-def _stop_dhcp(pidfile, netns_name):
-    deadline = time.monotonic() + 2
-    pid = None
-    while pid is None and time.monotonic() < deadline:
-        pid = files.read_pid(pidfile)
-        if pid is None:
-            # Started but not yet written its pid: find it by netns.
-            pid = _find_udhcpc(pidfile)
-            if pid is None:
-                time.sleep(0.02)
-    files.kill_if_ours(pid, pidfile, signal.SIGTERM)
-
-
-def _find_udhcpc(pidfile):
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if pidfile.encode() in argv and _is_udhcpc(argv):
-            return int(pid)
-    return None
-
-
 def teardown(paths, vm_id):
     """Remove the NICs, DHCP clients and namespace of ``vm_id``.
 
     Idempotent; works from ``network.json`` alone, in any process.
     """
-    state = _read_state(paths, vm_id)
+    state = read_state(paths, vm_id)
     if state is None:
         return
     from pyroute2 import IPRoute, netns as pyroute2_netns
     for pidfile in state.get("dhcp", ()):
-        _stop_dhcp(pidfile, state["netns"])
+        dhcp.stop(pidfile, state["netns"])
     with IPRoute() as host:
         for nic in state.get("nics", ()):
             for idx in host.link_lookup(ifname=nic["host"]):
@@ -313,7 +221,7 @@ def stats(paths, vm_id, now=None):
     From /sys/class/net (plain file reads), as vdsm reports a VM's vnet
     device; rx on the host end is tx of the container, and vice versa.
     """
-    state = _read_state(paths, vm_id)
+    state = read_state(paths, vm_id)
     if state is None:
         return {}
     # vmstats.py nic_stats: sampleTime is monotonic seconds; Engine
@@ -355,25 +263,38 @@ def stats(paths, vm_id, now=None):
     return result
 
 
+def links(ns):
+    """The links of namespace ``ns`` (a pyroute2 NetNS) but lo, sorted by
+    name: ``netIfaces`` items, and ``prefixes`` (address: length)."""
+    ifaces = []
+    for link in ns.get_links():
+        name = link.get_attr("IFLA_IFNAME")
+        if name == "lo":
+            continue
+        inet, inet6, prefixes = [], [], {}
+        for a in ns.get_addr(index=link["index"]):
+            addr = a.get_attr("IFA_ADDRESS")
+            (inet6 if ":" in addr else inet).append(addr)
+            prefixes[addr] = a["prefixlen"]
+        ifaces.append({"name": name, "hw": link.get_attr("IFLA_ADDRESS"),
+                       "inet": inet, "inet6": inet6, "prefixes": prefixes})
+    ifaces.sort(key=lambda i: i["name"])
+    return ifaces
+
+
 def guest_info(paths, vm_id):
-    """``guestIPs`` and ``netIfaces`` as a guest agent reports them."""
-    state = _read_state(paths, vm_id)
+    """``guestIPs`` and ``netIfaces`` as a guest agent reports them: the
+    namespace's, or what a runtime's own stack took from it at start
+    (``netstack``: the namespace shows none of them then)."""
+    state = read_state(paths, vm_id)
     if state is None or not state.get("nics"):
         return {}
-    from pyroute2 import NetNS
-    ifaces = []
-    with NetNS(state["netns"]) as ns:
-        for link in ns.get_links():
-            name = link.get_attr("IFLA_IFNAME")
-            if name == "lo":
-                continue
-            inet, inet6 = [], []
-            for a in ns.get_addr(index=link["index"]):
-                addr = a.get_attr("IFA_ADDRESS")
-                (inet6 if ":" in addr else inet).append(addr)
-            ifaces.append({"name": name,
-                           "hw": link.get_attr("IFLA_ADDRESS"),
-                           "inet": inet, "inet6": inet6})
-    ifaces.sort(key=lambda i: i["name"])
+    ifaces = state.get("netstack")
+    if ifaces is None:
+        from pyroute2 import NetNS
+        with NetNS(state["netns"]) as ns:
+            ifaces = links(ns)
+    ifaces = [{k: i[k] for k in ("name", "hw", "inet", "inet6")}
+              for i in ifaces]
     return {"netIfaces": ifaces,
             "guestIPs": " ".join(ip for i in ifaces for ip in i["inet"])}

@@ -76,6 +76,10 @@ class Driver:
         "console": False,     # a terminal behind Engine's console socket
     }
 
+    #: The runtime's own network stack takes the namespace's addresses
+    #: when the container starts (runsc: ``host.netstack``).
+    owns_addresses = False
+
     def __init__(self, paths):
         self.paths = paths
 

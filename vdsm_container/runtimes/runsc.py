@@ -15,10 +15,10 @@ shares the OCI driver under conmon (``oci.OCIDriver``); what differs:
 - Its processes: a sandbox (the Sentry, with its ptrace stubs) and a gofer
   (file access) per container, all in the container's cgroup, so limits
   and stats cover them (the pids limit counts the Sentry's threads).
+- NICs: its netstack takes over the namespace's addresses at ``start``
+  (``runscnet``: how, and how a runsc with gVisor #10704 is run).
 - What it can't do is in ``capabilities``, with ``why_not``: no user
-  namespace, and no NICs: runsc 2022-12-19 tells a network namespace from
-  the host's by /proc/sys/net/core/rmem_default, which Linux made
-  per-namespace, so its netstack refuses every namespace (gVisor #10704).
+  namespace.
 - Where it differs from runc, the driver adapts: pause (the freezer is not
   used), its records in ``--root`` (files, not a directory), the cgroup
   its delete leaves.
@@ -38,7 +38,7 @@ import time
 
 from vdsm_container import errors, files
 from vdsm_container.bundle import blockio
-from vdsm_container.runtimes import base, oci
+from vdsm_container.runtimes import base, oci, runscnet
 
 _STATE = re.compile(r"^(.+)_sandbox:(.+)\.state$")
 
@@ -50,6 +50,9 @@ KVM_TIMEOUT = 10
 #: The KVM platform's self-check verdict, once per process (a /dev/kvm
 #: that hangs the sandbox costs ``KVM_TIMEOUT`` each time).
 _kvm_verdict = {}
+
+#: ``runsc --version`` by binary path, once per process.
+_versions = {}
 
 
 def _kvm_reason():
@@ -67,19 +70,15 @@ def _kvm_reason():
 class Driver(oci.OCIDriver):
     name = "runsc"
     binary = "runsc"
-    capabilities = dict(oci.OCIDriver.capabilities, userns=False,
-                        nics=False)
+    capabilities = dict(oci.OCIDriver.capabilities, userns=False)
     why_not = {
         "userns": ": gVisor's sandbox runs as its own user already; use "
                   "runsc without containerUserns",
-        "nics": ": runsc 0.0~20221219 refuses its netstack in any "
-                "network namespace on kernels where net.core.rmem_default "
-                "is per-namespace (Linux commit 19249c0724f2; it takes the "
-                "namespace for the host's: \"cannot run with network "
-                "enabled in root network namespace\", gVisor issue #10704, "
-                "fixed in gVisor after 2024-07-31); use runc or crun for a "
-                "VM with NICs",
     }
+
+    #: Its own network stack holds the container's addresses, taken from
+    #: the namespace at ``start`` (``host.netstack`` hands them over).
+    owns_addresses = True
 
     #: The sandbox's and gofer's threads count in the container's pids
     #: limit (they live in its cgroup): the Go runtime starts a few dozen.
@@ -106,7 +105,7 @@ class Driver(oci.OCIDriver):
 
     def _conmon_argv(self, bundle):
         argv = super()._conmon_argv(bundle)
-        if _has_netns(bundle):
+        if runscnet.netns_path(bundle.config_path):
             i = argv.index("--network") + 2     # "--runtime-arg" between
             argv[i] = "sandbox"
         return argv
@@ -138,6 +137,9 @@ class Driver(oci.OCIDriver):
         return os.path.join(bundle.dir, "io.max")
 
     def _before_start(self, bundle):
+        netns = runscnet.netns_path(bundle.config_path)
+        if netns:
+            runscnet.check_not_host(netns, bundle.vm_id)
         try:
             with open(self._io_max_file(bundle)) as f:
                 lines = f.read().splitlines()
@@ -160,11 +162,22 @@ class Driver(oci.OCIDriver):
         container (``Sandbox.StartRoot`` calls ``setupNetwork`` with the
         ``start`` command's flags), not at create; with ``none`` there the
         container saw only ``lo`` (runsc's debug log: "Network is disabled,
-        create loopback interface only")."""
-        if not _has_netns(bundle):
+        create loopback interface only").  A runsc that would take every
+        namespace for the host's starts without /proc/sys/net
+        (``runscnet``)."""
+        if not runscnet.netns_path(bundle.config_path):
             return super()._start_argv(bundle)
-        return [self._path, "--root", self.root] + \
+        argv = [self._path, "--root", self.root] + \
             self.global_flags(network="sandbox") + ["start", bundle.vm_id]
+        if runscnet.old_root_check(self.version()):
+            argv = runscnet.without_sysctl_net(argv)
+        return argv
+
+    def version(self):
+        """``runsc --version``'s version, asked once per binary."""
+        if self._path not in _versions:
+            _versions[self._path] = oci._version(self._path)[0]
+        return _versions[self._path]
 
     def cleanup(self, bundle):
         """The shared cleanup, then the end of the bundle's sandbox and
@@ -306,17 +319,6 @@ def recorded(root, vm_id):
     """True if runsc's ``--root`` records container ``vm_id``."""
     return os.path.exists(os.path.join(
         root, "%s_sandbox:%s.state" % (vm_id, vm_id)))
-
-
-def _has_netns(bundle):
-    """True if the bundle's container joins a prepared network namespace."""
-    try:
-        with open(bundle.config_path) as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return any(ns.get("type") == "network" and ns.get("path")
-               for ns in config.get("linux", {}).get("namespaces", ()))
 
 
 def _platform_file(paths):

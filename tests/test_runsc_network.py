@@ -1,0 +1,149 @@
+"""NICs under runsc: gVisor's netstack takes the namespace's addresses at
+start (``runtimes.runscnet``, ``host.netstack``).  The reachability of
+static addresses is test_network's, for every runtime; here what is
+runsc's own: a DHCP lease handed over, refused without one, given again
+on a reset, and the start command and guard that replace runsc's broken
+root-namespace check."""
+
+import json
+import os
+import types
+import uuid
+
+import pytest
+
+from vdsm_container import constants
+from vdsm_container import errors
+from vdsm_container.host import dhcp, netstack, network
+from vdsm_container.runtimes import runsc, runscnet
+
+from . import test_network
+from .test_network import inside, logged, make, ping, sh, wait_for_lease
+
+pytestmark = [pytest.mark.runtime, pytest.mark.network,
+              pytest.mark.usefixtures("leakcheck")]
+
+bridge = test_network.bridge
+dnsmasq = test_network.dnsmasq
+only_runsc = pytest.mark.parametrize("runtime", ["runsc"], indirect=True)
+
+
+def kernel_inet(ctr):
+    """The IPv4 addresses on the host kernel's side of eth0."""
+    return inside(ctr, "ip", "-o", "-4", "addr", "show", "eth0")
+
+
+@only_runsc
+def test_dhcp_lease_is_handed_to_the_sandbox(paths, busybox_oci, dnsmasq,
+                                             runtime):
+    name, net = dnsmasq
+    ctr = make(paths, busybox_oci, [(name, "56:6f:00:dd:00:01")], "dhcp",
+               runtime=runtime,
+               command=("sh", "-c", "ip -o addr show eth0; echo listed; "
+                        "sleep 1000"))
+    ips = wait_for_lease(ctr)
+    assert ips.startswith(net + ".")
+    assert "inet %s/24" % ips in logged(ctr, "listed")   # netstack has it
+    assert ping(None, ips)
+    assert "inet" not in kernel_inet(ctr)
+    # udhcpc renews from the host side; its script must not put the
+    # address back on the kernel's side, which would answer for it too.
+    state = network.read_state(paths, ctr.id)
+    script = os.path.join(paths.vm_run_dir(ctr.id), dhcp.SCRIPT_FILE)
+    sh("ip", "netns", "exec", state["netns"], "env", "interface=eth0",
+       "ip=" + ips, "subnet=255.255.255.0", "router=%s.1" % net, script,
+       "renew")
+    assert "inet" not in kernel_inet(ctr)
+    ctr.sample()
+    assert ctr.getStats()["guestIPs"] == ips
+    ctr.destroy(gracefulAttempts=0)
+
+
+@only_runsc
+def test_no_lease_refuses_the_start_and_leaves_nothing(
+        paths, busybox_oci, bridge, runtime, monkeypatch):
+    """A lease after start would never reach netstack: refused, with the
+    NIC named, and nothing of the VM left (leakcheck)."""
+    monkeypatch.setattr(netstack, "LEASE_WAIT", 2.0)
+    name, net = bridge      # no DHCP server on it
+    with pytest.raises(errors.CannotCreateVM) as e:
+        make(paths, busybox_oci, [(name, "56:6f:00:dd:00:02")], "dhcp",
+             runtime=runtime)
+    assert "no DHCP lease on eth0 within 2 s" in str(e.value)
+
+
+@only_runsc
+def test_reset_hands_the_addresses_over_again(paths, busybox_oci, bridge,
+                                              runtime):
+    """netstack took the addresses off the namespace at the first start;
+    the restarted sandbox gets them (and the gateway) all the same."""
+    name, net = bridge
+    ctr = make(paths, busybox_oci, [(name, "56:6f:00:dd:00:03")],
+               "static:%s.20/24,gw=%s.1" % (net, net), runtime=runtime,
+               command=("sh", "-c", "ip -o addr show eth0; ip route; "
+                        "echo listed >> /boots; sleep 1000"))
+    assert ping(None, net + ".20")
+    assert ctr.reset()["status"]["code"] == 0
+    assert ctr.lastStatus == constants.UP
+    seen = logged(ctr, "default via", bound=30)
+    assert seen.count("inet %s.20/24" % net) == 2, seen
+    assert seen.count("default via %s.1" % net) == 2, seen
+    assert ping(None, net + ".20")
+    assert "inet" not in kernel_inet(ctr)
+    ctr.destroy(gracefulAttempts=0)
+
+
+def _bundle(tmp_path, netns):
+    config = tmp_path / "config.json"
+    ns = [{"type": "network", "path": netns}] if netns else []
+    config.write_text(json.dumps({"linux": {"namespaces": ns}}))
+    return types.SimpleNamespace(config_path=str(config), vm_id="v1",
+                                 dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("version,masked", [
+    ("0.0~20221219.0", True),       # Debian 12's runsc
+    ("release-20240807.0", False),  # gVisor's, with 19f6b0c07
+    ("0.0.0", False)])
+def test_start_command(paths, tmp_path, monkeypatch, version, masked):
+    """runsc copies the namespace's links into netstack at ``start``
+    (``Sandbox.StartRoot``), with that command's ``--network``: a bundle
+    with a network namespace gets ``sandbox``, one without ``none``; a
+    runsc with the rmem_default check starts without /proc/sys/net."""
+    driver = runsc.Driver(paths)
+    monkeypatch.setitem(runsc._versions, driver._path, version)
+    argv = driver._start_argv(_bundle(tmp_path, "/var/run/netns/x"))
+    assert argv[argv.index("--network") + 1] == "sandbox"
+    assert argv[-2:] == ["start", "v1"]
+    assert (argv[0] == "unshare" and "/proc/sys/net" in argv[7]) is masked
+    assert argv[-6:-4] != ["--network", "none"]
+    plain = driver._start_argv(_bundle(tmp_path, None))
+    assert plain[plain.index("--network") + 1] == "none"
+    assert plain[0] == driver._path
+
+
+def test_masked_start_cannot_see_rmem_default(tmp_path):
+    """What runsc 2022-12-19's check reads is gone where its start runs,
+    and only there."""
+    argv = runscnet.without_sysctl_net(
+        ["sh", "-c", "test -e /proc/sys/net/core/rmem_default || echo gone; "
+         "test -e /proc/sys/vm/mmap_min_addr && echo vm-stays"])
+    out = sh(*argv).stdout.split()
+    assert out == ["gone", "vm-stays"]
+    assert os.path.exists("/proc/sys/net/core/rmem_default")
+
+
+def test_host_namespace_is_refused(paths, tmp_path):
+    """runsc's own guard is off where its start runs masked: the driver's
+    refuses the host's namespace before start."""
+    driver = runsc.Driver(paths)
+    with pytest.raises(errors.CannotCreateVM) as e:
+        driver._before_start(_bundle(tmp_path, "/proc/self/ns/net"))
+    assert "is the host's network namespace" in str(e.value)
+    netns = "vdsm-test-%s" % uuid.uuid4().hex[:6]
+    sh("ip", "netns", "add", netns)
+    try:
+        driver._before_start(_bundle(tmp_path,
+                                     os.path.join(network.NETNS_DIR, netns)))
+    finally:
+        sh("ip", "netns", "del", netns)
