@@ -139,10 +139,11 @@ def _quote(word):
     return shlex.quote(word)
 
 
-def container_xml(vm_id, name, image, command, custom=None):
+def container_xml(vm_id, name, image, command, custom=None, bridge=None):
     """tests/data/engine-container.xml (Engine's domain XML for a container
-    VM) for ``vm_id``, its image disk on ``image``; without the NICs and
-    the block volume, which need bridges and a block domain.
+    VM) for ``vm_id``, its image disk on ``image``; without the block
+    volume, which needs a block domain, and without the NICs, which need
+    bridges: with ``bridge``, its first NIC on that one.
 
     The image disk is a plain path, without its storage-domain ids
     (``ovirt-vm:device`` poolID/domainID/imageID/volumeID): vdsm's
@@ -152,8 +153,11 @@ def container_xml(vm_id, name, image, command, custom=None):
     root.find("uuid").text = vm_id
     root.find("name").text = name
     devices = root.find("devices")
-    for iface in devices.findall("interface"):
-        devices.remove(iface)
+    for i, iface in enumerate(devices.findall("interface")):
+        if bridge and i == 0:
+            iface.find("source").set("bridge", bridge)
+        else:
+            devices.remove(iface)
     for disk in devices.findall("disk"):
         if disk.get("type") == "block":
             devices.remove(disk)
@@ -259,10 +263,10 @@ class Made:
         self.vm_ids = []
 
     def container(self, command=POLITE, wait_up=True, custom=None,
-                  image=None):
+                  image=None, bridge=None):
         vm_id = str(uuid.uuid4())
         xml = container_xml(vm_id, "live-%s" % vm_id[:8],
-                            image or self.image, command, custom)
+                            image or self.image, command, custom, bridge)
         self.vm_ids.append(("container", vm_id))
         created = self.cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
         assert created["vmId"] == vm_id

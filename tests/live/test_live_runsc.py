@@ -2,13 +2,21 @@
 runtime Engine's ``containerType=runsc`` custom property selects,
 advertised in the capabilities, Up with its sandbox and gofer in the
 container's cgroup, recovered by a new vdsmd, gone after destroy: no
-sandbox process, no runsc record, no cgroup.
+sandbox process, no runsc record, no cgroup.  With a NIC on a bridge:
+gVisor's netstack has the address, started from supervdsmd as vdsm runs
+it (runsc's start in a mount namespace of its own where its namespace
+check is broken, ``runtimes.runscnet``).
 """
 
 import os
+import subprocess
+import time
+import uuid
 
 from vdsm.common import exception as vdsm_exc
 
+from vdsm_container import config
+from vdsm_container.host import network
 from vdsm_container.runtimes import runsc
 from vdsm_container.stats import cgroups
 
@@ -65,3 +73,49 @@ def test_runsc_vm_through_vdsm(made, cli, events):
     assert sandbox_of(vm_id) == []
     assert not runsc.recorded(RUNSC_ROOT, vm_id)
     assert not os.path.exists(os.path.join(RUN_DIR, "vms", vm_id))
+
+
+def _sh(*args):
+    return subprocess.run(args, check=True, stdout=subprocess.PIPE,
+                          universal_newlines=True).stdout
+
+
+def test_runsc_vm_with_a_nic_through_vdsm(made, cli, events):
+    """The address is netstack's: the host reaches it, the namespace's
+    kernel side no longer has it, and VmStats report it."""
+    bridge = "vcbr%s" % uuid.uuid4().hex[:6]
+    net = "198.18.%d" % (int(uuid.uuid4().hex[:2], 16) % 200 + 10)
+    _sh("ip", "link", "add", bridge, "type", "bridge")
+    try:
+        _sh("ip", "addr", "add", net + ".1/24", "dev", bridge)
+        _sh("ip", "link", "set", bridge, "up")
+        vm_id = made.container(POLITE, bridge=bridge, custom={
+            "containerType": "runsc",
+            "containerNetwork": "static:%s.10/24,gw=%s.1" % (net, net)})
+        assert stats(cli, vm_id)["status"] == "Up"
+        assert _guest_ips(cli, vm_id) == net + ".10"
+        ping = subprocess.run(["busybox", "ping", "-c", "1", "-W", "5",
+                               net + ".10"], stdout=subprocess.PIPE)
+        assert ping.returncode == 0
+        state = network.read_state(config.Paths(), vm_id)
+        kernel_side = _sh("ip", "netns", "exec", state["netns"], "ip", "-o",
+                          "-4", "addr", "show", "eth0")
+        assert "inet" not in kernel_side
+        cli.VM.destroy(vmID=vm_id)
+        events.wait_status(vm_id, "Down")
+        assert not os.path.exists("/sys/class/net/" +
+                                  network.host_name(vm_id, 0))
+        assert sandbox_of(vm_id) == []
+    finally:
+        _sh("ip", "link", "del", bridge)
+
+
+def _guest_ips(cli, vm_id, bound=60):
+    """VmStats' guestIPs once a sample has them (after ``bound`` seconds,
+    what the last one said)."""
+    deadline = time.monotonic() + bound
+    while True:
+        ips = stats(cli, vm_id).get("guestIPs", "")
+        if ips or time.monotonic() > deadline:
+            return ips
+        time.sleep(1)
