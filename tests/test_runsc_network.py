@@ -14,6 +14,8 @@ import pytest
 
 from vdsm_container import constants
 from vdsm_container import errors
+from vdsm_container.spec import domxml
+from vdsm_container.container import create
 from vdsm_container.host import dhcp, netstack, network
 from vdsm_container.runtimes import runsc, runscnet
 
@@ -90,6 +92,30 @@ def test_reset_hands_the_addresses_over_again(paths, busybox_oci, bridge,
     assert seen.count("default via %s.1" % net) == 2, seen
     assert ping(None, net + ".20")
     assert "inet" not in kernel_inet(ctr)
+    ctr.destroy(gracefulAttempts=0)
+
+
+@only_runsc
+def test_a_nic_with_its_link_down_is_not_in_the_sandbox(
+        paths, busybox_oci, bridge, runtime):
+    """runsc copies the links that are up: a NIC Engine sent with its link
+    down is not the container's, and is not reported as its."""
+    name, net = bridge
+    xml = domxml.build(
+        str(uuid.uuid4()), "net", runtime, busybox_oci,
+        command=["sh", "-c", "ip -o link; echo listed; sleep 1000"],
+        nics=[(name, "56:6f:00:dd:00:04"), (name, "56:6f:00:dd:00:05")],
+        custom={"containerNetwork": "static:%s.30/24|static:%s.31/24"
+                % (net, net)})
+    xml = xml.replace('<link state="up" /><alias name="ua-net1"',
+                      '<link state="down" /><alias name="ua-net1"', 1)
+    ctr = create(xml, paths=paths)
+    seen = logged(ctr, "listed")
+    assert "56:6f:00:dd:00:04" in seen and "56:6f:00:dd:00:05" not in seen
+    ctr.sample()
+    reported = ctr.getStats()["netIfaces"]
+    assert [i["hw"] for i in reported] == ["56:6f:00:dd:00:04"]
+    assert ctr.getStats()["guestIPs"] == net + ".30"
     ctr.destroy(gracefulAttempts=0)
 
 

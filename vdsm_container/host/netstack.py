@@ -10,10 +10,12 @@ right before such a runtime starts the container, ``hand_over``:
 - waits for the first lease of each DHCP NIC, ``LEASE_WAIT`` at most;
   without one the start is refused, naming the NIC: a lease that came
   later would never reach the container;
-- records the addresses then in the namespace in ``network.json``
-  (``netstack``): what the container has, reported as ``guestIPs`` and
-  ``netIfaces`` (the namespace shows none once it runs), and put back
-  before a restart (a reset) so that the next start copies them again;
+- records the addresses then on the links that are up in
+  ``network.json`` (``netstack``): what the container has, reported as
+  ``guestIPs`` and ``netIfaces`` (the namespace shows none once it runs),
+  and put back before a restart (a reset) so that the next start copies
+  them again.  A link that is down (Engine's ``<link state='down'>``) is
+  not copied: the container has no such NIC, and none is reported;
 - marks the DHCP clients' script (``dhcp.NETSTACK_MARK``): udhcpc keeps
   renewing the lease from the host side but no longer sets the kernel's
   side, where the address would answer ARP and reset the container's TCP.
@@ -38,6 +40,8 @@ log = logging.getLogger("vdsm_container.host.netstack")
 #: discovers a second apart, five times (``dhcp.start``), then pauses.
 LEASE_WAIT = 10.0
 
+IFF_UP = 0x1    # include/uapi/linux/if.h
+
 
 def hand_over(paths, vm_id, lease_wait=None):
     """Ready the namespace of ``vm_id`` for a runtime that takes its
@@ -51,7 +55,10 @@ def hand_over(paths, vm_id, lease_wait=None):
             _put_back(ns, state["netstack"])
         _await_leases(ns, vm_id, _dhcp_links(state),
                       LEASE_WAIT if lease_wait is None else lease_wait)
-        state["netstack"] = network.links(ns)
+        # runsc copies the links that are up; a NIC Engine sent with its
+        # link down is not in the sandbox at all.
+        state["netstack"] = [i for i in network.links(ns)
+                             if _up(ns, i["name"])]
         for iface in state["netstack"]:
             iface["routes"] = _routes(ns, iface["name"])
     network.write_state(paths, vm_id, state)
@@ -86,6 +93,10 @@ def _await_leases(ns, vm_id, names, wait):
 
 def _index(ns, name):
     return ns.link_lookup(ifname=name)[0]
+
+
+def _up(ns, name):
+    return bool(ns.get_links(_index(ns, name))[0]["flags"] & IFF_UP)
 
 
 def _ipv4(ns, name):
