@@ -221,18 +221,16 @@ class Driver(oci.OCIDriver):
         """runsc has no exec.fifo (ocistate's look): its state file, the
         container as JSON (runsc/container/container.go, Container.Status),
         says "created" until ``start``."""
-        path = os.path.join(self.root, "%s_sandbox:%s.state"
-                            % (bundle.vm_id, bundle.vm_id))
         try:
-            with open(path) as f:
+            with open(_state_file(self.root, bundle.vm_id)) as f:
                 return json.load(f).get("status") == base.CREATED
         except (OSError, ValueError, AttributeError):
             return False
 
     def records(self, vm_id):
-        base = os.path.join(self.root, "%s_sandbox:%s" % (vm_id, vm_id))
-        return [os.path.join(self.root, vm_id), base + ".state",
-                base + ".lock"]
+        state = _state_file(self.root, vm_id)
+        return [os.path.join(self.root, vm_id), state,
+                state[:-len(".state")] + ".lock"]
 
     # Pause: runsc stops the sandbox's tasks itself (its Sentry), the
     # cgroup freezer stays THAWED, so the driver keeps the state it set.
@@ -317,8 +315,13 @@ class Driver(oci.OCIDriver):
 
 def recorded(root, vm_id):
     """True if runsc's ``--root`` records container ``vm_id``."""
-    return os.path.exists(os.path.join(
-        root, "%s_sandbox:%s.state" % (vm_id, vm_id)))
+    return os.path.exists(_state_file(root, vm_id))
+
+
+def _state_file(root, vm_id):
+    """runsc's record of root container ``vm_id`` (its sandbox's id is
+    the container's)."""
+    return os.path.join(root, "%s_sandbox:%s.state" % (vm_id, vm_id))
 
 
 def _platform_file(paths):
