@@ -45,16 +45,22 @@ def identity(pid):
         return None
 
 
-def commands():
-    """``(pid, command line)`` of each process that runs (zombies left
-    out), the arguments joined by spaces."""
+def argvs():
+    """``(pid, argv)`` of each process in /proc, its arguments as bytes (a
+    zombie's argv is empty)."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open("/proc/%s/cmdline" % name, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                yield int(name), f.read().split(b"\0")
         except OSError:
             continue
-        if running(int(name)):
-            yield int(name), cmd
+
+
+def commands():
+    """``(pid, command line)`` of each process that runs (zombies left
+    out), the arguments joined by spaces."""
+    for pid, argv in argvs():
+        if running(pid):
+            yield pid, b" ".join(argv).decode(errors="replace")

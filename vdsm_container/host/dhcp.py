@@ -22,6 +22,7 @@ import time
 
 from vdsm_container import errors
 from vdsm_container import files
+from vdsm_container import pidinfo
 
 SCRIPT_FILE = "udhcpc.script"
 
@@ -105,15 +106,7 @@ def stop(pidfile, netns_name):
 
 
 def _find_udhcpc(pidfile):
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
+    for pid, argv in pidinfo.argvs():
         if pidfile.encode() in argv and _is_udhcpc(argv):
-            return int(pid)
+            return pid
     return None
-

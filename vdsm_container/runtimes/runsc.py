@@ -36,7 +36,7 @@ import shutil
 import signal
 import time
 
-from vdsm_container import errors, files
+from vdsm_container import errors, files, pidinfo
 from vdsm_container.bundle import blockio
 from vdsm_container.runtimes import base, oci, runscnet
 
@@ -348,17 +348,7 @@ def _platform_file_write(paths, platform):
 def _processes_of(bundle_dir):
     """Pids of the runsc sandbox and gofer serving the bundle at
     ``bundle_dir`` (their command lines name it)."""
-    found = set()
     needle = bundle_dir.encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[0] in (b"runsc-gofer", b"runsc-sandbox") and any(
-                a == needle or a.endswith(b"=" + needle) for a in argv):
-            found.add(int(entry))
-    return found
+    return {pid for pid, argv in pidinfo.argvs()
+            if argv[0] in (b"runsc-gofer", b"runsc-sandbox") and any(
+                a == needle or a.endswith(b"=" + needle) for a in argv)}
