@@ -85,12 +85,12 @@ def inside(ctr, *command):
     return sh("ip", "netns", "exec", netns_of(ctr), *command).stdout
 
 
-def logged(ctr, text, bound=20):
-    """The container's log once ``text`` is in it (or after ``bound``
-    seconds, for the test to judge)."""
+def logged(ctr, text, bound=20, times=1):
+    """The container's log once ``text`` is in it ``times`` times (or
+    after ``bound`` seconds, for the test to judge)."""
     deadline = time.monotonic() + bound
     seen = ""
-    while text not in seen and time.monotonic() < deadline:
+    while seen.count(text) < times and time.monotonic() < deadline:
         time.sleep(0.1)
         with open(ctr.log_path(), errors="replace") as f:
             seen = f.read()
