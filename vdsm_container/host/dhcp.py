@@ -50,8 +50,6 @@ exit 0
 """
 
 
-
-
 def udhcpc_command():
     """How to run udhcpc here: the ``udhcpc`` command where there is one
     (Debian's udhcpc package), else busybox's applet (EL9's busybox has
