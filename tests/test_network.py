@@ -132,13 +132,15 @@ def test_static_addresses_reachability_and_stats(paths, busybox_oci,
                                                  host_listener):
     """Reachability from the container's own network stack (nc in the
     containers: they have no CAP_NET_RAW for ping), which under runsc is
-    gVisor's netstack, not the host kernel's namespace."""
+    gVisor's netstack, not the host kernel's namespace.  The listener's
+    stdin stays open: busybox nc closes its sending half at its stdin's
+    end, and the client, seeing that, could leave before it sent."""
     name, net = bridge
     port, received = host_listener
     a = make(paths, busybox_oci, [(name, "56:6f:00:aa:00:01")],
              "static:%s.10/24,gw=%s.1" % (net, net), runtime=runtime,
              command=("sh", "-c", "ip -o addr show eth0; ip route; "
-                      "echo listed; nc -l -p 7000; sleep 1000"))
+                      "echo listed; sleep 1000 | nc -l -p 7000"))
     seen = logged(a, "listed")
     assert "inet %s.10/24" % net in seen, seen
     assert "default via %s.1" % net in seen, seen
