@@ -75,6 +75,24 @@ def test_no_lease_refuses_the_start_and_leaves_nothing(
 
 
 @only_runsc
+def test_a_start_failing_after_the_hand_over_leaves_nothing(
+        paths, busybox_oci, bridge, runtime, monkeypatch, caplog):
+    """The hand-over recorded the addresses and marked the DHCP script;
+    the runtime's start then fails (its guard, made to refuse): the error
+    names the cause, and none of it stays (leakcheck)."""
+    def refuse(path, vm_id):
+        raise errors.CannotCreateVM("refused for the test", vmId=vm_id)
+    monkeypatch.setattr(runscnet, "check_not_host", refuse)
+    caplog.set_level("INFO", logger="vdsm_container.host.netstack")
+    name, net = bridge
+    with pytest.raises(errors.CannotCreateVM) as e:
+        make(paths, busybox_oci, [(name, "56:6f:00:dd:00:06")],
+             "static:%s.40/24" % net, runtime=runtime)
+    assert "refused for the test" in str(e.value)
+    assert "addresses handed to the runtime's network stack" in caplog.text
+
+
+@only_runsc
 def test_reset_hands_the_addresses_over_again(paths, busybox_oci, bridge,
                                               runtime):
     """netstack took the addresses off the namespace at the first start;
