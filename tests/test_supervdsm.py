@@ -4,6 +4,8 @@ backend's verbs run, and the root side trusts no vmId or field it did not
 check."""
 
 import pickle
+import socket
+import threading
 import types
 import uuid
 
@@ -138,9 +140,11 @@ class RestartedSupervdsm:
     (RuntimeError("Broken communication with supervdsm. Failed call to "
                   "vdsm_container"), False),
 ])
-def test_call_survives_a_supervdsmd_restart(paths, fail, reconnects):
+def test_call_survives_a_supervdsmd_restart(paths, fail, reconnects,
+                                            listening):
     proxy = RestartedSupervdsm(fail)
-    remote = supervdsm.SupervdsmBackend(paths, proxy=proxy)
+    remote = supervdsm.SupervdsmBackend(paths, proxy=proxy,
+                                        address=listening)
     assert remote.pause("vm") == ["pause", ["vm"]]
     assert (proxy.connects, proxy.calls) == (int(reconnects), 2)
     # The dead per-thread connection is gone, else every later call from
@@ -154,3 +158,62 @@ def test_other_errors_are_not_retried(paths):
     with pytest.raises(RuntimeError):
         remote.pause("vm")
     assert (proxy.connects, proxy.calls) == (0, 1)
+
+
+@pytest.fixture
+def listening(tmp_path):
+    """supervdsmd's socket, accepting connections."""
+    path = str(tmp_path / "svdsm.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+    yield path
+    server.close()
+
+
+@pytest.mark.parametrize("left", ["no socket", "a killed server's socket"])
+def test_no_reconnect_while_supervdsmd_is_away(paths, tmp_path, left):
+    """vdsm's ``_connect`` panics (kills vdsmd) after three tries a second
+    apart: while supervdsmd does not listen, the call fails on its own."""
+    path = str(tmp_path / "svdsm.sock")
+    if left != "no socket":
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dead.bind(path)
+        dead.close()
+    proxy = RestartedSupervdsm(FileNotFoundError(2, "No such file"))
+    remote = supervdsm.SupervdsmBackend(paths, proxy=proxy, address=path,
+                                        reconnect_wait=0.6)
+    with pytest.raises(errors.GeneralException) as e:
+        remote.observe(["vm"])
+    assert e.value.code == 100
+    assert path in str(e.value) and "observe not done" in str(e.value)
+    assert (proxy.connects, proxy.calls) == (0, 1)
+
+
+def test_reconnect_waits_for_supervdsmd_to_listen(paths, tmp_path):
+    path = str(tmp_path / "svdsm.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def come_back():
+        server.bind(path)
+        server.listen(8)
+
+    class Proxy(RestartedSupervdsm):
+        def _connect(self):
+            # What vdsm's _connect would find: it panics unless this holds.
+            self.found_listening = supervdsm._listening(path)
+            super()._connect()
+
+    later = threading.Timer(1.0, come_back)
+    later.start()
+    try:
+        proxy = Proxy(EOFError())
+        remote = supervdsm.SupervdsmBackend(paths, proxy=proxy, address=path,
+                                            reconnect_wait=30)
+        assert remote.resume("vm") == ["resume", ["vm"]]
+        assert (proxy.connects, proxy.calls) == (1, 2)
+        assert proxy.found_listening
+    finally:
+        later.cancel()
+        later.join()
+        server.close()

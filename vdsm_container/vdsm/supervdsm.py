@@ -15,6 +15,9 @@ side with its code.
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 
 from vdsm_container import errors
 
@@ -25,6 +28,13 @@ METHODS = frozenset((
     "probe", "start", "save", "load", "load_all", "observe", "stop",
     "signal", "pause", "resume", "restart", "log_path",
 ))
+
+# How long a call waits for a restarted supervdsmd to listen before it
+# reconnects.  vdsm's ``SuperVdsmProxy._connect`` (lib/vdsm/common/
+# supervdsm.py) tries three times a second apart and then panics, which
+# kills vdsmd and every thread in it; supervdsmd takes longer than that to
+# come back on a loaded host.  Below the 60 s an Engine call waits.
+RECONNECT_WAIT = 30.0
 
 
 def serve(backend, method, args):
@@ -66,14 +76,31 @@ def _drop_thread_connection(proxy):
         pass
 
 
+def _listening(address):
+    """Whether supervdsmd accepts connections at ``address`` now (a socket
+    file left by a killed supervdsmd refuses them)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(address)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
 class SupervdsmBackend:
     """HostBackend's methods, each one call to supervdsmd."""
 
-    def __init__(self, paths, proxy=None):
+    def __init__(self, paths, proxy=None, address=None,
+                 reconnect_wait=RECONNECT_WAIT):
         # vdsmd's own settings (the stop timeout); the root side uses
         # supervdsmd's paths, never these.
         self.paths = paths
         self._proxy = proxy
+        self._address = address
+        self._reconnect_wait = reconnect_wait
+        self._reconnecting = threading.Lock()
 
     def _call(self, method, *args):
         if self._proxy is None:
@@ -88,17 +115,36 @@ class SupervdsmBackend:
             # vdsmd: the proxy's connection is dead.  vdsm's ProxyCaller
             # reconnects on RemoteError and raises "Broken communication";
             # a dead socket raises EOFError/OSError with no reconnect.
-            # Reconnect as ProxyCaller does (``_connect``: retries for up to
-            # a minute while supervdsmd comes back) and try once more.
+            # Reconnect as ProxyCaller does, once supervdsmd listens again,
+            # and try once more.
             log.warning("supervdsm connection lost (%s): reconnecting for "
                         "%s", e, method)
             if not _is_reconnected(e):
                 _drop_thread_connection(self._proxy)
-                self._proxy._connect()
+                self._reconnect(method)
             answer = self._proxy.vdsm_container(method, *args)
         if "error" in answer:
             raise errors.from_info(answer["error"])
         return answer["result"]
+
+    def _reconnect(self, method):
+        """``_connect`` the proxy once supervdsmd listens; if it does not
+        within ``reconnect_wait``, fail this call instead: ``_connect``
+        would panic.  One thread at a time (the sampler and Engine's calls
+        find the connection dead together)."""
+        if self._address is None:
+            from vdsm.common import supervdsm
+            self._address = supervdsm.ADDRESS
+        with self._reconnecting:
+            deadline = time.monotonic() + self._reconnect_wait
+            while not _listening(self._address):
+                if time.monotonic() >= deadline:
+                    raise errors.GeneralException(
+                        "supervdsmd is not listening on %s after %.0f s: "
+                        "%s not done" % (self._address,
+                                         self._reconnect_wait, method))
+                time.sleep(0.5)
+            self._proxy._connect()
 
     def probe(self):
         return self._call("probe")
