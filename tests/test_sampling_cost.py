@@ -4,6 +4,7 @@ spec back, small files are read with plain syscalls, and each round says
 in the log what it cost.  Figures are in ``make bench-scale``; these tests
 check behaviour only."""
 
+import logging
 import os
 import signal
 import uuid
@@ -133,6 +134,39 @@ def test_sample_all_is_one_call_and_says_how_many(paths):
     assert len(backend.calls) == 1
     assert sorted(backend.calls[0][0]) == sorted(cif.vmContainer)
     assert backend.calls[0][1] is True
+
+
+class LostBackend:
+    """supervdsmd stopped while the call was in flight, or raised."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def observe(self, vm_ids, sample=False):
+        raise self.error
+
+
+@pytest.mark.parametrize("error, level", [
+    (EOFError(), "WARNING"),
+    (ConnectionResetError(104, "Connection reset by peer"), "WARNING"),
+    (RuntimeError("boom"), "ERROR"),
+])
+def test_a_round_that_lost_supervdsmd_is_a_warning(paths, caplog, error,
+                                                   level):
+    """A restart of supervdsmd is not the plugin's error: the next round
+    reconnects.  Anything else stays an ERROR (the live log check)."""
+    from vdsm_container.container import Container
+    backend = LostBackend(error)
+    cif = Cif()
+    vm_id = str(uuid.uuid4())
+    spec = domxml.parse(domxml.build(vm_id, "c", "runc", "/x",
+                                     command=["true"]))
+    cif.vmContainer[vm_id] = Container(spec, backend=backend, paths=paths)
+    with caplog.at_level(logging.DEBUG, logger="vdsm_container"):
+        assert vmcontainer.sample_all(cif, backend) == 1
+    levels = [r.levelname for r in caplog.records
+              if r.name == "vdsm_container.vdsm.vmcontainer"]
+    assert levels == [level]
 
 
 def test_report_section_replaced(tmp_path):

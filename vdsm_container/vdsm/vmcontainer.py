@@ -59,6 +59,12 @@ def sample_all(cif, backend, take_sample=True):
         return 0
     try:
         seen = backend.observe([c.id for c in ctrs], sample=take_sample)
+    except (EOFError, ConnectionError) as e:
+        # supervdsmd went away during the call (a restart): the next round,
+        # a status interval later, reconnects (vdsm/supervdsm.py).
+        log.warning("Observing %d containers: connection to supervdsmd lost "
+                    "(%r); the next round tries again", len(ctrs), e)
+        return len(ctrs)
     except Exception:
         log.exception("Observing %d containers failed", len(ctrs))
         return len(ctrs)
