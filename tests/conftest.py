@@ -172,6 +172,23 @@ def driver_of(ctr):
     return ctr.backend.driver(ctr.spec.runtime)
 
 
+def wait_log(ctr, text, timeout=20):
+    """The container's log once ``text`` is in it; fails after ``timeout``
+    seconds with the log's tail."""
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        try:
+            with open(ctr.log_path(), errors="replace") as f:
+                out = f.read()
+        except FileNotFoundError:
+            out = ""
+        if text in out:
+            return out
+        time.sleep(0.05)
+    raise AssertionError("%r not in the log: %r" % (text, out[-2000:]))
+
+
 def status_check_until_ended(backend, vm_id, timeout=10):
     """Status checks (``HostBackend.observe`` without sampling) of
     ``vm_id`` until one finds its container no longer running, or

@@ -23,7 +23,8 @@ from vdsm_container.host import loop
 from vdsm_container.host import mounts
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.stats import cgroups
-from .conftest import bundle_of, driver_of, host_shape, in_container
+from .conftest import bundle_of, driver_of, host_shape, in_container, \
+    wait_log
 from .leaks import loop_freed
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
@@ -215,9 +216,13 @@ def test_shutdown_with_force_kills_it(started):
 def test_destroy_kills_what_ignores_sigterm(paths, started, runtime):
     # PID 1 of a pid namespace ignores SIGTERM without a handler
     # (runsc: it does not, see the test above; a trap does).
-    command = ("sh", "-c", "trap '' TERM; sleep 1000 & wait") \
+    command = ("sh", "-c", "trap '' TERM; echo trapped; sleep 1000 & wait") \
         if runtime == "runsc" else ("sleep", "1000")
     ctr = started(command)
+    if runtime == "runsc":
+        # Up means the shell runs, not that its trap is set: a SIGTERM
+        # before that ended it at once (a loaded host, 1 run in many).
+        wait_log(ctr, "trapped")
     t0 = time.monotonic()
     ctr.destroy()
     assert time.monotonic() - t0 >= paths.stop_timeout

@@ -28,7 +28,7 @@ from vdsm_container.runtimes import base
 from vdsm_container.spec import domxml
 
 from . import leaks
-from .conftest import bundle_of, driver_of
+from .conftest import bundle_of, driver_of, wait_log
 
 pytestmark = [pytest.mark.runtime, pytest.mark.usefixtures("leakcheck")]
 
@@ -113,21 +113,6 @@ def reboot(paths, ctr):
         mounts.umount(point)
     shutil.rmtree(paths.run_dir)
     assert os.path.isdir(bundle.storage_dir)
-
-
-def wait_log(ctr, text, timeout=20):
-    deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        try:
-            with open(ctr.log_path(), errors="replace") as f:
-                out = f.read()
-        except FileNotFoundError:
-            out = ""
-        if text in out:
-            return out
-        time.sleep(0.05)
-    raise AssertionError("%r not in the log: %r" % (text, out[-2000:]))
 
 
 @pytest.mark.parametrize("disk_size", [0, 64])
