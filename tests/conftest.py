@@ -172,9 +172,9 @@ def driver_of(ctr):
     return ctr.backend.driver(ctr.spec.runtime)
 
 
-def wait_log(ctr, text, timeout=20):
-    """The container's log once ``text`` is in it; fails after ``timeout``
-    seconds with the log's tail."""
+def wait_log(ctr, text, timeout=20, times=1):
+    """The container's log once ``text`` is in it ``times`` times; fails
+    after ``timeout`` seconds with the log's tail."""
     deadline = time.monotonic() + timeout
     out = ""
     while time.monotonic() < deadline:
@@ -183,10 +183,11 @@ def wait_log(ctr, text, timeout=20):
                 out = f.read()
         except FileNotFoundError:
             out = ""
-        if text in out:
+        if out.count(text) >= times:
             return out
         time.sleep(0.05)
-    raise AssertionError("%r not in the log: %r" % (text, out[-2000:]))
+    raise AssertionError("%r not %d times in the log: %r"
+                         % (text, times, out[-2000:]))
 
 
 def status_check_until_ended(backend, vm_id, timeout=10):

@@ -19,7 +19,7 @@ from vdsm_container import files
 from vdsm_container.host import dhcp, network
 from vdsm_container.container import Container, create
 
-from .conftest import bundle_of
+from .conftest import bundle_of, wait_log
 
 pytestmark = [pytest.mark.runtime, pytest.mark.network,
               pytest.mark.usefixtures("leakcheck")]
@@ -85,18 +85,6 @@ def inside(ctr, *command):
     return sh("ip", "netns", "exec", netns_of(ctr), *command).stdout
 
 
-def logged(ctr, text, bound=20, times=1):
-    """The container's log once ``text`` is in it ``times`` times (or
-    after ``bound`` seconds, for the test to judge)."""
-    deadline = time.monotonic() + bound
-    seen = ""
-    while seen.count(text) < times and time.monotonic() < deadline:
-        time.sleep(0.1)
-        with open(ctr.log_path(), errors="replace") as f:
-            seen = f.read()
-    return seen
-
-
 @pytest.fixture
 def host_listener(bridge):
     """A TCP listener on the bridge's address: ``(port, received())``,
@@ -141,7 +129,7 @@ def test_static_addresses_reachability_and_stats(paths, busybox_oci,
              "static:%s.10/24,gw=%s.1" % (net, net), runtime=runtime,
              command=("sh", "-c", "ip -o addr show eth0; ip route; "
                       "echo listed; sleep 1000 | nc -l -p 7000"))
-    seen = logged(a, "listed")
+    seen = wait_log(a, "listed")
     assert "inet %s.10/24" % net in seen, seen
     assert "default via %s.1" % net in seen, seen
     b = make(paths, busybox_oci, [(name, "56:6f:00:aa:00:02")],
@@ -151,7 +139,7 @@ def test_static_addresses_reachability_and_stats(paths, busybox_oci,
                       + send_until_accepted(net + ".1", port,
                                             "from-b-to-host")
                       + "sleep 1000"))
-    assert "from-b-to-a" in logged(a, "from-b-to-a")   # container -> peer
+    assert "from-b-to-a" in wait_log(a, "from-b-to-a")   # container -> peer
     assert received().strip() == "from-b-to-host"     # container -> host
     assert ping(None, net + ".10")                      # host -> container
     link = inside(a, "ip", "-o", "link", "show", "eth0")

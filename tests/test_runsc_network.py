@@ -20,7 +20,8 @@ from vdsm_container.host import dhcp, netstack, network
 from vdsm_container.runtimes import runsc, runscnet
 
 from . import test_network
-from .test_network import inside, logged, make, ping, sh, wait_for_lease
+from .conftest import wait_log
+from .test_network import inside, make, ping, sh, wait_for_lease
 
 pytestmark = [pytest.mark.runtime, pytest.mark.network,
               pytest.mark.usefixtures("leakcheck")]
@@ -45,7 +46,7 @@ def test_dhcp_lease_is_handed_to_the_sandbox(paths, busybox_oci, dnsmasq,
                         "sleep 1000"))
     ips = wait_for_lease(ctr)
     assert ips.startswith(net + ".")
-    assert "inet %s/24" % ips in logged(ctr, "listed")   # netstack has it
+    assert "inet %s/24" % ips in wait_log(ctr, "listed")   # netstack has it
     assert ping(None, ips)
     assert "inet" not in kernel_inet(ctr)
     # udhcpc renews from the host side; its script must not put the
@@ -102,11 +103,11 @@ def test_reset_hands_the_addresses_over_again(paths, busybox_oci, bridge,
                "static:%s.20/24,gw=%s.1" % (net, net), runtime=runtime,
                command=("sh", "-c", "ip -o addr show eth0; ip route; "
                         "echo listed; sleep 1000"))
-    assert "listed" in logged(ctr, "listed")    # the first run said all
+    assert "listed" in wait_log(ctr, "listed")    # the first run said all
     assert ping(None, net + ".20")
     assert ctr.reset()["status"]["code"] == 0
     assert ctr.lastStatus == constants.UP
-    seen = logged(ctr, "listed", bound=30, times=2)
+    seen = wait_log(ctr, "listed", timeout=30, times=2)
     assert seen.count("inet %s.20/24" % net) == 2, seen
     assert seen.count("default via %s.1" % net) == 2, seen
     assert ping(None, net + ".20")
@@ -129,7 +130,7 @@ def test_a_nic_with_its_link_down_is_not_in_the_sandbox(
     xml = xml.replace('<link state="up" /><alias name="ua-net1"',
                       '<link state="down" /><alias name="ua-net1"', 1)
     ctr = create(xml, paths=paths)
-    seen = logged(ctr, "listed")
+    seen = wait_log(ctr, "listed")
     assert "56:6f:00:dd:00:04" in seen and "56:6f:00:dd:00:05" not in seen
     ctr.sample()
     reported = ctr.getStats()["netIfaces"]
