@@ -247,7 +247,9 @@ def test_recovered_by_a_new_process_view(real_rkt, paths, aci):
 @pytest.fixture(scope="session")
 def signed_aci(aci, tmp_path_factory):
     """The busybox ACI signed with a throw-away GPG key, on a volume as a
-    plain tar of busybox.aci and busybox.aci.asc; and that key (armored)."""
+    plain tar of busybox.aci and busybox.aci.asc; and that key (armored).
+    gpg starts an agent for the key's home, which outlives gpg: it is
+    stopped at the end, so the suite leaves no process behind."""
     d = tmp_path_factory.mktemp("signed")
     home = d / "gnupg"
     home.mkdir(mode=0o700)
@@ -274,7 +276,8 @@ def signed_aci(aci, tmp_path_factory):
                     "busybox.aci.asc"], check=True)
     with open(volume, "ab") as f:
         f.write(os.urandom(8192))
-    return str(volume), str(key)
+    yield str(volume), str(key)
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=True)
 
 
 def test_signed_image_runs_once_its_key_is_trusted(real_rkt, paths,
