@@ -1,6 +1,9 @@
-"""README's admin guide says what the code and the package do: its
-commands parse and pass ovirt-container's checks, its paths are the ones
-the spec installs and hostmark writes, and its network notes state what
+"""The README and docs/ say what the code and the package do.
+
+README.rst stays short, keeps its two commands and points to one docs/
+file per reader, each of which exists.  The admin guide's commands parse
+and pass ovirt-container's checks, its paths are the ones the spec
+installs and hostmark writes, and its network notes state what
 tests/test_ovirt_container.py shows (NICs in MAC order, ;vdsmdummy;)."""
 
 import os
@@ -11,12 +14,19 @@ import pytest
 
 from vdsm_container.vdsm import hostmark
 
-pytest.importorskip("ovirtsdk4", reason="ovirt-engine-sdk-python is not "
-                    "installed (make check installs it)")
-
-from .test_ovirt_container import tool  # noqa: E402
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = "README.rst"
+README_MAX_LINES = 250
+ADMIN_GUIDE = "docs/admin-guide.rst"
+
+
+@pytest.fixture
+def tool():
+    """contrib/ovirt-container's module, as test_ovirt_container loads it."""
+    pytest.importorskip("ovirtsdk4", reason="ovirt-engine-sdk-python is not "
+                        "installed (make check installs it)")
+    from .test_ovirt_container import tool
+    return tool
 
 
 def _read(name):
@@ -38,9 +48,27 @@ def _commands(text, program):
             if line.strip().startswith(program + " ")]
 
 
-def test_admin_guide_matches_the_tools_and_the_package():
-    guide = _section(_read("README.rst"),
-                     "From zero to a container VM (admin guide)")
+def test_readme_is_short_and_keeps_its_two_commands():
+    readme = _read(README)
+    assert len(readme.splitlines()) <= README_MAX_LINES
+    for target in ("demo", "check"):
+        assert ("    apt-get update && apt-get install -y make && make %s\n"
+                % target) in readme
+
+
+def test_readme_points_to_docs_that_exist():
+    named = set(re.findall(r"\bdocs/[\w.-]+\.rst\b", _read(README)))
+    assert ADMIN_GUIDE in named
+    for name in sorted(named):
+        assert os.path.isfile(os.path.join(REPO, name)), name
+    # and no docs/ file is one the README does not point a reader to
+    docs = {"docs/" + name for name in os.listdir(os.path.join(REPO, "docs"))
+            if name.endswith(".rst")}
+    assert docs <= named
+
+
+def test_admin_guide_matches_the_tools_and_the_package(tool):
+    guide = _section(_read(ADMIN_GUIDE), "From zero to a container VM")
     spec = _read("vdsm-container.spec").replace("%{_datadir}", "/usr/share") \
         .replace("%{name}", "vdsm-container")
     commands = _commands(guide, "ovirt-container")
@@ -63,8 +91,8 @@ def test_admin_guide_matches_the_tools_and_the_package():
     assert "/vdsm/hooks/" + marker in spec
 
 
-def test_readme_states_nic_order_and_the_dummy_bridge():
-    networks = _section(_read("README.rst"), "Networks")
+def test_admin_guide_states_nic_order_and_the_dummy_bridge():
+    networks = _section(_read(ADMIN_GUIDE), "Networks")
     text = " ".join(networks.split())
     assert "sorted by MAC address" in text
     assert "``|`` list follow MAC order" in text
