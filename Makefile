@@ -30,7 +30,8 @@ DEMO_RKT_VM := 0b7a3f52-9d41-4c8e-a6f2-3e1d5c7b9a20
 DEMO_RKT = $(shell command -v rkt || contrib/build-rkt)
 CLI = $(DEMO_ENV) VDSM_CONTAINER_RKT=$(DEMO_RKT) $(VENV)/bin/vdsm-container
 
-.PHONY: all deps system-deps demo check check-live lint test test-vdsm bench \
+.PHONY: all deps system-deps demo check check-fresh check-live lint test \
+	test-vdsm bench \
 	bench-scale rpm wheel clean hostvm-deps check-el9 check-el9-live \
 	test-floor test-py39 rkt
 
@@ -182,6 +183,13 @@ test-py39: deps
 		--ignore=tests/test_rpm.py
 
 check: lint test test-floor test-py39 test-vdsm
+
+# The README's test command (its `... && make check` line) in a fresh
+# Debian 12 root: debootstrap's minbase (cached), this machine's registry
+# settings and nothing else, the checkout copied in; a missing install
+# step fails here instead of on a newcomer's box.  As root; CI runs it.
+check-fresh:
+	tests/freshroot/run
 
 # The tests that touch the host, in the host shape oVirt runs on (EL9:
 # systemd as PID 1, cgroup v2): a Debian 12 VM built and booted by
