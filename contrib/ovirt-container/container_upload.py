@@ -30,6 +30,7 @@ names the step, and what is left if anything is.
 import collections
 import hashlib
 import os
+import re
 import sys
 import time
 
@@ -81,6 +82,15 @@ def _why(e):
 def _stderr(text):
     sys.stderr.write("ovirt-container: %s\n" % text)
     sys.stderr.flush()
+
+
+def disk_alias(base):
+    """``base`` (a file or image name) as a disk alias Engine takes:
+    letters, digits and ``._-`` (BaseDisk.diskAlias, @ValidI18NName), any
+    run of others one ``_``.  The default disk name of upload-image and
+    import, so that a name Engine would refuse costs no failed upload."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base.rsplit("/", 1)[-1]) or \
+        "container-image"
 
 
 Archive = collections.namedtuple("Archive", "path size sha256 ref")
@@ -329,7 +339,7 @@ def upload_image(conn, path, domain_name, name=None, cluster=None,
     domain = find_domain(system, domain_name)
     target = target_of(system, domain, cluster)
     arch = check_archive(path, target, want)
-    name = name or os.path.basename(path)
+    name = name or disk_alias(os.path.basename(path))
     bar = None
     if progress is None and sys.stderr.isatty():
         bar = progress = client.ProgressBar(
