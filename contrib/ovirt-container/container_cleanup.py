@@ -157,6 +157,8 @@ class Cleanup:
                 try:
                     self._disk_service().remove()
                     return
+                except sdk.NotFoundError:
+                    return      # Engine removed it since it was read
                 except sdk.Error as e:
                     self.removing = False       # refused: still there
                     if e.code != CONFLICT:
