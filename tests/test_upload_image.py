@@ -31,7 +31,8 @@ from .engine.imageio import Daemon, make_certs  # noqa: E402
 from .engine.storage import Storage  # noqa: E402
 from .test_ovirt_container import tool  # noqa: E402
 
-import container_upload  # noqa: E402  (beside the tool, on its path)
+import container_import  # noqa: E402  (beside the tool, on its path)
+import container_upload  # noqa: E402
 
 from vdsm_container.image import archive, manifest  # noqa: E402
 
@@ -144,6 +145,19 @@ def test_block_domain_gets_a_preallocated_disk(engine, imageio, run,
     assert (rc, err) == (0, "")
     disk = engine.storage.disks[out.strip()]
     assert (disk.sparse, disk.name) == (False, "img.tar")
+
+
+def test_default_disk_name_is_cleaned_as_import_cleans_it(
+        engine, imageio, run, image, tmp_path):
+    # Engine takes letters, digits and "._-" in a disk's alias (the fake
+    # Engine refuses others, as BaseDisk's @ValidI18NName does).
+    odd = tmp_path / "my image (v1).tar"
+    os.rename(image, odd)
+    rc, out, err = run("upload-image", str(odd), "--storage-domain", "data")
+    assert (rc, err) == (0, "")
+    disk = engine.storage.disks[out.strip()]
+    assert disk.name == disk.alias == "my_image_v1_.tar" == \
+        container_import.disk_name("oci-archive:%s" % odd)
 
 
 def test_engine_refusing_the_disk_leaves_nothing(engine, imageio, run,

@@ -54,11 +54,10 @@ def image_name(ref):
 
 
 def disk_name(ref):
-    """A disk alias Engine takes (letters, digits, ``._-``)."""
-    base = image_name(ref) or os.path.basename(ref.split(":", 1)[1]
-                                               .split(":", 1)[0])
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", base.rsplit("/", 1)[-1]) or \
-        "container-image"
+    """The default disk name: the image's name, else the file's, as a disk
+    alias Engine takes (upload.disk_alias, which upload-image uses too)."""
+    return upload.disk_alias(image_name(ref) or os.path.basename(
+        ref.split(":", 1)[1].split(":", 1)[0]))
 
 
 @contextlib.contextmanager

@@ -22,25 +22,30 @@ examples/upload_disk.py and examples/helpers/imagetransfer.py:
 On any failure, Ctrl-C included, nothing half-made stays: once a transfer
 exists it owns the disk and ``cancel`` removes both (ImageTransferService
 Cancel: "terminates the transfer operation and removes the partial
-image"); before that the disk is removed here.  The error names the step.
+image"); before that the disk is removed here, once Engine has unlocked
+it (container_cleanup: the waits, said on stderr and bounded).  The error
+names the step, and what is left if anything is.
 """
 
 import collections
 import hashlib
 import os
+import re
 import sys
 import time
 
 import ovirtsdk4 as sdk
 from ovirtsdk4 import types
 
+from container_cleanup import Cleanup, why as _sdk_why
 from vdsm_container import errors
 from vdsm_container.image import archive, manifest
 
 POLL = 1.0              # s between polls, as the SDK's examples
 DISK_TIMEOUT = 600      # a preallocated block disk takes a while
 TRANSFER_TIMEOUT = 120
-CLEANUP_TIMEOUT = 120
+CLEANUP_TIMEOUT = 120   # for Engine to end a transfer and remove its disk
+LOCK_TIMEOUT = DISK_TIMEOUT     # for Engine to unlock a disk it creates
 ALIGN = 2 ** 20         # disk sizes in whole MiB
 CHUNK = 2 ** 20
 
@@ -62,6 +67,7 @@ class StepFailed(Exception):
     def __init__(self, step, why, interrupted=False):
         super().__init__("%s: %s" % (step, why))
         self.step = step
+        self.why = why
         self.interrupted = interrupted
 
 
@@ -70,12 +76,21 @@ def _why(e):
         return getattr(e, "context", {}).get("reason") or str(e)
     if isinstance(e, KeyboardInterrupt):
         return "interrupted"
-    fault = getattr(e, "fault", None)
-    if isinstance(e, sdk.Error) and fault is not None and fault.detail:
-        # Engine's message, as its UI shows it: "[Cannot add ...]"
-        return fault.detail.strip("[]")
-    text = str(e).strip()
-    return (text.splitlines() or [type(e).__name__])[0]
+    return _sdk_why(e)
+
+
+def _stderr(text):
+    sys.stderr.write("ovirt-container: %s\n" % text)
+    sys.stderr.flush()
+
+
+def disk_alias(base):
+    """``base`` (a file or image name) as a disk alias Engine takes:
+    letters, digits and ``._-`` (BaseDisk.diskAlias, @ValidI18NName), any
+    run of others one ``_``.  The default disk name of upload-image and
+    import, so that a name Engine would refuse costs no failed upload."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base.rsplit("/", 1)[-1]) or \
+        "container-image"
 
 
 Archive = collections.namedtuple("Archive", "path size sha256 ref")
@@ -178,7 +193,7 @@ class Upload:
     """One archive into one new disk; ``run()`` returns the disk's id."""
 
     def __init__(self, conn, arch, domain, name, cafile=None, secure=True,
-                 progress=None, client=None):
+                 progress=None, client=None, say=_stderr):
         self.conn = conn
         self.system = conn.system_service()
         self.arch = arch
@@ -188,6 +203,7 @@ class Upload:
         self.secure = secure
         self.progress = progress
         self.client = client        # ovirt_imageio.client (tests: the same)
+        self.say = say              # the clean-up's waits, on stderr
         self.disk_id = None
         self.transfer_id = None
         self.step = None
@@ -200,12 +216,20 @@ class Upload:
             self._finalize()
             return self.disk_id
         except BaseException as e:
-            step = self.step
-            self._clean_up()
+            step, why = self.step, _why(e)
+            interrupted = isinstance(e, KeyboardInterrupt)
             if isinstance(e, StepFailed):
+                step, why = e.step, e.why
+                interrupted = e.interrupted
+            cleanup = Cleanup(
+                self.system, self.conn.url, self.disk_id, self.name,
+                self.transfer_id, self.say, POLL, CLEANUP_TIMEOUT,
+                LOCK_TIMEOUT)
+            left = cleanup.run()
+            if isinstance(e, StepFailed) and not left:
                 raise
-            raise StepFailed(step, _why(e), isinstance(
-                e, KeyboardInterrupt)) from e
+            raise StepFailed(step, "%s; %s" % (why, left) if left else why,
+                             interrupted or cleanup.interrupted) from e
 
     def _create_disk(self):
         self.step = "create the disk"
@@ -301,38 +325,6 @@ class Upload:
         except sdk.NotFoundError:
             return None
 
-    def _transfer_done(self):
-        """The transfer ended (ImageTransferPhase FINISHED_*) or is gone."""
-        try:
-            phase = self._transfer_service().get().phase
-        except sdk.NotFoundError:
-            return True
-        return phase is not None and phase.value.startswith("finished")
-
-    def _clean_up(self):
-        """Cancel the transfer (Engine then removes its disk) or remove the
-        disk; wait until the transfer has ended and the disk is gone.
-        Errors here must not hide the one that brought us here: the disk
-        left is then named."""
-        try:
-            if self.transfer_id is not None:
-                try:
-                    self._transfer_service().cancel()
-                except sdk.Error:
-                    pass    # gone, or ended (FINISHED_FAILURE): waited on
-                deadline = time.monotonic() + CLEANUP_TIMEOUT
-                while not (self._transfer_done() and self._disk() is None):
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(POLL)
-            if self.disk_id is not None and self._disk() is not None:
-                self.system.disks_service().disk_service(
-                    self.disk_id).remove()
-        except (sdk.Error, OSError) as e:
-            raise StepFailed(self.step, "failed, and disk %s could not be "
-                             "removed (%s): remove it by hand"
-                             % (self.disk_id, _why(e))) from e
-
 
 def upload_image(conn, path, domain_name, name=None, cluster=None,
                  cafile=None, secure=True, want=None, progress=None):
@@ -347,15 +339,23 @@ def upload_image(conn, path, domain_name, name=None, cluster=None,
     domain = find_domain(system, domain_name)
     target = target_of(system, domain, cluster)
     arch = check_archive(path, target, want)
-    name = name or os.path.basename(path)
+    name = name or disk_alias(os.path.basename(path))
     bar = None
     if progress is None and sys.stderr.isatty():
         bar = progress = client.ProgressBar(
             phase="uploading %s" % name, error_phase="upload failed",
             size=arch.size, output=sys.stderr)
+
+    def say(text):
+        # The bar's line ends first: the clean-up speaks after a failure.
+        if bar is not None:
+            bar.phase = "upload failed"
+            bar.close()
+        _stderr(text)
     try:
         return Upload(conn, arch, domain, name, cafile=cafile,
-                      secure=secure, progress=progress, client=client).run()
+                      secure=secure, progress=progress, client=client,
+                      say=say).run()
     finally:
         if bar is not None:
             bar.close()

@@ -8,11 +8,17 @@ get/finalize/cancel, types/ImageTransferPhase.java) and what the engine
 does behind them (ovirt-engine TransferDiskImageCommand /
 TransferImageStatusCommand):
 
-- ``POST /disks`` answers the disk LOCKED; it turns OK when next read (the
-  engine's asynchronous AddDisk).  Refused as the engine refuses
-  (AppErrors ACTION_TYPE_FAILED_DISK_SPACE_LOW_ON_STORAGE_DOMAIN, and
+- ``POST /disks`` answers the disk LOCKED; it stays LOCKED for
+  ``locked_reads`` reads, then turns OK (the engine's asynchronous
+  AddDisk; 0: OK when first read).  Refused as the engine refuses
+  (AppErrors ACTION_TYPE_FAILED_DISK_SPACE_LOW_ON_STORAGE_DOMAIN,
   ACTION_TYPE_FAILED_DISK_CONFIGURATION_NOT_SUPPORTED for a sparse raw disk
-  on a block domain); the disk's bytes are a file ``<root>/<disk id>``.
+  on a block domain, and BaseDisk.diskAlias' @ValidI18NName:
+  VALIDATION_DISK_ALIAS_INVALID); the disk's bytes are a file
+  ``<root>/<disk id>``.
+- ``DELETE /disks/<id>`` of a LOCKED disk (being created, or held by a
+  transfer) is refused as RemoveDiskCommand.validate refuses it
+  (ACTION_TYPE_FAILED_OBJECT_LOCKED, HTTP 409).
 - ``POST /imagetransfers`` locks the disk, adds a ticket for the file to
   the imageio daemon through its control socket (file backend, ops
   ``write``), and answers INITIALIZING; next read TRANSFERRING, with
@@ -40,10 +46,15 @@ cancel remove the ticket then tear the image down (Image.teardown, hsm.py
 teardownImage).
 
 ``refuse_disks`` makes every ``POST /disks`` fail with the given detail;
-``fail_finalize`` makes finalize fail verification (FINISHED_FAILURE).
+``fail_finalize`` makes finalize fail verification (FINISHED_FAILURE): the
+disk turns ILLEGAL and Engine removes it "soon" (the SDK's
+helpers/imagetransfer.py), here after ``removal_reads`` reads of it.
+``on_disk_read(disk)`` runs before a read of a disk is answered (tests:
+a Ctrl-C at that moment).
 """
 
 import os
+import re
 import threading
 import urllib.parse
 import uuid
@@ -86,7 +97,11 @@ class Storage:
         self.prepared = {}      # transfer id -> disk id prepared on host
         self.refuse_disks = None
         self.fail_finalize = False
-        self._settle = set()    # disks that turn OK when next read
+        self.locked_reads = 0
+        self.removal_reads = 0
+        self.on_disk_read = None
+        self._locked = {}       # disk id -> reads it stays LOCKED
+        self._doomed = {}       # disk id -> reads before Engine removes it
         engine.routes.append(self.route)
 
     def place(self, cluster, arch):
@@ -148,6 +163,10 @@ class Storage:
             raise Refused(409, "Operation Failed", "[Cannot add Virtual "
                           "Disk. Disk configuration (RAW Sparse) is "
                           "incompatible with the storage domain type.]")
+        if not re.fullmatch(r"[\w.-]*", disk.alias or disk.name or ""):
+            raise Refused(409, "Operation Failed", "[Cannot add Virtual "
+                          "Disk. Disk alias name must be formed of "
+                          "alpha-numeric characters or \"-_.\"]")
         if disk.provisioned_size > sd.available:
             raise Refused(409, "Operation Failed", "[Cannot add Virtual "
                           "Disk. Low disk space on Storage Domain %s.]"
@@ -164,23 +183,44 @@ class Storage:
             with open(self.path(disk.id), "wb") as f:
                 f.truncate(disk.provisioned_size)
         self.disks[disk.id] = disk
-        self._settle.add(disk.id)
+        self._locked[disk.id] = self.locked_reads
         return 201, Writer.write(disk), XML
+
+    def unlock(self, disk_id):
+        """AddDisk ends now: the disk is OK."""
+        with self.lock:
+            self._locked.pop(disk_id, None)
+            self.disks[disk_id].status = types.DiskStatus.OK
 
     def _disk(self, method, disk_id):
         disk = self.disks[disk_id]
         if method == "DELETE":
+            if disk.status == types.DiskStatus.LOCKED:
+                raise Refused(409, "Operation Failed", "[Cannot remove "
+                              "Virtual Disk. Related operation is currently "
+                              "in progress. Please try again later.]")
             self._remove_disk(disk_id)
             return 200, "", XML
-        if disk_id in self._settle:
-            self._settle.discard(disk_id)
-            disk.status = types.DiskStatus.OK
+        if self.on_disk_read is not None:
+            self.on_disk_read(disk)
+        if disk_id in self._locked:
+            self._locked[disk_id] -= 1
+            if self._locked[disk_id] < 0:
+                del self._locked[disk_id]
+                disk.status = types.DiskStatus.OK
+        if disk_id in self._doomed:
+            self._doomed[disk_id] -= 1
+            if self._doomed[disk_id] < 0:
+                self._remove_disk(disk_id)
+                _not_found()
         return 200, Writer.write(disk), XML
 
     def _remove_disk(self, disk_id):
         # With a host, the volume stays (no Image.delete here): the live
         # loop removes no disk, and its domain goes with the test module.
         del self.disks[disk_id]
+        self._locked.pop(disk_id, None)
+        self._doomed.pop(disk_id, None)
         try:
             os.unlink(self.path(disk_id))
         except FileNotFoundError:       # a disk the test added
@@ -214,7 +254,8 @@ class Storage:
             # to FINISHED_FAILURE and the disk will be removed" (the SDK's
             # helpers.finalize_transfer).
             self._drop_ticket(t.id)
-            self._remove_disk(t.disk.id)
+            self.disks[t.disk.id].status = types.DiskStatus.ILLEGAL
+            self._doomed[t.disk.id] = self.removal_reads
             t.phase = Phase.FINISHED_FAILURE
         elif action == "finalize":
             self._drop_ticket(t.id)
