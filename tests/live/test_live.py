@@ -144,7 +144,9 @@ REFUSED = {
     "setNumberOfCpus": ({"numberOfCpus": 2}, "SetNumberOfCpusFailed"),
     "updateDevice": ({"params": {"deviceType": "interface", "alias": "n"}},
                      "UpdateDeviceFailed"),
-    "updateVmPolicy": ({"params": {}}, "UnsupportedOperation"),
+    # Served (vmpolicy); API.py drops the vmId: vdsm's answer to an empty
+    # policy.
+    "updateVmPolicy": ({"params": {}}, "MissingParameter"),
     "setCpuTuneQuota": ({"quota": "1000"}, "UnsupportedOperation"),
     "setCpuTunePeriod": ({"period": "1000"}, "UnsupportedOperation"),
     "setIoTune": ({"tunables": []}, "UnsupportedOperation"),

@@ -22,12 +22,13 @@ The names are those API.py calls (oVirt/vdsm master fd4b0df20), e.g.
 from __future__ import annotations
 
 from vdsm_container import errors
+from vdsm_container.vdsm import vmpolicy
 
 # API.py verbs served by Container itself (or answered with an empty result).
 SERVED = (
     "destroy", "getStats", "status", "shutdown", "reset", "pause", "cont",
     "io_tune_values", "io_tune_policy", "io_tune_policy_values",
-    "getExternalData",
+    "getExternalData", "updateVmPolicy",
 )
 
 # lib/vdsm/virt/externaldata.py ExternalDataKind values: the kinds API.py's
@@ -87,8 +88,6 @@ REFUSED = {
     "setNumberOfCpus": (errors.SetNumberOfCpusFailed, _NO_HOTPLUG),
     "updateDevice": (errors.UpdateDeviceFailed,
                      "containers can't update devices"),
-    "updateVmPolicy": (errors.UnsupportedOperation,
-                       "container sizing is fixed at create"),
     "setCpuTuneQuota": (errors.UnsupportedOperation,
                         "container sizing is fixed at create"),
     "setCpuTunePeriod": (errors.UnsupportedOperation,
@@ -143,9 +142,12 @@ def _migrate_refusal(migrate):
 
 def add_refusals(cls):
     """Class decorator: define each ``REFUSED`` verb on ``cls``, and the
-    served verbs that only answer (``get_external_data``)."""
+    served verbs kept out of ``container`` (``get_external_data``,
+    ``vmpolicy.update_vm_policy``)."""
     if "getExternalData" not in cls.__dict__:
         cls.getExternalData = get_external_data
+    if "updateVmPolicy" not in cls.__dict__:
+        cls.updateVmPolicy = vmpolicy.update_vm_policy
     for name, (error, reason) in REFUSED.items():
         if name not in cls.__dict__:
             refusal = _refusal(name, error, reason)
