@@ -34,7 +34,8 @@ def check_supported(spec):
     runtime = spec.runtime
     for feature, wanted in (("nics", spec.nics), ("volumes", spec.volumes),
                             ("userns", spec.userns),
-                            ("console", spec.console)):
+                            ("console", spec.console),
+                            ("pause", spec.launch_paused)):
         if wanted and not capabilities.get(feature):
             raise errors.UnsupportedOperation(
                 "the %s runtime does not support %s%s"

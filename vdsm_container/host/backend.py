@@ -120,7 +120,7 @@ class HostBackend:
                 pid = lifecycle.start(self.paths, spec, driver, bundle,
                                       self.hierarchy, image)
                 state.pop("starter")
-                state.update(status=constants.UP, pid=pid,
+                state.update(status=lifecycle.started_status(spec), pid=pid,
                              startTime=time.time())
                 self.store.write(vm_id, state)
         except errors.NoSuchVM:

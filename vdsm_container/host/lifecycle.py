@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 
+from vdsm_container import constants
 from vdsm_container.bundle import blockio
 from vdsm_container.bundle import quota
 from vdsm_container.bundle import volumes
@@ -86,6 +87,12 @@ def start(paths, spec, driver, bundle, hierarchy, image):
         if netns and driver.owns_addresses:
             netstack.hand_over(paths, spec.vm_id)
         pid = driver.start(bundle)
+        if spec.launch_paused:
+            # Run Once paused (``spec.runonce``): frozen before anyone is
+            # told it runs.  A runtime starts no frozen container (runc
+            # and crun refuse to start a paused one): it runs from its
+            # start to this freeze.
+            driver.pause(bundle)
     except BaseException as e:
         log.error("Container %s failed to start: %s", spec.vm_id, e)
         try:
@@ -97,6 +104,11 @@ def start(paths, spec, driver, bundle, hierarchy, image):
         raise
     bundle.release_host_mounts()
     return pid
+
+
+def started_status(spec):
+    """The VM status a container has once ``start`` returned."""
+    return constants.PAUSED if spec.launch_paused else constants.UP
 
 
 def restart(paths, driver, bundle, image_key):

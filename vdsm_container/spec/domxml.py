@@ -28,6 +28,7 @@ from vdsm_container import constants
 from vdsm_container import errors
 from vdsm_container.spec import console
 from vdsm_container.spec import properties
+from vdsm_container.spec import runonce
 from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.spec.model import Disk
 from vdsm_container.spec.model import Nic
@@ -387,4 +388,5 @@ def parse(xml):
         custom=tuple(sorted(props.items())),
         acpi=root.find("./features/acpi") is not None,
         console=console.socket_path(root.find("devices")),
+        launch_paused=runonce.launch_paused(root),
     )
