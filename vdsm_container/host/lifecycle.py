@@ -19,6 +19,7 @@ from vdsm_container.bundle import blockio
 from vdsm_container.bundle import quota
 from vdsm_container.bundle import volumes
 from vdsm_container.host import netstack, network
+from vdsm_container.host import qcow
 from vdsm_container.image import cache as imagecache
 from vdsm_container.runtimes import base
 
@@ -34,8 +35,9 @@ def prepare_image(paths, spec, driver):
     """
     if not driver.capabilities.get("rootfs"):
         return None
-    return imagecache.Cache(paths.image_cache).get(
-        spec.image_disk.path, spec.image_ref, id_map(paths, spec))
+    with qcow.image(spec, os.path.join(paths.run_dir, "qcow")) as path:
+        return imagecache.Cache(paths.image_cache).get(
+            path, spec.image_ref, id_map(paths, spec))
 
 
 def id_map(paths, spec):
@@ -76,6 +78,7 @@ def start(paths, spec, driver, bundle, hierarchy, image):
                            size_mib=disk_size_mib(paths, spec, driver))
         if image is not None:
             bundle.mount_rootfs(image.rootfs)
+        spec = qcow.serve_volumes(bundle, spec)
         mounts = volumes.mount_all(bundle, spec)
         blkio = blockio.resources(
             spec, bundle,
@@ -144,6 +147,7 @@ def teardown(paths, driver, bundle):
     first_error = None
     steps = (lambda: driver.cleanup(bundle),
              lambda: network.teardown(paths, bundle.vm_id),
+             lambda: qcow.stop_all(bundle),
              bundle.teardown)
     for step in steps:
         try:

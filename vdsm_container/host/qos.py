@@ -32,6 +32,7 @@ from vdsm_container import errors
 from vdsm_container import files
 from vdsm_container.bundle import quota
 from vdsm_container.host import loop
+from vdsm_container.host import qcow
 
 PERIOD_US = 100000      # 04-cputune.policy defaultPeriod
 MIN_QUOTA_US = 1000     # libvirt's (and the policy's) smallest vcpu_quota
@@ -131,6 +132,10 @@ def device(bundle, spec, disk):
         devs = loop.devices_of(os.path.join(bundle.storage_dir, quota.IMAGE))
     elif disk not in [d for d, _ in spec.volume_disks]:
         return None
+    elif disk.fmt == "qcow2":     # mounted from its export (host.qcow)
+        i = [d for d, _ in spec.volume_disks].index(disk)
+        devs = loop.devices_of(os.path.join(bundle.storage_dir, qcow.EXPORTS,
+                                            str(i)))
     elif disk.block:
         devs = [disk.path]
     else:

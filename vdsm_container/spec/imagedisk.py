@@ -66,8 +66,8 @@ def choose(vm_id, disks, image_ref=None):
         raise missing(vm_id, "none of its disks (%s) is the boot disk" % (
             ", ".join(d.target for d in disks)), image_ref)
     image = min(booted, key=lambda d: d.boot_order) if booted else disks[0]
-    if image.fmt != "raw":
+    if image.fmt not in ("raw", "qcow2"):
         raise errors.UnsupportedImageFormat(
-            "the image volume %s is %s; container images need a raw volume "
-            "holding the archive" % (image.target, image.fmt))
+            "the image volume %s is %s; container images need a raw or "
+            "qcow2 volume holding the archive" % (image.target, image.fmt))
     return image
