@@ -13,7 +13,8 @@ DEB_PACKAGES := runc crun runsc conmon umoci skopeo busybox-static iproute2 \
 	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
 	rpm rpmlint cpio openssl docker-registry \
 	golang-go autoconf automake make libacl1-dev file appc-spec \
-	systemd-container python3-packaging git procps
+	systemd-container python3-packaging git procps qemu-system-common \
+	qemu-utils
 RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq \
 	rpm-build rpmlint
 # EL9's Python build tools (python3-setuptools 53, python3-wheel 0.36), in
@@ -41,7 +42,7 @@ system-deps:
 	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
 		udhcpc mkfs.ext4 gcc xml2-config rpmbuild rpmlint cpio openssl \
 		docker-registry go autoconf automake file actool systemd-nspawn \
-		git ps $(PYTHON); do \
+		git ps qemu-storage-daemon qemu-img $(PYTHON); do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
 		missing="$$missing python3-venv"; \

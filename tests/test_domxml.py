@@ -126,7 +126,8 @@ BAD = [
     ("unknown runtime", set_prop("containerType", "docker"),
      errors.InvalidParameter, "containerType"),
     ("no image disk", drop("devices/disk"), errors.MissingParameter, "disk"),
-    ("qcow2 image", set_attr("devices/disk[2]/driver", "type", "qcow2"),
+    # raw and qcow2 are served (qcow2: host/qcow.py); other formats not.
+    ("vmdk image", set_attr("devices/disk[2]/driver", "type", "vmdk"),
      errors.UnsupportedImageFormat, None),
     ("bad MAC", set_attr("devices/interface/mac", "address", "56:6f:zz"),
      errors.InvalidParameter, "interface/mac"),

@@ -4,6 +4,7 @@ exact requests it sends, read back with ovirt-engine-sdk's own reader."""
 import importlib.util
 import os
 import socket
+import uuid
 
 import pytest
 
@@ -351,3 +352,55 @@ def test_create_serial_console_reaches_the_domain_xml(engine, run,
     assert rc == 0, err
     assert engine.sent("POST", "/ovirt-engine/api/vms")[1].console is None
     assert domxml.parse(domain_xml(engine, out.strip())).console is None
+
+
+def _from_template(engine, name, *data):
+    """A VM made from a template of a container VM, as Engine leaves it:
+    its custom properties, copies of the data disks (new ids, not
+    bootable: AddVmTemplateCommand copied only the non-shareable disks),
+    no image disk."""
+    vm = types.Vm(id=str(uuid.uuid4()), name=name,
+                  status=types.VmStatus.DOWN, custom_properties=[
+                      types.CustomProperty(name="containerType",
+                                           value="runc"),
+                      types.CustomProperty(name="containerImage",
+                                           value="busybox:latest")])
+    engine.vms[vm.id] = vm
+    engine.attachments[vm.id] = [types.DiskAttachment(
+        id=d.id, disk=types.Disk(id=d.id), bootable=False, active=True)
+        for d in data]
+    return vm
+
+
+def test_check_warns_of_container_vms_without_image_disk(engine, run):
+    engine.add_host("host1", True)
+    image = engine.add_disk("busybox")
+    assert run("create", "web", "--cluster", "Default",
+               "--image-disk", image.id)[0] == 0
+    copy = engine.add_disk("data-copy")
+    orphan = _from_template(engine, "web-copy", copy)
+    engine.vms["plain"] = types.Vm(id="plain", name="plain-vm",
+                                   custom_properties=[])
+    rc, out, err = run("check")
+    assert rc == 1
+    assert sorted(out.splitlines()) == ["web\tok", "web-copy\tno image disk"]
+    warning = err.splitlines()[0]
+    assert warning.startswith("ovirt-container: warning: container VM "
+                              "web-copy has no image disk (its disks: "
+                              "data-copy, none bootable)"), warning
+    assert "the image disk of busybox:latest is missing" in warning
+    assert "/ovirt-engine/api/vms/%s/diskattachments" % orphan.id in warning
+    assert "1 container VM(s) would fail to start" in err
+    # With its image disk attached back as the tool attaches it: clean.
+    engine.attachments[orphan.id].append(types.DiskAttachment(
+        id=image.id, disk=types.Disk(id=image.id), bootable=True,
+        read_only=True, active=True))
+    assert run("check")[0] == 0
+
+
+def test_start_refuses_a_container_vm_without_image_disk(engine, run):
+    _from_template(engine, "web-copy", engine.add_disk("data-copy"))
+    rc, out, err = run("start", "web-copy")
+    assert rc == 1 and out == ""
+    assert "has no image disk" in err and "Attach it" in err
+    assert not [r for r in engine.requests if r["path"].endswith("/start")]

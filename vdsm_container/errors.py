@@ -109,6 +109,13 @@ class MigrationError(_Detailed, _vdsm_class("MigrationError")):
     expected = True
 
 
+class MigrationCancelationFailed(_Detailed,
+                                 _vdsm_class("MigrationCancelationFailed")):
+    code = 47
+    message = "Migration not in progress"
+    expected = True
+
+
 class ImageFileNotFound(_Detailed, _vdsm_class("ImageFileNotFound")):
     code = 13
     message = "Drive image file could not be found"
@@ -316,12 +323,12 @@ class CheckpointError(_Detailed, _vdsm_class("CheckpointError")):
 
 ALL = (
     NoSuchVM, VMExists, VMIsDown, CannotCreateVM, MissingParameter,
-    MigrationError, ImageFileNotFound, UnsupportedImageFormat,
-    SpiceTicketError, NonResponsiveGuestAgent, ChangeDiskFailed,
-    VMDestroyFailed, HotplugDiskFailed, HotunplugDiskFailed, SnapshotFailed,
-    HotplugNicFailed, HotunplugNicFailed, MergeFailed, BalloonError,
-    ReplicaError, UpdateDeviceFailed, SetNumberOfCpusFailed, CpuTuneError,
-    UpdateVMPolicyFailed, UpdateIOTuneError, HotplugMemFailed,
+    MigrationError, MigrationCancelationFailed, ImageFileNotFound,
+    UnsupportedImageFormat, SpiceTicketError, NonResponsiveGuestAgent,
+    ChangeDiskFailed, VMDestroyFailed, HotplugDiskFailed, HotunplugDiskFailed,
+    SnapshotFailed, HotplugNicFailed, HotunplugNicFailed, MergeFailed,
+    BalloonError, ReplicaError, UpdateDeviceFailed, SetNumberOfCpusFailed,
+    CpuTuneError, UpdateVMPolicyFailed, UpdateIOTuneError, HotplugMemFailed,
     UnsupportedOperation, FreezeGuestFSFailed, ThawGuestFSFailed,
     MigrationNotInProgress, HotunplugMemFailed, HotplugLeaseFailed,
     HotunplugLeaseFailed, ExternalDataFailed, ResetFailed, InvalidParameter,

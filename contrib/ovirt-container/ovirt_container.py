@@ -25,7 +25,7 @@ and made shareable, so several container VMs can use one image disk
 (AttachDiskToVmCommand refuses a second VM a disk that is not shareable).
 
     ovirt-container --url https://engine/ovirt-engine/api --user admin@internal
-        hosts | sync-hosts | list
+        hosts | sync-hosts | list | check
         upload-image ARCHIVE --storage-domain SD [--name NAME]
         import REF --storage-domain SD [--name NAME]
         create NAME --cluster C --image-disk DISK_ID --runtime runc
@@ -84,6 +84,7 @@ def _tools_path():
 
 _tools_path()
 
+import container_check  # noqa: E402
 import container_import  # noqa: E402
 import container_upload  # noqa: E402
 from container_placement import (  # noqa: E402,F401
@@ -289,8 +290,18 @@ def run(args):
             print(create(system, args, props, conn)["id"])
         elif args.cmd in IMAGE_TOOLS:
             print(IMAGE_TOOLS[args.cmd].run(conn, args))
+        elif args.cmd == "check":
+            failing = container_check.report(system, sys.stdout, sys.stderr)
+            if failing:
+                raise Failure("%d container VM(s) would fail to start" %
+                              failing)
         elif args.cmd in ("start", "stop"):
-            getattr(find_vm(system, args.name), args.cmd)()
+            vm_service = find_vm(system, args.name)
+            problem = args.cmd == "start" and container_check.missing_image(
+                system, vm_service.get())
+            if problem:
+                raise Failure(problem)
+            getattr(vm_service, args.cmd)()
         elif args.cmd == "remove":
             find_vm(system, args.name).remove()
     finally:
@@ -315,6 +326,7 @@ def parser():
     sub.add_parser("sync-hosts", help="label exactly those hosts %s and "
                    "keep each cluster's affinity group %s" % (LABEL, GROUP))
     sub.add_parser("list", help="container VMs, status and IPs")
+    container_check.add_parser(sub)
     c = sub.add_parser("create", help="create a container VM")
     c.add_argument("name")
     c.add_argument("--cluster", required=True)

@@ -308,6 +308,11 @@ class Engine:
             if len(parts) == 3 and parts[2] == "reporteddevices":
                 return 200, Writer.write(self.reported.get(vm.id, []),
                                          root="reported_devices"), xml
+            if len(parts) == 2:
+                return 200, Writer.write(vm), xml
+            if parts[2:] == ["diskattachments"] and method == "GET":
+                return 200, Writer.write(self.attachments.get(vm.id, []),
+                                         root="disk_attachments"), xml
             if len(parts) == 3 and parts[2] == "diskattachments" and \
                     method == "POST":
                 att = Reader.read(body)

@@ -18,6 +18,9 @@ _WHY = {
     "console": " (Engine's serial console): its containers get no "
                "terminal the host can hold (rkt run has no console socket); "
                "turn the VM's serial console off or use runc or crun",
+    "rootfs": " of a qcow2 image disk (the image cache reads it through "
+              "qemu-storage-daemon; rkt reads the image disk itself): use "
+              "runc or crun, or a raw image disk",
 }
 
 
@@ -34,7 +37,9 @@ def check_supported(spec):
     runtime = spec.runtime
     for feature, wanted in (("nics", spec.nics), ("volumes", spec.volumes),
                             ("userns", spec.userns),
-                            ("console", spec.console)):
+                            ("console", spec.console),
+                            ("pause", spec.launch_paused),
+                            ("rootfs", spec.image_disk.fmt == "qcow2")):
         if wanted and not capabilities.get(feature):
             raise errors.UnsupportedOperation(
                 "the %s runtime does not support %s%s"

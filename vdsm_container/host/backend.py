@@ -32,6 +32,7 @@ from vdsm_container.host import lifecycle
 from vdsm_container.host.admission import check_supported
 from vdsm_container.host import records
 from vdsm_container.host import orphans
+from vdsm_container.host import qos
 from vdsm_container.runtimes import base
 from vdsm_container.runtimes import console
 from vdsm_container.spec import domxml
@@ -119,7 +120,7 @@ class HostBackend:
                 pid = lifecycle.start(self.paths, spec, driver, bundle,
                                       self.hierarchy, image)
                 state.pop("starter")
-                state.update(status=constants.UP, pid=pid,
+                state.update(status=lifecycle.started_status(spec), pid=pid,
                              startTime=time.time())
                 self.store.write(vm_id, state)
         except errors.NoSuchVM:
@@ -311,6 +312,8 @@ class HostBackend:
     def resume(self, vm_id):
         self._act(vm_id, lambda driver, bundle: driver.resume(bundle),
                   needs="pause")
+
+    update_policy = qos.update_policy   # VM.updateVmPolicy's limits
 
     def restart(self, vm_id):
         """Kill the container's process and start it again in place (the

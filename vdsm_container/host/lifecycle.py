@@ -14,10 +14,12 @@ import logging
 import os
 import stat
 
+from vdsm_container import constants
 from vdsm_container.bundle import blockio
 from vdsm_container.bundle import quota
 from vdsm_container.bundle import volumes
 from vdsm_container.host import netstack, network
+from vdsm_container.host import qcow
 from vdsm_container.image import cache as imagecache
 from vdsm_container.runtimes import base
 
@@ -33,8 +35,9 @@ def prepare_image(paths, spec, driver):
     """
     if not driver.capabilities.get("rootfs"):
         return None
-    return imagecache.Cache(paths.image_cache).get(
-        spec.image_disk.path, spec.image_ref, id_map(paths, spec))
+    with qcow.image(spec, os.path.join(paths.run_dir, "qcow")) as path:
+        return imagecache.Cache(paths.image_cache).get(
+            path, spec.image_ref, id_map(paths, spec))
 
 
 def id_map(paths, spec):
@@ -75,6 +78,7 @@ def start(paths, spec, driver, bundle, hierarchy, image):
                            size_mib=disk_size_mib(paths, spec, driver))
         if image is not None:
             bundle.mount_rootfs(image.rootfs)
+        spec = qcow.serve_volumes(bundle, spec)
         mounts = volumes.mount_all(bundle, spec)
         blkio = blockio.resources(
             spec, bundle,
@@ -86,6 +90,12 @@ def start(paths, spec, driver, bundle, hierarchy, image):
         if netns and driver.owns_addresses:
             netstack.hand_over(paths, spec.vm_id)
         pid = driver.start(bundle)
+        if spec.launch_paused:
+            # Run Once paused (``spec.runonce``): frozen before anyone is
+            # told it runs.  A runtime starts no frozen container (runc
+            # and crun refuse to start a paused one): it runs from its
+            # start to this freeze.
+            driver.pause(bundle)
     except BaseException as e:
         log.error("Container %s failed to start: %s", spec.vm_id, e)
         try:
@@ -97,6 +107,11 @@ def start(paths, spec, driver, bundle, hierarchy, image):
         raise
     bundle.release_host_mounts()
     return pid
+
+
+def started_status(spec):
+    """The VM status a container has once ``start`` returned."""
+    return constants.PAUSED if spec.launch_paused else constants.UP
 
 
 def restart(paths, driver, bundle, image_key):
@@ -132,6 +147,7 @@ def teardown(paths, driver, bundle):
     first_error = None
     steps = (lambda: driver.cleanup(bundle),
              lambda: network.teardown(paths, bundle.vm_id),
+             lambda: qcow.stop_all(bundle),
              bundle.teardown)
     for step in steps:
         try:

@@ -27,7 +27,9 @@ import xml.etree.ElementTree as ET
 from vdsm_container import constants
 from vdsm_container import errors
 from vdsm_container.spec import console
+from vdsm_container.spec import imagedisk
 from vdsm_container.spec import properties
+from vdsm_container.spec import runonce
 from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.spec.model import Disk
 from vdsm_container.spec.model import Nic
@@ -265,19 +267,6 @@ def _disks(root):
     return tuple(disks)
 
 
-def _image_disk(disks):
-    if not disks:
-        raise errors.missing("disk", "a container needs its image volume as "
-                             "a disk (the boot disk, or the first disk)")
-    booted = [d for d in disks if d.boot_order is not None]
-    image = min(booted, key=lambda d: d.boot_order) if booted else disks[0]
-    if image.fmt != "raw":
-        raise errors.UnsupportedImageFormat(
-            "the image volume %s is %s; container images need a raw volume "
-            "holding the archive" % (image.target, image.fmt))
-    return image
-
-
 def _nics(root):
     nics = []
     for el in root.findall("./devices/interface"):
@@ -321,7 +310,8 @@ def _check_volumes(volumes, disks, image):
         if v.disk not in known:
             raise errors.invalid(constants.PROP_VOLUMES, v.disk,
                                  "no such disk (other than the image); "
-                                 "known: %s" % ", ".join(sorted(known)))
+                                 "known: %s; %s" % (", ".join(sorted(
+                                     known)), imagedisk.COPIED))
 
 
 def parse(xml):
@@ -353,7 +343,6 @@ def parse(xml):
     shares, quota, period = _cputune(root)
 
     disks = _disks(root)
-    image = _image_disk(disks)
     nics = _nics(root)
 
     def prop(key, parser, *args):
@@ -361,6 +350,7 @@ def parse(xml):
         return parser(value, *args) if value else None
 
     volumes = prop(constants.PROP_VOLUMES, properties.volumes) or ()
+    image = imagedisk.choose(vm_id, disks, props.get(constants.PROP_IMAGE))
     _check_volumes(volumes, disks, image)
     return ContainerSpec(
         vm_id=vm_id,
@@ -387,4 +377,5 @@ def parse(xml):
         custom=tuple(sorted(props.items())),
         acpi=root.find("./features/acpi") is not None,
         console=console.socket_path(root.find("devices")),
+        launch_paused=runonce.launch_paused(root),
     )

@@ -97,6 +97,8 @@ class ContainerSpec:
     acpi: bool = False
     # Engine's unix console socket (``spec.console``), or None: no console
     console: Optional[str] = None
+    # Run Once "start paused" (``spec.runonce``)
+    launch_paused: bool = False
 
     @property
     def volume_disks(self):

@@ -26,7 +26,7 @@ log = logging.getLogger("vdsm_container.vdsm.supervdsm")
 # The HostBackend methods vdsmd may run as root, and no others.
 METHODS = frozenset((
     "probe", "start", "save", "load", "load_all", "observe", "stop",
-    "signal", "pause", "resume", "restart", "log_path",
+    "signal", "pause", "resume", "restart", "log_path", "update_policy",
 ))
 
 # How long a call waits for a restarted supervdsmd to listen before it
@@ -175,6 +175,9 @@ class SupervdsmBackend:
 
     def resume(self, vm_id):
         return self._call("resume", vm_id)
+
+    def update_policy(self, vm_id, policy):
+        return self._call("update_policy", vm_id, policy)
 
     def restart(self, vm_id):
         return self._call("restart", vm_id)

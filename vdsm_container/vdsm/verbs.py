@@ -1,10 +1,18 @@
 """Which of vdsm's VM verbs a container serves, and how it refuses the rest.
 
 Every method that lib/vdsm/API.py (class ``VM``) calls on a Vm object is
-either implemented by ``Container`` or listed in ``REFUSED`` with the vdsm
-error a user would expect for it: the error a VM gets when that operation
-fails.  Refusals happen before anything is touched, so a refused verb never
-changes the host.  No verb falls through to vdsm's code 100.
+either implemented by ``Container`` or listed in ``REFUSED`` with a vdsm
+error whose text, as Engine shows it, tells what happened.  Engine maps a
+vdsm code to a name (ovirt-engine common/errors/EngineError.java
+``forValue``; BrokerCommandBase.getReturnValueFromStatus turns a code it
+doesn't know into ``unexpected``) and the name to its text (dal's
+bundles/VdsmErrors.properties).  So a refusal answers the error a VM gets
+when that operation fails only where Engine knows its code and its text
+doesn't send the user elsewhere (41 is FAILED_CHANGE_CD_IS_MOUNTED, "log in
+to the VM and unmount the CD"); otherwise vdsm's UnsupportedOperation (75,
+UnsupportedOperationErr).  tests/test_refusal_texts.py checks each against
+EngineError.java.  Refusals happen before anything is touched, so a refused
+verb never changes the host.  No verb falls through to vdsm's code 100.
 
 The names are those API.py calls (oVirt/vdsm master fd4b0df20), e.g.
 ``VM.hotplugDisk`` -> ``vm.hotplugDisk(params)``,
@@ -14,12 +22,13 @@ The names are those API.py calls (oVirt/vdsm master fd4b0df20), e.g.
 from __future__ import annotations
 
 from vdsm_container import errors
+from vdsm_container.vdsm import vmpolicy
 
 # API.py verbs served by Container itself (or answered with an empty result).
 SERVED = (
     "destroy", "getStats", "status", "shutdown", "reset", "pause", "cont",
     "io_tune_values", "io_tune_policy", "io_tune_policy_values",
-    "getExternalData",
+    "getExternalData", "updateVmPolicy",
 )
 
 # lib/vdsm/virt/externaldata.py ExternalDataKind values: the kinds API.py's
@@ -46,37 +55,44 @@ def get_external_data(self, kind, last_hash=None, force_update=True):
 
 _NO_MIGRATION = "containers cannot be migrated"
 _NO_HOTPLUG = "containers have no hot-pluggable devices"
+_NO_CHECKPOINTS = "containers have no checkpoints"
+
+# Suspend: Engine's HibernateVDSCommand sends VM.hibernate, which API.py
+# (VM.hibernate) runs as ``migrate({'mode': 'file', ...})``.
+HIBERNATE = (errors.UnsupportedOperation,
+             "containers can't be suspended to disk")
 
 # method name -> (vdsm error class, reason)
 REFUSED = {
     "migrate": (errors.MigrationError, _NO_MIGRATION),
-    "migrateStatus": (errors.MigrationNotInProgress, _NO_MIGRATION),
-    "migrateCancel": (errors.MigrationNotInProgress, _NO_MIGRATION),
-    "migrateChangeParams": (errors.MigrationNotInProgress, _NO_MIGRATION),
+    "migrateStatus": (errors.UnsupportedOperation, _NO_MIGRATION),
+    # vdsm's own answer when no migration runs (virt/vm.py migrateCancel:
+    # errCode['migCancelErr']); Engine's MIGRATION_CANCEL_ERROR.
+    "migrateCancel": (errors.MigrationCancelationFailed, _NO_MIGRATION),
+    "migrateChangeParams": (errors.UnsupportedOperation, _NO_MIGRATION),
     "waitForMigrationDestinationPrepare": (errors.MigrationError,
                                            _NO_MIGRATION),
-    "changeCD": (errors.ChangeDiskFailed, "containers have no CD-ROM"),
-    "changeFloppy": (errors.ChangeDiskFailed, "containers have no floppy"),
+    "changeCD": (errors.UnsupportedOperation, "containers have no CD-ROM"),
+    "changeFloppy": (errors.UnsupportedOperation,
+                     "containers have no floppy"),
     "hotplugNic": (errors.HotplugNicFailed, _NO_HOTPLUG),
     "hotunplugNic": (errors.HotunplugNicFailed, _NO_HOTPLUG),
     "hotplugDisk": (errors.HotplugDiskFailed, _NO_HOTPLUG),
     "hotunplugDisk": (errors.HotunplugDiskFailed, _NO_HOTPLUG),
     "hotplugHostdev": (errors.UnsupportedOperation, _NO_HOTPLUG),
     "hotunplugHostdev": (errors.UnsupportedOperation, _NO_HOTPLUG),
-    "hotplugLease": (errors.HotplugLeaseFailed, _NO_HOTPLUG),
-    "hotunplugLease": (errors.HotunplugLeaseFailed, _NO_HOTPLUG),
+    "hotplugLease": (errors.UnsupportedOperation, _NO_HOTPLUG),
+    "hotunplugLease": (errors.UnsupportedOperation, _NO_HOTPLUG),
     "hotplugMemory": (errors.HotplugMemFailed, _NO_HOTPLUG),
-    "hotunplugMemory": (errors.HotunplugMemFailed, _NO_HOTPLUG),
+    "hotunplugMemory": (errors.UnsupportedOperation, _NO_HOTPLUG),
     "setNumberOfCpus": (errors.SetNumberOfCpusFailed, _NO_HOTPLUG),
     "updateDevice": (errors.UpdateDeviceFailed,
                      "containers can't update devices"),
-    "updateVmPolicy": (errors.UpdateVMPolicyFailed,
-                       "container sizing is fixed at create"),
-    "setCpuTuneQuota": (errors.CpuTuneError,
+    "setCpuTuneQuota": (errors.UnsupportedOperation,
                         "container sizing is fixed at create"),
-    "setCpuTunePeriod": (errors.CpuTuneError,
+    "setCpuTunePeriod": (errors.UnsupportedOperation,
                          "container sizing is fixed at create"),
-    "setIoTune": (errors.UpdateIOTuneError,
+    "setIoTune": (errors.UnsupportedOperation,
                   "container sizing is fixed at create"),
     "setBalloonTarget": (errors.BalloonError, "containers have no balloon"),
     "diskReplicateStart": (errors.ReplicaError, "containers can't replicate"),
@@ -92,17 +108,16 @@ REFUSED = {
     "refresh_disk": (errors.UnsupportedOperation, "not for containers"),
     "set_destroy_on_reboot": (errors.UnsupportedOperation,
                               "not for containers"),
-    "start_backup": (errors.BackupError, "containers can't be backed up"),
-    "stop_backup": (errors.BackupError, "containers can't be backed up"),
-    "backup_info": (errors.BackupError, "containers can't be backed up"),
-    "delete_checkpoints": (errors.CheckpointError, "containers have no "
-                           "checkpoints"),
-    "redefine_checkpoints": (errors.CheckpointError, "containers have no "
-                             "checkpoints"),
-    "list_checkpoints": (errors.CheckpointError, "containers have no "
-                         "checkpoints"),
-    "dump_checkpoint": (errors.CheckpointError, "containers have no "
-                        "checkpoints"),
+    "start_backup": (errors.UnsupportedOperation,
+                     "containers can't be backed up"),
+    "stop_backup": (errors.UnsupportedOperation,
+                    "containers can't be backed up"),
+    "backup_info": (errors.UnsupportedOperation,
+                    "containers can't be backed up"),
+    "delete_checkpoints": (errors.UnsupportedOperation, _NO_CHECKPOINTS),
+    "redefine_checkpoints": (errors.UnsupportedOperation, _NO_CHECKPOINTS),
+    "list_checkpoints": (errors.UnsupportedOperation, _NO_CHECKPOINTS),
+    "dump_checkpoint": (errors.UnsupportedOperation, _NO_CHECKPOINTS),
 }
 
 
@@ -114,14 +129,31 @@ def _refusal(name, error, reason):
     return refuse
 
 
+def _migrate_refusal(migrate):
+    def refuse_migrate(self, params=None, *args, **kwargs):
+        if isinstance(params, dict) and params.get("mode") == "file":
+            error, reason = HIBERNATE
+            raise error(reason, vmId=self.id)
+        return migrate(self, params, *args, **kwargs)
+    refuse_migrate.__name__ = "migrate"
+    refuse_migrate.__doc__ = migrate.__doc__
+    return refuse_migrate
+
+
 def add_refusals(cls):
     """Class decorator: define each ``REFUSED`` verb on ``cls``, and the
-    served verbs that only answer (``get_external_data``)."""
+    served verbs kept out of ``container`` (``get_external_data``,
+    ``vmpolicy.update_vm_policy``)."""
     if "getExternalData" not in cls.__dict__:
         cls.getExternalData = get_external_data
+    if "updateVmPolicy" not in cls.__dict__:
+        cls.updateVmPolicy = vmpolicy.update_vm_policy
     for name, (error, reason) in REFUSED.items():
         if name not in cls.__dict__:
-            setattr(cls, name, _refusal(name, error, reason))
+            refusal = _refusal(name, error, reason)
+            if name == "migrate":
+                refusal = _migrate_refusal(refusal)
+            setattr(cls, name, refusal)
     return cls
 
 
