@@ -26,7 +26,7 @@ from vdsm_container import errors
 from vdsm_container.vdsm import hostmark
 from vdsm_container.vdsm import hostsysctl
 from vdsm_container.image import cache as images
-from vdsm_container.host import mounts
+from vdsm_container.linux import mounts
 from vdsm_container.host import orphans
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.container import Container, create

@@ -27,7 +27,7 @@ import os
 import shutil
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 
 log = logging.getLogger("vdsm_container.state")
 

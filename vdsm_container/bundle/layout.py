@@ -38,9 +38,9 @@ import shutil
 import stat
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.bundle import quota
-from vdsm_container.host import mounts
+from vdsm_container.linux import mounts
 
 log = logging.getLogger("vdsm_container.bundle")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from vdsm_container import pidinfo
+from vdsm_container.linux import pidinfo
 
 
 class ExitFile:

@@ -19,11 +19,11 @@ import subprocess
 import time
 
 from vdsm_container import errors
-from vdsm_container import files
-from vdsm_container import pidinfo
+from vdsm_container.linux import files
+from vdsm_container.linux import pidinfo
 from vdsm_container import runtimes
-from vdsm_container.host import loop
-from vdsm_container.host import mounts
+from vdsm_container.linux import loop
+from vdsm_container.linux import mounts
 from vdsm_container.host import network
 from vdsm_container.host.orphans.scan import runtime_args
 from vdsm_container.runtimes import rktgc
