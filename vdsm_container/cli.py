@@ -20,7 +20,7 @@ import uuid
 
 from vdsm_container.vdsm import caps
 from vdsm_container import config
-from vdsm_container import consoleclient
+from vdsm_container.runtimes import consoleclient
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.vdsm import hostmark
