@@ -8,7 +8,7 @@ import pytest
 from vdsm_container import constants
 from vdsm_container.vdsm import domain
 from vdsm_container import errors
-from vdsm_container.vdsm import verbs
+from vdsm_container import verbs
 from vdsm_container.container import Container
 from vdsm_container.linux import mounts
 
