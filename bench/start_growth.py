@@ -65,7 +65,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from bench.baseline import Bare  # noqa: E402
 from bench.scale import BUILD_IMAGE, COMMAND, bare_paths  # noqa: E402
 from vdsm_container.bundle import ocispec, quota  # noqa: E402
-from vdsm_container.host import mounts  # noqa: E402
+from vdsm_container.linux import mounts  # noqa: E402
 from vdsm_container.spec import domxml  # noqa: E402
 from vdsm_container.stats import cgroups  # noqa: E402
 
@@ -353,7 +353,7 @@ def detach_under(d):
 class OurMounts:
     """N of our containers' mount pairs, made by the plugin's own code
     (``bundle.quota.make``: sparse image, mkfs, loop mount with
-    autoclear; ``host.mounts.overlay`` of the image rootfs on it), at the
+    autoclear; ``linux.mounts.overlay`` of the image rootfs on it), at the
     host's default layer size, without any container."""
 
     def __init__(self, work, n, lower, size_mib):

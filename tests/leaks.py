@@ -15,8 +15,8 @@ import os
 import subprocess
 import time
 
-from vdsm_container import pidinfo
-from vdsm_container.host import loop
+from vdsm_container.linux import pidinfo
+from vdsm_container.linux import loop
 from vdsm_container.runtimes import proc
 from vdsm_container.stats import cgroups
 

@@ -23,7 +23,7 @@ import uuid
 import pytest
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.container import Container, create
 from vdsm_container.host.admission import check_supported
 from vdsm_container.host.backend import HostBackend

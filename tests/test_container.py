@@ -19,8 +19,8 @@ from vdsm_container import errors
 from vdsm_container import runtimes
 from vdsm_container.runtimes import ocistate
 from vdsm_container.container import Container, create
-from vdsm_container.host import loop
-from vdsm_container.host import mounts
+from vdsm_container.linux import loop
+from vdsm_container.linux import mounts
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.stats import cgroups
 from .conftest import bundle_of, driver_of, host_shape, in_container, \

@@ -10,7 +10,7 @@ from vdsm_container import constants
 from vdsm_container.spec import domxml
 from vdsm_container.stats import vmstats
 from vdsm_container.stats.cgroups import Sample
-from vdsm_container.vdsm import verbs
+from vdsm_container import verbs
 
 from .engine.monitoring import EngineMonitor
 

@@ -9,7 +9,7 @@ from vdsm_container import errors, runtimes
 from vdsm_container.bundle import blockio
 from vdsm_container.spec import domxml
 from vdsm_container.container import create
-from vdsm_container.host import loop
+from vdsm_container.linux import loop
 from vdsm_container.runtimes import runsc
 from vdsm_container.stats import cgroups
 

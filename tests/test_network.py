@@ -15,7 +15,7 @@ import pytest
 from vdsm_container import constants
 from vdsm_container.spec import domxml
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.host import dhcp, network
 from vdsm_container.container import Container, create
 

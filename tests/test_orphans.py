@@ -19,7 +19,7 @@ from vdsm_container import constants
 from vdsm_container import errors
 from vdsm_container.container import Container, create
 from vdsm_container.host.backend import HostBackend
-from vdsm_container.host import mounts
+from vdsm_container.linux import mounts
 from vdsm_container.host import network
 from vdsm_container.host import orphans
 from vdsm_container.host.orphans import scan as orphan_scan

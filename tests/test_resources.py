@@ -16,8 +16,8 @@ from vdsm_container import errors
 from vdsm_container.bundle import ocispec
 from vdsm_container.bundle import quota
 from vdsm_container.container import create
-from vdsm_container.host import loop
-from vdsm_container.host import mounts
+from vdsm_container.linux import loop
+from vdsm_container.linux import mounts
 from vdsm_container.runtimes import conmon
 from vdsm_container.spec import domxml
 from vdsm_container.spec import hostbounds

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from vdsm_container import constants
-from vdsm_container import pidinfo
+from vdsm_container.linux import pidinfo
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container, create

@@ -8,9 +8,9 @@ import pytest
 from vdsm_container import constants
 from vdsm_container.vdsm import domain
 from vdsm_container import errors
-from vdsm_container.vdsm import verbs
+from vdsm_container import verbs
 from vdsm_container.container import Container
-from vdsm_container.host import mounts
+from vdsm_container.linux import mounts
 
 from .test_container import started, xml_for  # noqa: F401 (fixture)
 from .conftest import bundle_of, driver_of, in_container

@@ -20,13 +20,13 @@ import uuid
 
 from vdsm_container.vdsm import caps
 from vdsm_container import config
-from vdsm_container import consoleclient
+from vdsm_container.runtimes import consoleclient
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.vdsm import hostmark
 from vdsm_container.vdsm import hostsysctl
 from vdsm_container.image import cache as images
-from vdsm_container.host import mounts
+from vdsm_container.linux import mounts
 from vdsm_container.host import orphans
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.container import Container, create

@@ -14,7 +14,7 @@ records the VM's state, so a new process rebuilds the same containers
 The method names and return shapes mirror lib/vdsm/virt/vm.py ``Vm``
 (``status``, ``getStats``, ``destroy``, ``shutdown``, ``pause``, ``cont``,
 ``reset``, ``setDownStatus``, ``send_status_event``); the verbs a container
-can't serve are refused with vdsm's errors (``vdsm/verbs.py``).
+can't serve are refused with vdsm's errors (``verbs.py``).
 ``vdsm.vm.VdsmContainer`` makes it a real Vm subclass inside vdsm.
 """
 
@@ -31,11 +31,11 @@ from vdsm_container import errors
 from vdsm_container import exit_status
 from vdsm_container import powerdown
 from vdsm_container import transitions
+from vdsm_container import verbs
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.spec import domxml
 from vdsm_container.spec.model import ContainerSpec
 from vdsm_container.stats import vmstats
-from vdsm_container.vdsm import verbs
 from vdsm_container.vmstate import VmState
 
 log = logging.getLogger("vdsm_container.container")

@@ -5,7 +5,7 @@ lib/vdsm/virt/vm.py keeps a VM's status in ``Vm._lastStatus`` with
 events through ``cif.notify`` (``Vm._notify``, ``send_status_event``).
 ``VmState`` does the same for a container, under one lock so that events
 leave in the order of the changes, and records each change through the
-backend (``CALLER_FIELDS`` of ``host.backend``), so that another process
+backend (``CALLER_FIELDS`` of ``records``), so that another process
 (vdsm after a restart, the next ``vdsm-container`` command) sees it.
 ``container.Container`` adds the verbs that act on the host.
 """
@@ -17,7 +17,7 @@ import threading
 
 from vdsm_container import constants
 from vdsm_container import errors
-from vdsm_container.host.backend import CALLER_FIELDS
+from vdsm_container.records import CALLER_FIELDS
 from vdsm_container.stats import vmstats
 
 log = logging.getLogger("vdsm_container.vmstate")

@@ -17,8 +17,8 @@ import time
 import pytest
 from vdsm.common import exception as vdsm_exc
 
-from vdsm_container.host import loop
-from vdsm_container.host import mounts
+from vdsm_container.linux import loop
+from vdsm_container.linux import mounts
 from vdsm_container.runtimes import proc
 from vdsm_container.vdsm import hostmark
 

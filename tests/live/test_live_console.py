@@ -20,7 +20,7 @@ import pytest
 from vdsm import client
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.runtimes import console
 
 from .. import vmconsole

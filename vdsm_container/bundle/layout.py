@@ -3,7 +3,7 @@
 Every file one container owns lives below two directories, so that teardown
 is "unmount what is mounted there, remove both":
 
-- ``<run_dir>/vms/<vmId>/`` (tmpfs): state.json (``state.py``), and
+- ``<run_dir>/vms/<vmId>/`` (tmpfs): state.json (``records.py``), and
   ``bundle/`` with config.json, the runtime's pid file, conmon's pid and exit
   files and FIFOs;
 - ``<storage_dir>/vms/<vmId>/`` (disk): the writable layer's filesystem
@@ -38,9 +38,9 @@ import shutil
 import stat
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.bundle import quota
-from vdsm_container.host import mounts
+from vdsm_container.linux import mounts
 
 log = logging.getLogger("vdsm_container.bundle")
 

@@ -35,8 +35,8 @@ import subprocess
 import time
 
 from vdsm_container import errors
-from vdsm_container.host import loop
-from vdsm_container.host import mounts
+from vdsm_container.linux import loop
+from vdsm_container.linux import mounts
 
 IMAGE = "layer.img"
 MOUNT_POINT = "layer"
@@ -102,7 +102,7 @@ def make(storage_dir, size_mib, field="containerDiskSize"):
     under ``storage_dir``; return where it is mounted.
 
     With ``size_mib`` 0, a plain directory.  Teardown is the bundle's:
-    unmounting ``layer/`` frees the loop device (``host.loop`` sets
+    unmounting ``layer/`` frees the loop device (``linux.loop`` sets
     autoclear) and removing the directory removes the image.
     """
     target = os.path.join(storage_dir, MOUNT_POINT)

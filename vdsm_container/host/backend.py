@@ -24,13 +24,12 @@ import uuid
 
 from vdsm_container import constants
 from vdsm_container import errors
-from vdsm_container import exit_status
 from vdsm_container import runtimes
-from vdsm_container import state as statemod
+from vdsm_container import records
+from vdsm_container.records import CALLER_FIELDS
 from vdsm_container.bundle import layout
 from vdsm_container.host import lifecycle
 from vdsm_container.host.admission import check_supported
-from vdsm_container.host import records
 from vdsm_container.host import orphans
 from vdsm_container.host import qos
 from vdsm_container.runtimes import base
@@ -39,12 +38,6 @@ from vdsm_container.spec import domxml
 from vdsm_container.stats import cgroups
 
 log = logging.getLogger("vdsm_container.host.backend")
-
-# What the caller (Container) may write into a VM's record.
-CALLER_FIELDS = frozenset((
-    "status", "statusTime", "exitCode", "exitReason", "exitMessage",
-    "shutdownRequested", "forcedShutdown", "pid", "startTime",
-))
 
 
 def check_vm_id(vm_id):
@@ -63,7 +56,7 @@ class HostBackend:
 
     def __init__(self, paths):
         self.paths = paths
-        self.store = statemod.StateStore(paths)
+        self.store = records.StateStore(paths)
         self.hierarchy = cgroups.Hierarchy()
         self._drivers = {}
         self.records = records.Records(paths, self.store)
@@ -167,10 +160,12 @@ class HostBackend:
         try:
             lifecycle.teardown(self.paths, driver, bundle)
         except Exception as e:
-            code, reason, message = exit_status.of_failed_start(error)
-            state.update(status=constants.DOWN, exitCode=code,
-                         exitReason=reason, exitMessage="%s; cleanup failed "
-                         "too, destroy the VM to retry: %s" % (message, e))
+            # A failed start, as the core's exit_status.of_failed_start
+            # reads it to Engine, and what is left of it.
+            state.update(status=constants.DOWN, exitCode=constants.ERROR,
+                         exitReason=constants.GENERIC_ERROR,
+                         exitMessage="%s; cleanup failed too, destroy the "
+                         "VM to retry: %s" % (error, e))
             state.pop("starter", None)
             self.store.write(vm_id, state)
             return
@@ -200,7 +195,7 @@ class HostBackend:
             # Through the cache: recovery's first look at every VM, right
             # after, then parses nothing again.
             return self.records.seen(check_vm_id(vm_id)).state
-        except statemod.Unreadable as e:
+        except records.Unreadable as e:
             return {"vmId": vm_id, "unreadable": str(e)}
 
     def load_all(self):
@@ -221,7 +216,7 @@ class HostBackend:
         try:
             with self.store.lock(vm_id, wait=False):
                 console.ensure(layout.Bundle(self.paths, vm_id))
-        except (statemod.Busy, errors.VdsmException, OSError) as e:
+        except (records.Busy, errors.VdsmException, OSError) as e:
             log.warning("Container %s: console not checked: %s", vm_id, e)
 
     def observe(self, vm_ids, sample=False):
@@ -241,12 +236,12 @@ class HostBackend:
         for vm_id in vm_ids:
             try:
                 result[vm_id] = self._observe(vm_id, sample)
-            except statemod.Busy:
+            except records.Busy:
                 result[vm_id] = {"busy": True}
             except errors.NoSuchVM:
                 self.records.forget(vm_id)
                 result[vm_id] = {"gone": True}
-            except statemod.Unreadable as e:
+            except records.Unreadable as e:
                 result[vm_id] = {"state": {"vmId": vm_id,
                                            "unreadable": str(e)}}
         return result
@@ -278,7 +273,7 @@ class HostBackend:
             try:
                 _, spec = self.records.read(vm_id)
                 drivers = [self.driver(spec.runtime)]
-            except statemod.Unreadable:
+            except records.Unreadable:
                 # Which runtime ran it is unknown: each one installed here
                 # removes its record of this vmId, if it has one.
                 drivers = [self.driver(n) for n in runtimes.names()
@@ -333,7 +328,7 @@ class HostBackend:
         with self.store.lock(check_vm_id(vm_id)):
             try:
                 _, spec = self.records.read(vm_id)
-            except statemod.Unreadable as e:
+            except records.Unreadable as e:
                 raise errors.UnsupportedOperation(str(e), vmId=vm_id) \
                     from None
             driver = self.driver(spec.runtime)

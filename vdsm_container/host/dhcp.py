@@ -21,8 +21,8 @@ import subprocess
 import time
 
 from vdsm_container import errors
-from vdsm_container import files
-from vdsm_container import pidinfo
+from vdsm_container.linux import files
+from vdsm_container.linux import pidinfo
 
 SCRIPT_FILE = "udhcpc.script"
 

@@ -33,7 +33,7 @@ import time
 import uuid
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.host import dhcp
 
 # pyroute2 is imported where NICs are handled: importing it costs ~150 ms,

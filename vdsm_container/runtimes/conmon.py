@@ -36,7 +36,7 @@ import subprocess
 import time
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.runtimes import console, proc
 from vdsm_container.stats import cgroups
 

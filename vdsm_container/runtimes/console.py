@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.runtimes import consolerelay
 from vdsm_container.spec import console as spec_console
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.bundle import ocispec
 from vdsm_container.runtimes import base, conmon, console, ocistate, \
     oomwatch, proc

@@ -20,7 +20,7 @@ import os
 import signal as signals
 import time
 
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.runtimes import base, proc
 from vdsm_container.stats import cgroups
 

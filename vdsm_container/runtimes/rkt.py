@@ -43,7 +43,7 @@ import subprocess
 import time
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.runtimes import base, proc, rktgc, rktimage, rktpod
 from vdsm_container.runtimes import watch as watches
 from vdsm_container.stats import cgroups

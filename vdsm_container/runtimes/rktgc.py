@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.runtimes import proc
 from vdsm_container.stats import cgroups
 

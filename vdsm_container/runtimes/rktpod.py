@@ -33,7 +33,7 @@ import math
 import os
 import subprocess
 
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.runtimes import base, proc
 from vdsm_container.stats import cgroups
 

@@ -36,7 +36,8 @@ import shutil
 import signal
 import time
 
-from vdsm_container import errors, files, pidinfo
+from vdsm_container import errors
+from vdsm_container.linux import files, pidinfo
 from vdsm_container.bundle import blockio
 from vdsm_container.runtimes import base, oci, runscnet
 

@@ -1,6 +1,6 @@
 """Cheap tells that a running container has ended, for the status round.
 
-The status round (every 2 s, ``host.records.Records.unchanged``) must not
+The status round (every 2 s, ``records.Records.unchanged``) must not
 ask the runtime about a thousand containers that still run as the last look
 found them; a driver gives, for a container it found running, a watch whose
 ``ended()`` costs a syscall or two and turns True once the container may
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from vdsm_container import pidinfo
+from vdsm_container.linux import pidinfo
 
 
 class ExitFile:

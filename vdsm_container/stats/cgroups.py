@@ -22,7 +22,7 @@ import os
 import signal
 import time
 
-from vdsm_container import files
+from vdsm_container.linux import files
 
 _USER_HZ = os.sysconf("SC_CLK_TCK")
 

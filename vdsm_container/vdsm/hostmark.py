@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from vdsm_container import files
+from vdsm_container.linux import files
 
 HOOK_EVENT = "container_capable"
 HOOK_NAME = "50_vdsm_container"

@@ -26,9 +26,9 @@ from vdsm.virt import vm as _vm
 from vdsm.virt.domain_descriptor import DomainDescriptor
 from vdsm.virt.vmdevices import common as vmdevices_common
 
+from vdsm_container import verbs
 from vdsm_container.container import Container
 from vdsm_container.vdsm import domain
-from vdsm_container.vdsm import verbs
 
 log = logging.getLogger("vdsm_container.vdsm.vm")
 

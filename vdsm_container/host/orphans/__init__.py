@@ -1,6 +1,6 @@
 """What containers left on the host with no record: found by name, reaped.
 
-A VM's record is its run directory (``state.py``).  When it is gone while
+A VM's record is its run directory (``records.py``).  When it is gone while
 the container's parts live on (``rm -rf`` of it, a crash of the tooling), or
 when the host rebooted (the run directory is tmpfs; the writable layers on
 disk stay), the parts are still findable, because every one is named after

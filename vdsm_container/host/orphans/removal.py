@@ -1,11 +1,12 @@
 """Removing orphans: one remover per kind, and ``reap``, which runs them
 for each vmId while it holds that vmId's claim.
 
-The claim (the vmId's run directory, ``state.Store.claim``) keeps a create
-of the same vmId out while its parts go; a vmId that got a record between
-``find`` and ``reap`` is left alone.  Each remover checks, before it acts,
-that the part still is what was found (a pid still names the vmId, a loop
-device still backs the same file): both may have been reused meanwhile.
+The claim (the vmId's run directory, ``records.StateStore.claim``) keeps a
+create of the same vmId out while its parts go; a vmId that got a record
+between ``find`` and ``reap`` is left alone.  Each remover checks, before it
+acts, that the part still is what was found (a pid still names the vmId, a
+loop device still backs the same file): both may have been reused
+meanwhile.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import subprocess
 import time
 
 from vdsm_container import errors
-from vdsm_container import files
-from vdsm_container import pidinfo
+from vdsm_container.linux import files
+from vdsm_container.linux import pidinfo
 from vdsm_container import runtimes
-from vdsm_container.host import loop
-from vdsm_container.host import mounts
+from vdsm_container.linux import loop
+from vdsm_container.linux import mounts
 from vdsm_container.host import network
 from vdsm_container.host.orphans.scan import runtime_args
 from vdsm_container.runtimes import rktgc

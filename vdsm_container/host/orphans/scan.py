@@ -14,13 +14,13 @@ import os
 import re
 import subprocess
 
-from vdsm_container import pidinfo
+from vdsm_container.linux import pidinfo
 from vdsm_container import runtimes
 from vdsm_container.runtimes import proc
 from vdsm_container.stats import cgroups as hostcgroups
 from vdsm_container.runtimes import rktgc
-from vdsm_container.host import loop
-from vdsm_container.host import mounts as hostmounts
+from vdsm_container.linux import loop
+from vdsm_container.linux import mounts as hostmounts
 from vdsm_container.host import network
 from vdsm_container.host.orphans.naming import (
     SCOPE, UUID_IN_PATH, is_uuid, listdir, storage_vm_id)

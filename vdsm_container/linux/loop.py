@@ -20,7 +20,7 @@ import fcntl
 import os
 import struct
 
-from vdsm_container.host import mounts
+from vdsm_container.linux import mounts
 
 LOOP_SET_FD = 0x4C00
 LOOP_SET_STATUS64 = 0x4C04

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from vdsm_container import files
+from vdsm_container.linux import files
 
 
 def _stat_fields(pid):

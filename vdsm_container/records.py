@@ -1,4 +1,4 @@
-"""Per-VM state on disk: enough to rebuild a Container in a new process.
+"""Per-VM records on disk: enough to rebuild a Container in a new process.
 
 vdsm rebuilds its VMs after a restart from libvirt (lib/vdsm/virt/recovery.py
 ``all_domains_running``, ``lookup_external_vms``); a container has no libvirt
@@ -13,7 +13,22 @@ directory): vdsmd, which runs as user vdsm, reaches them through its
 backend (``vdsm_container.vdsm.supervdsm``).  Each file carries a format
 ``version``; one this code can't read (an older format after an upgrade, a
 truncated write) is reported as ``Unreadable``, never as an exception that
-would stop vdsm's recovery.
+would stop vdsm's recovery.  A caller of the backend may change only the
+VM-state fields of a record (``CALLER_FIELDS``).
+
+The root side's view of the records (``Records``) keeps what the last look
+found.  A sampler looks at every VM every 2 s.  A record changes only when
+it is rewritten (atomically: a new inode), so a ``stat`` tells whether the
+parsed record in hand still holds, instead of a JSON parse per VM per look;
+and a container that was running, whose record is the same file and whose
+runtime's watch does not tell it ended, is still as the last look found it:
+two ``stat`` calls where conmon writes an exit file (runc, crun), a
+``stat`` and a read of /proc/<pid>/stat where the runtime writes none (rkt:
+``runtimes.watch``); no lock, no runtime command.  A verb on a VM forgets
+what was found for it.
+
+This module sits below both the core (``vmstate``, ``container``) and the
+root side (``host/``), which both use it.
 """
 
 from __future__ import annotations
@@ -27,13 +42,21 @@ import os
 import shutil
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.bundle import layout
+from vdsm_container.linux import files
+from vdsm_container.spec.model import ContainerSpec
 
-log = logging.getLogger("vdsm_container.state")
+log = logging.getLogger("vdsm_container.records")
 
 STATE_FILE = "state.json"
 # The format of state.json; bump it when its keys change meaning.
 VERSION = 1
+
+# What the caller (Container) may write into a VM's record.
+CALLER_FIELDS = frozenset((
+    "status", "statusTime", "exitCode", "exitReason", "exitMessage",
+    "shutdownRequested", "forcedShutdown", "pid", "startTime",
+))
 
 
 class Busy(Exception):
@@ -132,3 +155,81 @@ class StateStore:
     def release(self, vm_id):
         """Remove the VM's directory: the last step of destroy."""
         shutil.rmtree(self._paths.vm_run_dir(vm_id), ignore_errors=True)
+
+
+class Seen:
+    """What the last look at a VM found, and what it needs for the next."""
+
+    __slots__ = ("key", "state", "spec", "bundle", "watch")
+
+    def __init__(self, key, state, spec, bundle):
+        self.key = key
+        self.state = state
+        self.spec = spec
+        self.bundle = bundle
+        # Set when the look found the container running: its driver's
+        # cheap tell that it ended (``runtimes.watch``).
+        self.watch = None
+
+
+class Records:
+    """Parsed VM records, kept while their files are unchanged."""
+
+    def __init__(self, paths, store):
+        self.paths = paths
+        self.store = store
+        self._seen = {}     # vmId -> Seen
+
+    def read(self, vm_id):
+        """(state, spec) of a VM, parsed now; NoSuchVM, or Unreadable."""
+        state = self.store.read(vm_id)
+        if state is None:
+            raise errors.NoSuchVM("no container %s" % vm_id, vmId=vm_id)
+        try:
+            spec = ContainerSpec.from_dict(state["spec"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise Unreadable("the recorded spec is unusable: %r"
+                             % e) from None
+        return state, spec
+
+    def _key(self, vm_id):
+        """state.json's identity (inode, mtime, size); NoSuchVM."""
+        try:
+            st = os.stat(self.store.path(vm_id))
+        except FileNotFoundError:
+            self._seen.pop(vm_id, None)
+            raise errors.NoSuchVM("no container %s" % vm_id,
+                                  vmId=vm_id) from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def seen(self, vm_id):
+        """The VM's ``Seen``, parsed again only if state.json changed."""
+        key = self._key(vm_id)
+        seen = self._seen.get(vm_id)
+        if seen is not None and seen.key == key:
+            return seen
+        state, spec = self.read(vm_id)
+        bundle = seen.bundle if seen else layout.Bundle(self.paths, vm_id)
+        seen = self._seen[vm_id] = Seen(key, state, spec, bundle)
+        return seen
+
+    def unchanged(self, vm_id):
+        """True when a look would find what the last one found: the
+        container was running, its record is the same file, and its
+        driver's watch does not tell that it ended (conmon's exit file;
+        rkt's pod process).  A sampling round (every 15 s) looks at
+        everything, so a container whose conmon was killed too is seen
+        then."""
+        seen = self._seen.get(vm_id)
+        if seen is None or seen.watch is None:
+            return False
+        try:
+            if self._key(vm_id) != seen.key:
+                return False
+        except errors.NoSuchVM:
+            return False
+        return not seen.watch.ended()
+
+    def forget(self, vm_id):
+        """What was found for ``vm_id`` no longer holds (a verb acts)."""
+        self._seen.pop(vm_id, None)
