@@ -21,7 +21,8 @@ import uuid
 
 import pytest
 
-from vdsm_container import constants, errors, pidinfo
+from vdsm_container import constants, errors
+from vdsm_container.linux import pidinfo
 from vdsm_container.container import Container, create
 from vdsm_container.host import qcow
 from vdsm_container.spec import domxml

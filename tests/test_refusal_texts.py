@@ -21,7 +21,7 @@ import pytest
 
 from vdsm_container import errors
 from vdsm_container.container import Container
-from vdsm_container.vdsm import verbs
+from vdsm_container import verbs
 
 from .test_container import xml_for
 

@@ -16,7 +16,8 @@ import pytest
 
 from vdsm_container import errors
 from vdsm_container.container import create
-from vdsm_container.host import loop, qos
+from vdsm_container.host import qos
+from vdsm_container.linux import loop
 from vdsm_container.spec import domxml
 
 from .conftest import bundle_of, driver_of

@@ -22,7 +22,7 @@ The names are those API.py calls (oVirt/vdsm master fd4b0df20), e.g.
 from __future__ import annotations
 
 from vdsm_container import errors
-from vdsm_container.vdsm import vmpolicy
+from vdsm_container import vmpolicy
 
 # API.py verbs served by Container itself (or answered with an empty result).
 SERVED = (

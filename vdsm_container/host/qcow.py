@@ -35,8 +35,8 @@ import tempfile
 import time
 
 from vdsm_container import errors
-from vdsm_container import pidinfo
-from vdsm_container.host import mounts
+from vdsm_container.linux import pidinfo
+from vdsm_container.linux import mounts
 
 QSD = "qemu-storage-daemon"
 EXPORTS = "q"           # below the VM's storage dir (shorter than volumes/)

@@ -1,5 +1,5 @@
 """VM.updateVmPolicy's limits, written into a running container's cgroup
-and read back (the root side of ``vdsm.vmpolicy``).
+and read back (the root side of ``vmpolicy``).
 
 Engine sends the policy after every start and on each QoS edit
 (ovirt-engine vdsbroker UpdateVmPolicyVDSCommand.build: ``vcpuLimit``, and
@@ -29,9 +29,9 @@ from __future__ import annotations
 import os
 
 from vdsm_container import errors
-from vdsm_container import files
+from vdsm_container.linux import files
 from vdsm_container.bundle import quota
-from vdsm_container.host import loop
+from vdsm_container.linux import loop
 from vdsm_container.host import qcow
 
 PERIOD_US = 100000      # 04-cputune.policy defaultPeriod

@@ -22,7 +22,7 @@ import logging
 from vdsm_container import errors
 from vdsm_container import transitions
 
-log = logging.getLogger("vdsm_container.vdsm.vmpolicy")
+log = logging.getLogger("vdsm_container.vmpolicy")
 
 _UUIDS = ("domainID", "poolID", "imageID", "volumeID")
 # vdsm's vmtune.validate_io_tune_params: a total and its read/write parts
