@@ -7,29 +7,25 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# What make demo runs (DEMO_*), then what the tests add (make check).
 # runsc (gVisor) is in Debian only: EL9 has no package (gVisor's own repo).
-DEB_PACKAGES := runc crun runsc conmon umoci skopeo busybox-static iproute2 \
-	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
-	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
-	rpm rpmlint cpio openssl docker-registry \
+DEMO_DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static \
+	iproute2 e2fsprogs util-linux python3 python3-venv \
+	golang-github-containers-common
+DEB_PACKAGES := $(DEMO_DEB_PACKAGES) runsc dnsmasq-base udhcpc gcc \
+	python3-dev libxml2-dev rpm rpmlint cpio openssl docker-registry \
 	golang-go autoconf automake make libacl1-dev file appc-spec \
 	systemd-container python3-packaging git procps qemu-system-common \
 	qemu-utils
-RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq \
-	rpm-build rpmlint
+DEMO_RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute
+RPM_PACKAGES := $(DEMO_RPM_PACKAGES) dnsmasq rpm-build rpmlint
+# The commands make demo checks for before it installs DEMO_*_PACKAGES.
+DEMO_TOOLS := runc crun conmon umoci skopeo busybox ip mkfs.ext4 $(PYTHON)
 # EL9's Python build tools (python3-setuptools 53, python3-wheel 0.36), in
 # a venv of Debian's python3: tests/test_rpm.py builds the RPM with them.
 EL9_VENV := .venv-el9
 EL9_BUILD_TOOLS := setuptools==53.0.0 wheel==0.36.2
 DEMO := demo
-DEMO_ENV := VDSM_CONTAINER_RUN_DIR=$(CURDIR)/$(DEMO)/run \
-	VDSM_CONTAINER_STORAGE_DIR=$(CURDIR)/$(DEMO)/storage \
-	VDSM_CONTAINER_STOP_TIMEOUT=5
-DEMO_VM := 6d1c7e4a-2b7f-4f5e-9c3a-0e5b8d7a6c41
-DEMO_RKT_VM := 0b7a3f52-9d41-4c8e-a6f2-3e1d5c7b9a20
-# The rkt the demo runs: installed, else built (cached) from the snapshot.
-DEMO_RKT = $(shell command -v rkt || contrib/build-rkt)
-CLI = $(DEMO_ENV) VDSM_CONTAINER_RKT=$(DEMO_RKT) $(VENV)/bin/vdsm-container
 
 .PHONY: all deps system-deps demo check check-fresh check-live lint test \
 	test-vdsm bench \
@@ -66,6 +62,21 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# make demo's: the plugin and pyroute2, none of the test tools (the venv
+# of make check, .installed, has them all).
+$(VENV)/.demo: setup.cfg pyproject.toml | demo-deps
+	@if [ -e $(VENV)/.installed ] && [ $(VENV)/.installed -nt setup.cfg ] \
+		&& [ $(VENV)/.installed -nt pyproject.toml ]; then \
+		touch $@; exit 0; fi; \
+	echo "== installing vdsm-container into $(VENV) (once)"; \
+	mkdir -p $(DEMO); log=$(DEMO)/install.log; \
+	{ $(PYTHON) -m venv $(VENV) && \
+		$(PY) -m pip install -q --disable-pip-version-check -e .; \
+	} >$$log 2>&1 || { tail -20 $$log; \
+		echo "make demo: the install failed (above; all in $$log)"; \
+		exit 1; }; \
+	touch $@
+
 $(EL9_VENV)/.installed: $(VENV)/.installed
 	/usr/bin/python3 -m venv --without-pip $(EL9_VENV)
 	$(PY) -m pip --python $(EL9_VENV)/bin/python install -q \
@@ -83,30 +94,36 @@ RKT_FIND := command -v rkt || contrib/build-rkt
 rkt: system-deps
 	@rkt=$$($(RKT_FIND)) && echo "rkt: $$rkt"
 
-demo: deps rkt
-	mkdir -p $(DEMO)
-	contrib/build-busybox-image $(DEMO)/busybox.tar
-	$(CLI) caps
-	-$(CLI) destroy $(DEMO_VM) 2>/dev/null
-	$(CLI) run --runtime runc --image $(DEMO)/busybox.tar --memory 64 \
-		--name demo --vm-id $(DEMO_VM) -- \
-		sh -c 'trap "exit 0" TERM; echo hello from a container VM; \
-		while :; do sleep 0.2; done'
-	$(CLI) list
-	$(CLI) stats $(DEMO_VM)
-	$(CLI) logs $(DEMO_VM)
-	-$(CLI) migrate $(DEMO_VM) otherhost
-	$(CLI) destroy $(DEMO_VM)
-	contrib/build-busybox-aci $(DEMO)/busybox.aci
-	-$(CLI) destroy $(DEMO_RKT_VM) 2>/dev/null
-	$(CLI) run --runtime rkt --insecure --image $(DEMO)/busybox.aci \
-		--memory 64 --name demo-rkt --vm-id $(DEMO_RKT_VM) -- \
-		sh -c 'echo hello from an rkt pod; sleep 1000'
-	sleep 3
-	$(CLI) stats $(DEMO_RKT_VM)
-	$(CLI) logs $(DEMO_RKT_VM)
-	$(CLI) destroy $(DEMO_RKT_VM)
-	$(CLI) list
+# Quiet: one line when it installs, the log's tail if that fails; apt's
+# lists are updated only if the install fails without (README's command
+# line has just updated them).  rkt is
+# not installed: building it needs Go and autoconf (about 200 MB and 1.5
+# min); the demo shows an rkt pod where there is one (make rkt builds it).
+.PHONY: demo-deps
+demo-deps:
+	@missing=""; for t in $(DEMO_TOOLS); do \
+		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
+		missing="$$missing python3-venv"; \
+	[ -e /usr/share/containers/seccomp.json ] || \
+		missing="$$missing seccomp.json"; \
+	[ -n "$$missing" ] || exit 0; \
+	echo "== installing the demo's runtimes and tools (once):$$missing"; \
+	mkdir -p $(DEMO); log=$(DEMO)/install.log; \
+	if command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		inst="apt-get install -y -qq --no-install-recommends \
+			$(DEMO_DEB_PACKAGES)"; \
+		{ $$inst || { apt-get update -qq && $$inst; }; } >$$log 2>&1; \
+	elif command -v dnf >/dev/null 2>&1; then \
+		dnf install -y -q $(DEMO_RPM_PACKAGES) >$$log 2>&1; \
+	else echo "no apt-get or dnf: install$$missing by hand"; exit 1; \
+	fi || { tail -20 $$log; \
+		echo "make demo: the install failed (above; all in $$log)"; \
+		exit 1; }
+
+demo: demo-deps $(VENV)/.demo
+	@contrib/demo $(DEMO)
 
 lint: deps
 	$(PY) -m ruff check vdsm_container tests bench contrib/vdsm \

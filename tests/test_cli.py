@@ -105,6 +105,24 @@ def test_lifecycle(cli, busybox_oci):
     assert json.loads(cli("list").stdout) == []
 
 
+@pytest.mark.parametrize("line,text", [
+    # conmon's k8s-file lines (runc, crun): the prefix goes; P is part of
+    # a line, continued by the next.
+    ("2026-12-07T03:46:14.1+00:00 stdout F hello world\n", "hello world\n"),
+    ("2026-12-07T03:46:14.1+00:00 stderr P part\n", "part"),
+    ("2026-12-07T03:46:14.1+00:00 stdout F \n", "\n"),
+    # rkt's pod console (journald's "[uptime] app[pid]: text", CR LF):
+    # as it is, whatever its spaces (it was cut at the third one).
+    ("[ 1179.418909] busybox[6]: hello from an rkt pod\r\n",
+     "[ 1179.418909] busybox[6]: hello from an rkt pod\n"),
+    ("[  179.418909] busybox[6]: hi\r\n", "[  179.418909] busybox[6]: hi\n"),
+    ("no k8s prefix at all\n", "no k8s prefix at all\n"),
+])
+def test_logs_text_of_each_runtimes_lines(line, text):
+    from vdsm_container import cli
+    assert cli.log_text(line) == text
+
+
 @pytest.mark.runtime
 @pytest.mark.usefixtures("leakcheck")
 def test_create_from_engine_xml_file(cli, tmp_path, busybox_oci):

@@ -22,7 +22,8 @@ from vdsm_container import errors
 from vdsm_container.container import Container, create
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.runtimes import rkt, watch
-from .conftest import bundle_of, driver_of, status_check_until_ended
+from .conftest import bundle_of, driver_of, status_check_until_ended, \
+    wait_log
 
 DOUBLE = os.path.join(os.path.dirname(__file__), "doubles", "rkt")
 
@@ -152,6 +153,23 @@ def test_lifecycle(double, paths, aci):
     assert "--grace-period=0s" in [c for c in double() if "gc" in c][0]
 
 
+def test_log_holds_the_pod_not_rkt(double, paths, aci, monkeypatch):
+    """The container's log (``vdsm-container logs``) gets the pod's
+    console, the app's output; rkt's own messages (its stderr) go to a file
+    of their own in the bundle."""
+    monkeypatch.setenv("RKT_DOUBLE_ECHO", "hello from the pod")
+    ctr = create(xml(aci), paths=paths)
+    try:
+        wait_log(ctr, "hello from the pod")
+        with open(ctr.log_path()) as f:
+            assert f.read() == "hello from the pod\n"
+        with open(driver_of(ctr).rkt_log(bundle_of(ctr))) as f:
+            assert "networking: networking namespace with loopback " \
+                "only" in f.read()
+    finally:
+        ctr.destroy()
+
+
 def test_stop_then_force(double, paths, aci, monkeypatch):
     monkeypatch.setenv("RKT_DOUBLE_IGNORE_STOP", "1")
     ctr = create(xml(aci), paths=paths)
@@ -238,6 +256,7 @@ def test_run_failure_leaves_nothing(double, paths, aci, monkeypatch):
     ctr = Container.from_xml(xml(aci), paths=paths)
     with pytest.raises(errors.CannotCreateVM) as e:
         ctr.run()
+    # What rkt said (its stderr, kept out of the container's log).
     assert "image not found" in str(e.value)
     assert ctr.lastStatus == constants.DOWN
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -153,13 +154,24 @@ def cmd_logs(args, paths):
         # A container writes whatever bytes it likes: never fail on them.
         with open(ctr.log_path(), errors="replace") as f:
             for line in f:
-                # k8s-file lines: TIMESTAMP STREAM P|F TEXT
-                parts = line.rstrip("\n").split(" ", 3)
-                text = parts[3] if len(parts) == 4 else line.rstrip("\n")
-                sys.stdout.write(text + ("\n" if parts[2:3] != ["P"]
-                                         else ""))
+                sys.stdout.write(log_text(line))
     except FileNotFoundError:
         pass
+
+
+# conmon's k8s-file lines: TIMESTAMP STREAM P|F TEXT (P: a partial line)
+_K8S_LINE = re.compile(r"\S+ (?:stdout|stderr) ([PF])(?: (.*))?\Z", re.S)
+
+
+def log_text(line):
+    """What the container wrote, from one line of its log: a k8s-file
+    line (conmon's, runc and crun) without its prefix; any other (rkt's
+    pod console) as it is, without the console's carriage return."""
+    line = line.rstrip("\n")
+    m = _K8S_LINE.match(line)
+    if m:
+        return (m.group(2) or "") + ("" if m.group(1) == "P" else "\n")
+    return line.rstrip("\r") + "\n"
 
 
 def cmd_console(args, paths):

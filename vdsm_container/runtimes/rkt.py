@@ -18,6 +18,12 @@ failures a real rkt can't be made to produce.
   elsewhere.  rkt writes the UUID file (no newline) once the pod is
   prepared, seconds after the call: the driver polls it, then ``rkt
   status`` until the pod runs or has exited with its app's status.
+- Output: the pod's console (nspawn's stdout: what the app writes, both
+  streams, as the pod's journald forwards it, "[uptime] app[pid]: text")
+  is the container's log; rkt's own messages (its stderr: stage0's
+  ``group "rkt" not found``, "networking: ...", stage1's and nspawn's
+  warnings, why a run failed) go to ``rkt-run.log`` in the bundle
+  (``rkt_log``), where a failed start's reason is read from.
 - State and pid: ``rkt status UUID`` (key=value lines: ``state=running``,
   ``pid=`` nspawn's, ``exited=true`` and ``app-<name>=N`` once exited).  rkt
   writes no exit file: the status round watches the pod's pid (``watch``).
@@ -107,6 +113,11 @@ class Driver(base.Driver):
         except OSError:
             return None
 
+    def rkt_log(self, bundle):
+        """rkt's own messages (``rkt run``'s stderr), apart from the
+        pod's output (the container's log)."""
+        return os.path.join(bundle.dir, "rkt-run.log")
+
     def _global(self):
         argv = [self._path, "--dir=" + self.root]
         config = os.environ.get("VDSM_CONTAINER_RKT_CONFIG")
@@ -193,9 +204,10 @@ class Driver(base.Driver):
                 argv = ["systemd-run", "--quiet", "--collect",
                         "--slice=%s" % self.paths.cgroup_parent,
                         "--unit=%s" % self._unit(bundle),
-                        # stderr follows stdout (StandardError=inherit);
                         # "file:" is in EL8's systemd 239, "append:" is not.
                         "--property=StandardOutput=file:%s" % bundle.log_path,
+                        "--property=StandardError=file:%s"
+                        % self.rkt_log(bundle),
                         ] + rktpod.unit_properties(
                             limit, self.hierarchy.version) + \
                     proc.unit_environment(env) + ["--"] + argv
@@ -204,14 +216,11 @@ class Driver(base.Driver):
                     rktpod.make_scope(self.hierarchy, rel, limit), argv)
             with open(self._cgroup_file(bundle), "w") as f:
                 f.write(rel)
-            log = open(bundle.log_path, "ab")
-            try:
+            with open(bundle.log_path, "ab") as out, \
+                    open(self.rkt_log(bundle), "ab") as err:
                 runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                          stdout=log, env=env,
-                                          stderr=subprocess.STDOUT,
+                                          stdout=out, stderr=err, env=env,
                                           start_new_session=True)
-            finally:
-                log.close()
         except OSError as e:
             self.cleanup(bundle)
             raise errors.CannotCreateVM("cannot start rkt: %s" % e,
@@ -235,7 +244,7 @@ class Driver(base.Driver):
             if not starting:
                 break
             time.sleep(0.05)
-        detail = _tail(bundle.log_path)
+        detail = _tail(self.rkt_log(bundle), bundle.log_path)
         self.cleanup(bundle)
         raise errors.CannotCreateVM("rkt run failed: %s" % detail,
                                     vmId=bundle.vm_id)
@@ -389,10 +398,15 @@ class Driver(base.Driver):
                 pass
 
 
-def _tail(path):
-    """The last useful line of the pod's log (where rkt says why)."""
-    try:
-        with open(path, errors="replace") as f:
-            return proc.last_line(f.read())
-    except OSError:
-        return proc.last_line("")
+def _tail(*paths):
+    """The last useful line of the first of ``paths`` that has one: rkt's
+    own log (where rkt says why), then the pod's."""
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        if text.strip():
+            return proc.last_line(text)
+    return proc.last_line("")
