@@ -202,12 +202,14 @@ test-py39: deps
 
 check: lint test test-floor test-py39 test-vdsm
 
-# The README's test command (its `... && make check` line) in a fresh
-# Debian 12 root: debootstrap's minbase (cached), this machine's registry
-# settings and nothing else, the checkout copied in; a missing install
-# step fails here instead of on a newcomer's box.  As root; CI runs it.
+# The README's two commands (its `... && make demo` and `... && make check`
+# lines) each in a fresh Debian 12 root: debootstrap's minbase (cached),
+# this machine's registry settings and nothing else, the checkout copied
+# in; a missing install step fails here instead of on a newcomer's box.
+# As root; CI runs it.
 check-fresh:
-	tests/freshroot/run
+	tests/freshroot/run demo
+	tests/freshroot/run check
 
 # The tests that touch the host, in the host shape oVirt runs on (EL9:
 # systemd as PID 1, cgroup v2): a Debian 12 VM built and booted by
