@@ -1,0 +1,292 @@
+"""The runtimes' probes: kept per runtime binary and kernel, run in the
+background.
+
+A runtime's probe runs a throwaway container (``oci.OCIDriver.self_check``);
+runsc's tries KVM first, which on a host whose /dev/kvm opens but can't run
+the sandbox waits ``runsc.KVM_TIMEOUT`` (10 s) before ptrace.  Run at every
+vdsmd start, before vdsm listens, that held vdsm's restart up for 23 s
+(issue #39), where the feature page asks that container support "never
+hurts in any way the ability of a host to run VMs".  So:
+
+- A verdict is kept in ``<storage_dir>/probes.json``, under a key that
+  names everything the verdict depends on: the runtime's program (path,
+  size, mtime, inode), its helper (conmon; systemd-nspawn for rkt), the
+  kernel (``uname -r``) and this boot (``/proc/sys/kernel/random/boot_id``:
+  a reboot may bring another /dev/kvm, cgroup layout or module set), the
+  plugin's version and the paths the self-check uses.  A verdict whose key
+  still matches is the answer, at once; any change is probed again.
+- ``Prober.status`` never waits for a probe unless asked to: a runtime
+  whose verdict is not current is ``probing`` in the answer, and its probe
+  runs in a thread of this process (supervdsmd: probing needs root), one
+  per runtime, so that runc's verdict does not wait for runsc's.
+- A runtime whose program is not on the host at all is answered at once
+  (its probe reads only PATH): with no runtime, nothing ever probes, and
+  vdsm starts as it would without the plugin.
+
+vdsm keeps what its host probing found the same way: lib/vdsm/host/caps.py
+``get`` caches the CPU, NUMA and libvirt answers (``@cache.memoized``,
+keyed by their arguments) and its ``_getFipsEnabled`` once per process;
+here the key is the binary and the boot, and the cache a file, because
+the answer is wanted by the next vdsmd start, before anything could probe.
+
+``vdsm-container caps`` probes afresh (``refresh``) and stores the result:
+the admin's way to redo a verdict, e.g. one a loaded host timed out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import vdsm_container
+from vdsm_container import runtimes
+from vdsm_container.runtimes import base
+
+log = logging.getLogger("vdsm_container.runtimes.probecache")
+
+CACHE_NAME = "probes.json"
+FORMAT = 1
+
+#: What each runtime's probe runs besides the runtime itself.
+HELPERS = {"runc": ("conmon",), "crun": ("conmon",), "runsc": ("conmon",),
+           "rkt": ("systemd-nspawn",)}
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def cache_path(paths):
+    return os.path.join(paths.storage_dir, CACHE_NAME)
+
+
+def _stat(path):
+    """[path, size, mtime_ns, inode] of ``path``, or None if absent."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [path, st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def boot_id(path=BOOT_ID):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def kernel_release():
+    return os.uname().release
+
+
+def key(name, paths):
+    """What runtime ``name``'s verdict depends on, as JSON-able values."""
+    return {
+        "plugin": vdsm_container.__version__,
+        "kernel": kernel_release(),
+        "bootId": boot_id(),
+        "binary": _stat(runtimes.program(name)),
+        "helpers": {h: _stat(shutil.which(h)) for h in HELPERS.get(name, ())},
+        "paths": [paths.run_dir, paths.cgroup_parent],
+    }
+
+
+def load(paths):
+    """``{name: entry}`` from the cache file; {} if absent or unreadable."""
+    try:
+        with open(cache_path(paths)) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        log.warning("Ignoring the probe cache %s: %s", cache_path(paths), e)
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return {}
+    entries = data.get("runtimes")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _save(paths, entries):
+    path = cache_path(paths)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".probes-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"format": FORMAT, "runtimes": entries}, f,
+                      indent=1, sort_keys=True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _availability(entry):
+    a = entry.get("availability") or {}
+    return base.Availability(a.get("name"), bool(a.get("available")),
+                             a.get("reason", ""), a.get("version"))
+
+
+def probing(name, since=None):
+    """The answer for a runtime whose probe has not ended yet."""
+    why = "probing"
+    if since is not None:
+        why += " (self-check running for %.0f s)" % max(
+            0.0, time.monotonic() - since)
+    return base.Availability(name, False, why, probing=True)
+
+
+def cached(paths, names=None):
+    """``{name: Availability or None}``: the current verdicts, None where
+    there is none (never probed, or its key changed).  Runs no probe but
+    a runtime's that is not installed (which only reads PATH)."""
+    entries = load(paths)
+    result = {}
+    for name in names or runtimes.names():
+        entry = entries.get(name)
+        k = key(name, paths)
+        if entry and entry.get("key") == k:
+            result[name] = _availability(entry)
+        elif k["binary"] is None:
+            result[name] = runtimes.probe(paths, only=(name,))[name]
+        else:
+            result[name] = None
+    return result
+
+
+class Prober:
+    """Answers ``{runtime: Availability}`` at once; probes in threads."""
+
+    def __init__(self, paths, probe=None, on_change=None, names=None):
+        self.paths = paths
+        self._probe = probe or (
+            lambda name: runtimes.probe(paths, only=(name,))[name])
+        self.on_change = on_change
+        self._names = tuple(names or runtimes.names())
+        self._cond = threading.Condition()
+        self._running = {}      # name -> monotonic start of its probe
+
+    def status(self, wait=0.0):
+        """``{name: Availability}``; a runtime being probed is
+        ``probing``.  Waits up to ``wait`` seconds for probes to end."""
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while True:
+                result = self._current()
+                left = deadline - time.monotonic()
+                if left <= 0 or not any(a.probing for a in result.values()):
+                    return result
+                self._cond.wait(left)
+
+    def _current(self):
+        entries = load(self.paths)
+        result = {}
+        for name in self._names:
+            if name in self._running:
+                result[name] = probing(name, self._running[name])
+                continue
+            k = key(name, self.paths)
+            entry = entries.get(name)
+            if entry and entry.get("key") == k:
+                result[name] = _availability(entry)
+                self._restore(name, entry)
+            elif k["binary"] is None:
+                # Not installed: its probe looks at PATH only.
+                result[name] = self._probe(name)
+            else:
+                self._running[name] = time.monotonic()
+                result[name] = probing(name)
+                threading.Thread(target=self._run, args=(name, k),
+                                 name="ctr/probe-" + name,
+                                 daemon=True).start()
+        return result
+
+    def _run(self, name, k):
+        t0 = time.monotonic()
+        log.info("Probing container runtime %s (%s)", name,
+                 k["binary"][0] if k["binary"] else "?")
+        try:
+            avail = self._probe(name)
+        except Exception as e:
+            log.exception("Probing runtime %s failed", name)
+            avail = base.Availability(name, False, "probe failed: %s" % e)
+        log.info("Container runtime %s probed in %.1f s: %s%s", name,
+                 time.monotonic() - t0,
+                 "usable" if avail.available else "unusable",
+                 ", " + avail.reason if avail.reason else "")
+        with self._cond:
+            try:
+                entries = load(self.paths)
+                entries[name] = {"key": k, "availability": avail.to_dict(),
+                                 "extra": _extra(name, self.paths)}
+                _save(self.paths, entries)
+            except Exception as e:
+                log.warning("Probe cache not written: %s", e)
+            del self._running[name]
+            self._cond.notify_all()
+            busy = bool(self._running)
+        if self.on_change is not None:
+            try:
+                self.on_change(name, avail, busy)
+            except Exception:
+                log.exception("After probing %s", name)
+
+    def _restore(self, name, entry):
+        """What a probe leaves beside its verdict for the driver (runsc's
+        platform file, in the run dir: tmpfs), put back where it is gone."""
+        if name == "runsc":
+            from vdsm_container.runtimes import runsc
+            runsc.restore_platform(self.paths, (entry.get("extra") or {})
+                                   .get("platform"))
+
+
+def _extra(name, paths):
+    if name == "runsc":
+        from vdsm_container.runtimes import runsc
+        return {"platform": runsc.recorded_platform(paths)}
+    return {}
+
+
+def refresh(paths, names=None):
+    """Probe ``names`` (every runtime) now, in this thread, and keep the
+    verdicts: ``{name: Availability}``."""
+    names = tuple(names or runtimes.names())
+    entries = load(paths)
+    result = {}
+    for name in names:
+        k = key(name, paths)
+        result[name] = runtimes.probe(paths, only=(name,))[name]
+        if k["binary"] is not None:
+            entries[name] = {"key": k, "availability":
+                             result[name].to_dict(),
+                             "extra": _extra(name, paths)}
+    try:
+        _save(paths, entries)
+    except OSError as e:
+        log.warning("Probe cache not written: %s", e)
+    return result
+
+
+_probers = {}
+_probers_lock = threading.Lock()
+
+
+def prober(paths, on_change=None):
+    """This process's ``Prober`` for ``paths`` (one per process: the
+    root side's probes run once however many ask)."""
+    with _probers_lock:
+        p = _probers.get(paths)
+        if p is None:
+            p = _probers[paths] = Prober(paths, on_change=on_change)
+        return p
