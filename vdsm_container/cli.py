@@ -29,6 +29,7 @@ from vdsm_container.image import cache as images
 from vdsm_container.host import mounts
 from vdsm_container.host import orphans
 from vdsm_container.host.backend import HostBackend
+from vdsm_container.runtimes import probecache
 from vdsm_container.container import Container, create
 
 # Exit status for errors: 1 for vdsm errors, 2 for usage (argparse's).
@@ -51,9 +52,15 @@ def cmd_caps(args, paths):
 
 
 def cmd_mark_host(args, paths):
-    report = caps.report(paths)
-    installed = hostmark.mark(bool(report["additionalFeatures"]),
-                              args.hooks_dir)
+    # From the verdicts kept (runtimes.probecache), never a probe: this
+    # runs before vdsmd starts.  Where one is not known yet, the marker
+    # stays as it is; supervdsmd marks the host when the probe ends.
+    verdicts = probecache.cached(paths)
+    capable = caps.capable(verdicts)
+    if capable is None:
+        installed = os.path.exists(hostmark.hook_path(args.hooks_dir))
+    else:
+        installed = hostmark.mark(capable, args.hooks_dir)
     # Raise-only, and never a reason for vdsmd not to start: a setting
     # that cannot be written is reported, on stderr too (the journal).
     limits = hostsysctl.ensure(args.sysctl_dir or hostsysctl.DIRS,
@@ -62,7 +69,9 @@ def cmd_mark_host(args, paths):
         if "error" in res:
             print("vdsm-container: cannot raise %s: %s" % (key, res["error"]),
                   file=sys.stderr)
-    _print({"additionalFeatures": report["additionalFeatures"],
+    _print({"additionalFeatures": caps.additional_features(
+                {n: a for n, a in verdicts.items() if a is not None}),
+            "probing": sorted(n for n, a in verdicts.items() if a is None),
             "hook": hostmark.hook_path(args.hooks_dir),
             "installed": installed, "sysctl": limits})
 

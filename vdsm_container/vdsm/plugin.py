@@ -11,15 +11,17 @@ few places the feature page names, leaving every VM flow as it was:
   domains; after it we recover containers from their state files into
   ``cif.vmContainer``.
 - ``caps.get`` (lib/vdsm/host/caps.py) gets ``containers`` and
-  ``containers_<runtime>`` in ``additionalFeatures``, computed once at
-  install (vdsm start-up), the way gluster's features are added.
+  ``containers_<runtime>`` in ``additionalFeatures``, the way gluster's
+  features are added, from the runtimes' probes as they end (``probing``:
+  they run in the background on the root side and never hold vdsm's
+  start-up; a verdict is kept per runtime binary and kernel).
 - A sampler thread feeds container stats every ``vm_sample_interval``
   (15 s, lib/vdsm/common/config.py.in) and checks their status every
   ``STATUS_INTERVAL`` seconds, sending ``|virt|VM_status|<vmId>`` events
   through ``cif.notify`` when one changes (as ``Vm._notify`` does).
 
-With no usable runtime on the host ``install()`` changes nothing at all:
-vdsm behaves exactly as without the plugin (opt-in).
+With no runtime on the host, or none usable, ``install()`` changes
+nothing at all: vdsm behaves exactly as without the plugin (opt-in).
 
 This module, ``vm`` and ``supervdsm_api`` import vdsm; the rest of the
 package does not.
@@ -40,6 +42,7 @@ from vdsm_container import config
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.runtimes import versions
 from vdsm_container.vdsm import caps
+from vdsm_container.vdsm import probing
 from vdsm_container.vdsm import vmcontainer
 from vdsm_container.vdsm.supervdsm import SupervdsmBackend
 from vdsm_container.vdsm.vm import VdsmContainer
@@ -54,8 +57,8 @@ class Plugin:
 
     def __init__(self, backend, availability):
         self.backend = backend
-        self.availability = availability
-        self.features = caps.additional_features(availability)
+        self.runtimes = probing.Runtimes(backend, availability,
+                                         notify=_notify_engine)
         self._orig_vm = _clientif.Vm
         self._orig_all_domains = _recovery.all_domains
         self._orig_caps_get = _caps.get
@@ -68,7 +71,15 @@ class Plugin:
         if not vmcontainer.wants_container(params):
             return self._orig_vm(cif, params, recover)
         return vmcontainer.make_container(VdsmContainer, cif, params,
-                                          self.backend, self.availability)
+                                          self.backend, self.runtimes)
+
+    @property
+    def availability(self):
+        return self.runtimes.availability
+
+    @property
+    def features(self):
+        return self.runtimes.features()
 
     def all_domains(self, cif):
         """Recovery at clientIF start: recover, then sample.
@@ -120,6 +131,7 @@ class Plugin:
 
     def stop(self):
         self._stop.set()
+        self.runtimes.stop()
 
 
 _plugin = None
@@ -139,8 +151,10 @@ def install(paths=None, availability=None, cif=None, sample_interval=None,
     Called once at vdsm start-up, before clientIF recovers VMs; the sampler
     starts after recovery, or at once when a built ``cif`` is given.  The
     runtimes' self-checks run where root is (supervdsmd when vdsm is not
-    root); whatever goes wrong there leaves the plugin off with the reason
-    logged, and vdsm starts as it would without it.
+    root), in the background: this takes the verdicts kept and ``probing``
+    for the others, at once (``runtimes.probecache``).  Whatever goes
+    wrong there leaves the plugin off with the reason logged, and vdsm
+    starts as it would without it.
     """
     global _plugin
     if _plugin is not None:
@@ -164,8 +178,12 @@ def install(paths=None, availability=None, cif=None, sample_interval=None,
     _recovery.all_domains = plugin.all_domains
     _caps.get = plugin.caps_get
     _plugin = plugin
-    log.info("Container support enabled: %s", ", ".join(plugin.features))
-    _log_host(paths, availability)
+    log.info("Container support enabled: %s%s", ", ".join(plugin.features),
+             "; probing: %s" % ", ".join(plugin.runtimes.probing())
+             if plugin.runtimes.probing() else "")
+    plugin.runtimes.start()
+    threading.Thread(target=_log_host, args=(paths, plugin.runtimes),
+                     name="ctr/hostinfo", daemon=True).start()
     if cif is not None:
         plugin.start_sampler(cif, sample_interval or _sample_interval())
     return plugin
@@ -183,13 +201,16 @@ def uninstall():
     _plugin = None
 
 
-def _log_host(paths, availability):
+def _log_host(paths, runtimes):
     """Say in vdsm.log which runtime and tool versions run here and the
     writable layer's default as it applies (``caps.disk_size``): what an
-    admin reading a failure needs first.  Never a reason not to start."""
+    admin reading a failure needs first.  Never a reason not to start, nor
+    a wait for it (a thread of its own: the tools' ``--version`` runs)."""
     try:
+        tools = versions.tools()
+        runtimes.wait_all(probing.CREATE_WAIT)
         log.info("Container tool versions: %s", versions.summary(
-            availability, versions.tools()))
+            runtimes.availability, tools))
         size = caps.disk_size(paths)
         log.info("Container writable layer default: %d MiB (configured "
                  "%d MiB; storage filesystem of %s: %d MiB)",
@@ -197,6 +218,14 @@ def _log_host(paths, availability):
                  paths.storage_dir, size["storageFilesystemMiB"])
     except Exception as e:
         log.warning("Container host details could not be read: %s", e)
+
+
+def _notify_engine(event_id):
+    """``cif.notify``, once clientIF is there (lib/vdsm/clientIF.py
+    ``clientIF._instance``; ``getInstance`` would try to build it)."""
+    cif = _clientif.clientIF._instance
+    if cif is not None:
+        cif.notify(event_id)
 
 
 def _sample_interval():

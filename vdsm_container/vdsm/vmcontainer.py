@@ -30,15 +30,20 @@ def make_container(cls, cif, params, backend, availability):
     """Build the ``cls`` (a Container) for VM.create's ``params``.
 
     Refuses an incoming migration (containers never migrate), what the
-    runtime can't do, and a runtime that the start-up probe found unusable,
-    with vdsm's errors, before anything touches the host.
+    runtime can't do, and a runtime that the probe found unusable, with
+    vdsm's errors, before anything touches the host.  ``availability`` is
+    ``{runtime: Availability}`` or a ``probing.Runtimes``: a runtime still
+    being probed is waited for (``Runtimes.wait_for``), or refused.
     """
     if "_srcDomXML" in params or params.get("migrationDest"):
         raise errors.MigrationError("containers cannot be migrated",
                                     vmId=params.get("vmId"))
     ctr = cls.from_xml(params["xml"], backend=backend, cif=cif)
     check_supported(ctr.spec)
-    avail = availability.get(ctr.spec.runtime)
+    if hasattr(availability, "wait_for"):
+        avail = availability.wait_for(ctr.spec.runtime, vm_id=ctr.id)
+    else:
+        avail = availability.get(ctr.spec.runtime)
     if avail is not None and not avail.available:
         raise errors.CannotCreateVM(
             "runtime %s is not usable on this host: %s"

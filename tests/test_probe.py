@@ -1,0 +1,232 @@
+"""The runtimes' probes never hold vdsm's start up (issue #39): verdicts kept
+per runtime binary and kernel (runtimes/probecache.py), probes in the
+background, caps and VM.create while one runs (vdsm/probing.py)."""
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from vdsm_container import errors
+from vdsm_container.container import Container
+from vdsm_container.runtimes import base, probecache
+from vdsm_container.spec import domxml
+from vdsm_container.vdsm import caps, probing
+from vdsm_container.vdsm import vmcontainer
+
+OK = base.Availability("runc", True, "", "1.1")
+
+
+class Counting:
+    """A runtime probe that counts its runs and can be held."""
+
+    def __init__(self, answer=OK):
+        self.answer = answer
+        self.calls = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, name):
+        self.calls.append(name)
+        assert self.release.wait(10)
+        return base.Availability(name, self.answer.available,
+                                 self.answer.reason, self.answer.version)
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch, paths):
+    """A runc binary of the test's own, the kernel and boot as chosen."""
+    binary = tmp_path / "bin" / "runc"
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\n")
+    state = {"release": "6.1.0-test", "boot": "boot-1"}
+    monkeypatch.setattr(probecache.runtimes, "program",
+                        lambda name: str(binary) if name == "runc" else None)
+    monkeypatch.setattr(probecache, "HELPERS", {})
+    monkeypatch.setattr(probecache, "kernel_release",
+                        lambda: state["release"])
+    monkeypatch.setattr(probecache, "boot_id", lambda: state["boot"])
+    state["binary"] = binary
+    state["paths"] = paths
+    return state
+
+
+def settled(prober, wait=10):
+    result = prober.status(wait)
+    assert not any(a.probing for a in result.values()), result
+    return result
+
+
+def test_unchanged_binary_not_probed_again(host):
+    probe = Counting()
+    assert settled(probecache.Prober(host["paths"], probe=probe,
+                                     names=("runc",)))["runc"].available
+    # A new process (vdsmd and supervdsmd restarted): the kept verdict.
+    again = Counting()
+    result = probecache.Prober(host["paths"], probe=again,
+                               names=("runc",)).status()
+    assert result["runc"] == OK
+    assert (probe.calls, again.calls) == (["runc"], [])
+
+
+def test_changed_binary_probed_again(host):
+    settled(probecache.Prober(host["paths"], probe=Counting(),
+                              names=("runc",)))
+    host["binary"].write_text("#!/bin/sh\n# runc 1.2\n")    # size, mtime
+    again = Counting(base.Availability("runc", False, "broken"))
+    prober = probecache.Prober(host["paths"], probe=again, names=("runc",))
+    assert prober.status()["runc"].probing
+    assert settled(prober)["runc"].reason == "broken"
+    assert again.calls == ["runc"]
+
+
+def test_replaced_binary_same_size_and_mtime_probed_again(host):
+    settled(probecache.Prober(host["paths"], probe=Counting(),
+                              names=("runc",)))
+    st = os.stat(host["binary"])
+    new = host["binary"].parent / "runc.new"
+    new.write_text("#!/bin/sh\n")
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, host["binary"])                         # inode
+    again = Counting()
+    settled(probecache.Prober(host["paths"], probe=again, names=("runc",)))
+    assert again.calls == ["runc"]
+
+
+@pytest.mark.parametrize("what", ["release", "boot"])
+def test_changed_kernel_probed_again(host, what):
+    settled(probecache.Prober(host["paths"], probe=Counting(),
+                              names=("runc",)))
+    host[what] += "-new"
+    again = Counting()
+    settled(probecache.Prober(host["paths"], probe=again, names=("runc",)))
+    assert again.calls == ["runc"]
+
+
+def test_absent_runtime_answered_at_once(host, monkeypatch):
+    """No runtime at all: nothing probes in the background, the answer is
+    final at once, and the plugin stays off (caps adds nothing)."""
+    host["binary"].unlink()
+    probe = Counting(base.Availability("runc", False, "not found"))
+    result = probecache.Prober(host["paths"], probe=probe,
+                               names=("runc",)).status()
+    assert not result["runc"].probing
+    assert caps.additional_features(result) == []
+    assert not os.path.exists(probecache.cache_path(host["paths"]))
+
+
+def test_probe_runs_in_the_background(host):
+    probe = Counting()
+    probe.release.clear()
+    prober = probecache.Prober(host["paths"], probe=probe, names=("runc",))
+    t0 = time.monotonic()
+    first = prober.status()
+    assert time.monotonic() - t0 < 1
+    assert first["runc"].probing and not first["runc"].available
+    assert prober.status()["runc"].probing          # one probe, not two
+    probe.release.set()
+    assert settled(prober)["runc"] == OK
+    assert probe.calls == ["runc"]
+
+
+def test_cached_runs_no_probe(host):
+    """mark-host's view (before vdsmd starts): kept verdicts only."""
+    assert probecache.cached(host["paths"], ("runc",)) == {"runc": None}
+    assert caps.capable({"runc": None}) is None
+    settled(probecache.Prober(host["paths"], probe=Counting(),
+                              names=("runc",)))
+    verdicts = probecache.cached(host["paths"], ("runc",))
+    assert verdicts == {"runc": OK}
+    assert caps.capable(verdicts) is True
+    assert caps.capable({"runc": base.Availability("runc", False)}) is False
+
+
+# --- vdsmd's side: caps and VM.create while a probe runs -------------------
+
+PROBING = base.Availability("runsc", False, "probing", probing=True)
+RUNSC_OK = base.Availability("runsc", True, "platform ptrace", "2023")
+
+
+def test_caps_while_probing():
+    assert caps.additional_features({"runc": OK, "runsc": PROBING}) == [
+        "containers", "containers_runc"]
+    assert caps.additional_features({"runsc": PROBING}) == ["containers"]
+    assert caps.probing({"runc": OK, "runsc": PROBING}) == ["runsc"]
+
+
+class Backend:
+    """The root side: answers ``probe(wait)`` from a list."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.asked = threading.Event()
+
+    def probe(self, wait=0.0):
+        self.asked.set()
+        if len(self.answers) > 1:
+            return self.answers.pop(0)
+        time.sleep(min(wait, 0.05))
+        return self.answers[0]
+
+
+def test_features_follow_the_probes_and_engine_is_told():
+    events = []
+    rt = probing.Runtimes(Backend({"runc": OK, "runsc": RUNSC_OK}),
+                          {"runc": OK, "runsc": PROBING},
+                          notify=events.append)
+    assert rt.features() == ["containers", "containers_runc"]
+    rt.start()
+    rt.wait_all(5)
+    assert rt.features() == ["containers", "containers_runc",
+                             "containers_runsc"]
+    assert rt.probing() == []
+    assert events == ["|net|host_conn|no_id"]
+
+
+def _params(image, runtime="runsc"):
+    return {"xml": domxml.build(str(uuid.uuid4()), "c", runtime, image,
+                                command=["true"])}
+
+
+def test_create_waits_for_the_probe(paths, busybox_oci):
+    rt = probing.Runtimes(Backend({"runsc": PROBING}), {"runsc": PROBING})
+    done = threading.Timer(0.3, rt.update, args=({"runsc": RUNSC_OK},))
+    done.start()
+    t0 = time.monotonic()
+    ctr = vmcontainer.make_container(Container, None, _params(busybox_oci),
+                                     None, rt)
+    assert 0.2 < time.monotonic() - t0 < 5
+    assert ctr.spec.runtime == "runsc"
+
+
+def test_create_refused_when_the_probe_ends_unusable(paths, busybox_oci):
+    rt = probing.Runtimes(Backend({}), {"runsc": PROBING})
+    threading.Timer(0.1, rt.update, args=({"runsc": base.Availability(
+        "runsc", False, "kvm: timed out; ptrace: failed")},)).start()
+    with pytest.raises(errors.CannotCreateVM) as e:
+        vmcontainer.make_container(Container, None, _params(busybox_oci),
+                                   None, rt)
+    assert "ptrace: failed" in str(e.value)
+
+
+def test_create_refused_while_still_probing(paths, busybox_oci,
+                                            monkeypatch):
+    monkeypatch.setattr(probing, "CREATE_WAIT", 0.2)
+    rt = probing.Runtimes(Backend({"runsc": PROBING}), {"runsc": PROBING})
+    params = _params(busybox_oci)
+    with pytest.raises(errors.CannotCreateVM) as e:
+        vmcontainer.make_container(Container, None, params, None, rt)
+    assert e.value.code == 9
+    assert "still being probed" in str(e.value)
+    assert e.value.info()["code"] == 9
+
+
+def test_create_for_a_runtime_probed_already_does_not_wait(paths,
+                                                          busybox_oci):
+    rt = probing.Runtimes(Backend({}), {"runc": OK, "runsc": PROBING})
+    t0 = time.monotonic()
+    vmcontainer.make_container(Container, None,
+                               _params(busybox_oci, "runc"), None, rt)
+    assert time.monotonic() - t0 < 0.5
