@@ -38,12 +38,15 @@ class Counting:
 @pytest.fixture
 def host(tmp_path, monkeypatch, paths):
     """A runc binary of the test's own, the kernel and boot as chosen."""
+    (tmp_path / "bin").mkdir()
+    for name in ("runc", "runsc"):
+        (tmp_path / "bin" / name).write_text("#!/bin/sh\n")
     binary = tmp_path / "bin" / "runc"
-    binary.parent.mkdir()
-    binary.write_text("#!/bin/sh\n")
     state = {"release": "6.1.0-test", "boot": "boot-1"}
-    monkeypatch.setattr(probecache.runtimes, "program",
-                        lambda name: str(binary) if name == "runc" else None)
+    monkeypatch.setattr(
+        probecache.runtimes, "program",
+        lambda name: str(tmp_path / "bin" / name)
+        if name in ("runc", "runsc") else None)
     monkeypatch.setattr(probecache, "HELPERS", {})
     monkeypatch.setattr(probecache, "kernel_release",
                         lambda: state["release"])
@@ -141,6 +144,46 @@ def test_cached_runs_no_probe(host):
     assert verdicts == {"runc": OK}
     assert caps.capable(verdicts) is True
     assert caps.capable({"runc": base.Availability("runc", False)}) is False
+
+
+def test_unusable_verdict_kept_by_the_process_only(host):
+    """A self-check that failed (a loaded host) is not believed until the
+    next reboot: the next supervdsmd probes again."""
+    probe = Counting(base.Availability("runc", False, "init-p: reset"))
+    prober = probecache.Prober(host["paths"], probe=probe, names=("runc",))
+    assert settled(prober)["runc"].reason == "init-p: reset"
+    assert settled(prober)["runc"].reason == "init-p: reset"
+    assert probe.calls == ["runc"]          # a vdsmd restart: not again
+    assert probecache.cached(host["paths"], ("runc",)) == {"runc": None}
+    again = Counting()
+    assert settled(probecache.Prober(host["paths"], probe=again,
+                                     names=("runc",)))["runc"] == OK
+    assert again.calls == ["runc"]
+
+
+def test_one_probe_at_a_time_runsc_last(host):
+    """Two self-checks at once in one process share a container name."""
+    running, most, order = [], [], []
+
+    def probe(name):
+        running.append(name)
+        most.append(len(running))
+        order.append(name)
+        time.sleep(0.1)
+        running.remove(name)
+        return base.Availability(name, True)
+
+    verdicts = []
+    prober = probecache.Prober(
+        host["paths"], probe=probe, names=("runc", "runsc"),
+        on_change=lambda name, avail, now: verdicts.append((name, now)))
+    assert [a.probing for a in prober.status().values()] == [True, True]
+    settled(prober)
+    assert (max(most), order) == (1, ["runc", "runsc"])
+    # The marker's view when each ended: runc known, runsc not yet.
+    assert verdicts[0][0] == "runc" and verdicts[0][1]["runsc"] is None
+    assert caps.capable(verdicts[0][1]) is True
+    assert all(verdicts[1][1].values())
 
 
 # --- vdsmd's side: caps and VM.create while a probe runs -------------------

@@ -8,17 +8,19 @@ vdsmd start, before vdsm listens, that held vdsm's restart up for 23 s
 (issue #39), where the feature page asks that container support "never
 hurts in any way the ability of a host to run VMs".  So:
 
-- A verdict is kept in ``<storage_dir>/probes.json``, under a key that
-  names everything the verdict depends on: the runtime's program (path,
-  size, mtime, inode), its helper (conmon; systemd-nspawn for rkt), the
-  kernel (``uname -r``) and this boot (``/proc/sys/kernel/random/boot_id``:
-  a reboot may bring another /dev/kvm, cgroup layout or module set), the
-  plugin's version and the paths the self-check uses.  A verdict whose key
-  still matches is the answer, at once; any change is probed again.
+- A usable verdict is kept in ``<storage_dir>/probes.json``, under a key
+  that names everything the verdict depends on: the runtime's program
+  (path, size, mtime, inode), its helper (conmon; systemd-nspawn for rkt),
+  the kernel (``uname -r``) and this boot (``/proc/sys/kernel/random/
+  boot_id``: a reboot may bring another /dev/kvm, cgroup layout or module
+  set), the plugin's version and the paths the self-check uses.  A
+  verdict whose key still matches is the answer, at once; any change is
+  probed again.  An unusable verdict is kept by the process that probed
+  (``Prober``) only.
 - ``Prober.status`` never waits for a probe unless asked to: a runtime
   whose verdict is not current is ``probing`` in the answer, and its probe
   runs in a thread of this process (supervdsmd: probing needs root), one
-  per runtime, so that runc's verdict does not wait for runsc's.
+  runtime after the other, runsc's last.
 - A runtime whose program is not on the host at all is answered at once
   (its probe reads only PATH): with no runtime, nothing ever probes, and
   vdsm starts as it would without the plugin.
@@ -166,7 +168,19 @@ def cached(paths, names=None):
 
 
 class Prober:
-    """Answers ``{runtime: Availability}`` at once; probes in threads."""
+    """Answers ``{runtime: Availability}`` at once; probes in a thread.
+
+    One probe at a time, in the order of ``runtimes.names()`` (runsc's,
+    the slow one, last): two self-checks at once in one process share a
+    container name (``oci.OCIDriver.self_check``: ``selfcheck-<pid>``)
+    and its cgroup, and on a 2-core host compete with vdsm's start.
+
+    A usable verdict is kept on disk; an unusable one only in this
+    process (supervdsmd: a vdsmd restart does not probe it again, a
+    supervdsmd restart does), so that a self-check that failed once (a
+    loaded host, a runtime fixed in place) is not believed until the next
+    reboot.
+    """
 
     def __init__(self, paths, probe=None, on_change=None, names=None):
         self.paths = paths
@@ -175,7 +189,10 @@ class Prober:
         self.on_change = on_change
         self._names = tuple(names or runtimes.names())
         self._cond = threading.Condition()
-        self._running = {}      # name -> monotonic start of its probe
+        self._running = {}      # name -> monotonic time it was queued
+        self._queue = []        # [(name, key)] for the worker
+        self._worker = None
+        self._unusable = {}     # name -> (key, Availability)
 
     def status(self, wait=0.0):
         """``{name: Availability}``; a runtime being probed is
@@ -201,16 +218,29 @@ class Prober:
             if entry and entry.get("key") == k:
                 result[name] = _availability(entry)
                 self._restore(name, entry)
+            elif name in self._unusable and self._unusable[name][0] == k:
+                result[name] = self._unusable[name][1]
             elif k["binary"] is None:
                 # Not installed: its probe looks at PATH only.
                 result[name] = self._probe(name)
             else:
                 self._running[name] = time.monotonic()
+                self._queue.append((name, k))
                 result[name] = probing(name)
-                threading.Thread(target=self._run, args=(name, k),
-                                 name="ctr/probe-" + name,
-                                 daemon=True).start()
+        if self._queue and self._worker is None:
+            self._worker = threading.Thread(target=self._work,
+                                            name="ctr/probe", daemon=True)
+            self._worker.start()
         return result
+
+    def _work(self):
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._worker = None
+                    return
+                name, k = self._queue.pop(0)
+            self._run(name, k)
 
     def _run(self, name, k):
         t0 = time.monotonic()
@@ -227,20 +257,22 @@ class Prober:
                  ", " + avail.reason if avail.reason else "")
         with self._cond:
             try:
-                entries = load(self.paths)
-                entries[name] = {"key": k, "availability": avail.to_dict(),
-                                 "extra": _extra(name, self.paths)}
-                _save(self.paths, entries)
+                _store(self.paths, {name: (k, avail)})
             except Exception as e:
                 log.warning("Probe cache not written: %s", e)
+            if not avail.available:
+                self._unusable[name] = (k, avail)
             del self._running[name]
+            # Before anyone waiting hears of it (the hook marker is in
+            # the capabilities that follow).
+            if self.on_change is not None:
+                try:
+                    self.on_change(name, avail, {
+                        n: None if a.probing else a
+                        for n, a in self._current().items()})
+                except Exception:
+                    log.exception("After probing %s", name)
             self._cond.notify_all()
-            busy = bool(self._running)
-        if self.on_change is not None:
-            try:
-                self.on_change(name, avail, busy)
-            except Exception:
-                log.exception("After probing %s", name)
 
     def _restore(self, name, entry):
         """What a probe leaves beside its verdict for the driver (runsc's
@@ -249,6 +281,19 @@ class Prober:
             from vdsm_container.runtimes import runsc
             runsc.restore_platform(self.paths, (entry.get("extra") or {})
                                    .get("platform"))
+
+
+def _store(paths, verdicts):
+    """Keep ``{name: (key, Availability)}``: the usable ones on disk, an
+    unusable one's earlier entry removed."""
+    entries = load(paths)
+    for name, (k, avail) in verdicts.items():
+        if avail.available and k["binary"] is not None:
+            entries[name] = {"key": k, "availability": avail.to_dict(),
+                             "extra": _extra(name, paths)}
+        else:
+            entries.pop(name, None)
+    _save(paths, entries)
 
 
 def _extra(name, paths):
@@ -262,20 +307,15 @@ def refresh(paths, names=None):
     """Probe ``names`` (every runtime) now, in this thread, and keep the
     verdicts: ``{name: Availability}``."""
     names = tuple(names or runtimes.names())
-    entries = load(paths)
-    result = {}
+    verdicts = {}
     for name in names:
         k = key(name, paths)
-        result[name] = runtimes.probe(paths, only=(name,))[name]
-        if k["binary"] is not None:
-            entries[name] = {"key": k, "availability":
-                             result[name].to_dict(),
-                             "extra": _extra(name, paths)}
+        verdicts[name] = (k, runtimes.probe(paths, only=(name,))[name])
     try:
-        _save(paths, entries)
+        _store(paths, verdicts)
     except OSError as e:
         log.warning("Probe cache not written: %s", e)
-    return result
+    return {name: avail for name, (k, avail) in verdicts.items()}
 
 
 _probers = {}

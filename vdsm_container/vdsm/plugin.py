@@ -182,8 +182,7 @@ def install(paths=None, availability=None, cif=None, sample_interval=None,
              "; probing: %s" % ", ".join(plugin.runtimes.probing())
              if plugin.runtimes.probing() else "")
     plugin.runtimes.start()
-    threading.Thread(target=_log_host, args=(paths, plugin.runtimes),
-                     name="ctr/hostinfo", daemon=True).start()
+    _log_host(paths, plugin.runtimes)
     if cif is not None:
         plugin.start_sampler(cif, sample_interval or _sample_interval())
     return plugin
@@ -205,10 +204,10 @@ def _log_host(paths, runtimes):
     """Say in vdsm.log which runtime and tool versions run here and the
     writable layer's default as it applies (``caps.disk_size``): what an
     admin reading a failure needs first.  Never a reason not to start, nor
-    a wait for it (a thread of its own: the tools' ``--version`` runs)."""
+    a wait for a probe: with some still running, the versions are logged
+    again by a thread once they end."""
     try:
         tools = versions.tools()
-        runtimes.wait_all(probing.CREATE_WAIT)
         log.info("Container tool versions: %s", versions.summary(
             runtimes.availability, tools))
         size = caps.disk_size(paths)
@@ -216,8 +215,18 @@ def _log_host(paths, runtimes):
                  "%d MiB; storage filesystem of %s: %d MiB)",
                  size["defaultMiB"], size["configuredMiB"],
                  paths.storage_dir, size["storageFilesystemMiB"])
+        if runtimes.probing():
+            threading.Thread(target=_log_versions_probed,
+                             args=(runtimes, tools), name="ctr/versions",
+                             daemon=True).start()
     except Exception as e:
         log.warning("Container host details could not be read: %s", e)
+
+
+def _log_versions_probed(runtimes, tools):
+    runtimes.wait_all(probing.CREATE_WAIT)
+    log.info("Container tool versions: %s", versions.summary(
+        runtimes.availability, tools))
 
 
 def _notify_engine(event_id):

@@ -44,8 +44,8 @@ def _backend():
 
 
 def _marker_updater(paths):
-    def probed(name, availability, busy):
-        capable = caps.capable(probecache.cached(paths))
+    def probed(name, availability, verdicts):
+        capable = caps.capable(verdicts)
         if capable is not None:
             hostmark.mark(capable)
     return probed
