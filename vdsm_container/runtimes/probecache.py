@@ -196,15 +196,21 @@ class Prober:
 
     def status(self, wait=0.0):
         """``{name: Availability}``; a runtime being probed is
-        ``probing``.  Waits up to ``wait`` seconds for probes to end."""
+        ``probing``.  Waits up to ``wait`` seconds for a probe to end (the
+        first that ends: vdsmd takes each verdict as it comes)."""
         deadline = time.monotonic() + wait
         with self._cond:
-            while True:
-                result = self._current()
+            result = self._current()
+            pending = {n for n, a in result.items() if a.probing}
+            while pending:
                 left = deadline - time.monotonic()
-                if left <= 0 or not any(a.probing for a in result.values()):
-                    return result
+                if left <= 0:
+                    break
                 self._cond.wait(left)
+                result = self._current()
+                if {n for n, a in result.items() if a.probing} != pending:
+                    break
+            return result
 
     def _current(self):
         entries = load(self.paths)
