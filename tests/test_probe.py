@@ -3,17 +3,20 @@ per runtime binary and kernel (runtimes/probecache.py), probes in the
 background, caps and VM.create while one runs (vdsm/probing.py)."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 
 import pytest
 
-from vdsm_container import errors
+from vdsm_container import errors, probestore, runtimes
 from vdsm_container.container import Container
 from vdsm_container.runtimes import base, probecache
 from vdsm_container.spec import domxml
-from vdsm_container.vdsm import caps, probing
+from vdsm_container.runtimes import rkt
+from vdsm_container.vdsm import caps, hostmark, markhost, probing
 from vdsm_container.vdsm import vmcontainer
 
 OK = base.Availability("runc", True, "", "1.1")
@@ -44,13 +47,13 @@ def host(tmp_path, monkeypatch, paths):
     binary = tmp_path / "bin" / "runc"
     state = {"release": "6.1.0-test", "boot": "boot-1"}
     monkeypatch.setattr(
-        probecache.runtimes, "program",
+        probestore, "program",
         lambda name: str(tmp_path / "bin" / name)
         if name in ("runc", "runsc") else None)
-    monkeypatch.setattr(probecache, "HELPERS", {})
-    monkeypatch.setattr(probecache, "kernel_release",
+    monkeypatch.setattr(probestore, "HELPERS", {})
+    monkeypatch.setattr(probestore, "kernel_release",
                         lambda: state["release"])
-    monkeypatch.setattr(probecache, "boot_id", lambda: state["boot"])
+    monkeypatch.setattr(probestore, "boot_id", lambda: state["boot"])
     state["binary"] = binary
     state["paths"] = paths
     return state
@@ -190,6 +193,54 @@ def test_one_probe_at_a_time_runsc_last(host):
     assert verdicts[0][0] == "runc" and verdicts[0][1]["runsc"] is None
     assert caps.capable(verdicts[0][1]) is True
     assert all(verdicts[1][1].values())
+
+
+def test_mark_host_from_the_kept_verdicts(host, tmp_path):
+    """The drop-in's ExecStartPre: never a probe; the hook as the kept
+    verdicts say, left as it is while one is not known."""
+    hooks = str(tmp_path / "hooks")
+    paths = host["paths"]
+    hostmark.mark(True, hooks)
+    out = markhost.run(paths, hooks, [str(tmp_path / "none")],
+                       str(tmp_path / "sys"))
+    assert (out["installed"], out["probing"]) == (True, ["runc", "runsc"])
+    assert out["additionalFeatures"] == []
+    hostmark.mark(False, hooks)
+    assert markhost.run(paths, hooks, [str(tmp_path / "none")],
+                        str(tmp_path / "sys"))["installed"] is False
+    settled(probecache.Prober(paths, probe=Counting(), names=("runc",)))
+    out = markhost.run(paths, hooks, [str(tmp_path / "none")],
+                       str(tmp_path / "sys"))
+    assert out["installed"] and hostmark.is_marked(hooks)
+    assert out["additionalFeatures"] == ["containers", "containers_runc"]
+    assert markhost.capable({"runc": False, "rkt": False}) is False
+
+
+def test_mark_host_imports_no_driver():
+    """What every vdsmd start pays for it: no driver, image or container
+    module is loaded."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys\n"
+         "from vdsm_container import command\n"
+         "from vdsm_container.vdsm import markhost\n"
+         "print(' '.join(sorted(m for m in sys.modules\n"
+         "      if m.startswith('vdsm_container'))))"],
+        check=True, stdout=subprocess.PIPE, universal_newlines=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    loaded = out.stdout.split()
+    assert "vdsm_container.vdsm.markhost" in loaded
+    heavy = [m for m in loaded if (m.split(".") + [""])[1] in (
+        "runtimes", "container", "image", "bundle", "cli", "host")]
+    assert heavy == []
+
+
+def test_store_knows_the_runtimes_as_they_are(monkeypatch, tmp_path):
+    assert probestore.NAMES == runtimes.names()
+    for name in runtimes.names():
+        binary = getattr(runtimes.driver_class(name), "binary", None)
+        assert binary in (None, name)
+    monkeypatch.setenv("VDSM_CONTAINER_RKT", str(tmp_path / "rkt"))
+    assert probestore.program("rkt") == rkt._binary()
 
 
 # --- vdsmd's side: caps and VM.create while a probe runs -------------------

@@ -9,9 +9,9 @@ background for vdsm.
 
 from __future__ import annotations
 
-import shutil
 
 from vdsm_container import errors
+from vdsm_container import probestore
 from vdsm_container.runtimes import crun, rkt, runc, runsc
 
 _modules = {
@@ -61,10 +61,8 @@ def installed(name):
 def program(name):
     """The path of runtime ``name``'s program, None if it has none here
     (rkt's may be set by VDSM_CONTAINER_RKT, and may then be absent)."""
-    if name == "rkt":
-        return rkt._binary()
-    return shutil.which(getattr(_module(name).Driver, "binary", None)
-                        or name)
+    _module(name)
+    return probestore.program(name)
 
 
 def _module(name):

@@ -37,101 +37,22 @@ the admin's way to redo a verdict, e.g. one a loaded host timed out.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
 
-import vdsm_container
+from vdsm_container import probestore
 from vdsm_container import runtimes
 from vdsm_container.runtimes import base
 
 log = logging.getLogger("vdsm_container.runtimes.probecache")
 
-CACHE_NAME = "probes.json"
-FORMAT = 1
-
-#: What each runtime's probe runs besides the runtime itself.
-HELPERS = {"runc": ("conmon",), "crun": ("conmon",), "runsc": ("conmon",),
-           "rkt": ("systemd-nspawn",)}
-
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
-
-
-def cache_path(paths):
-    return os.path.join(paths.storage_dir, CACHE_NAME)
-
-
-def _stat(path):
-    """[path, size, mtime_ns, inode] of ``path``, or None if absent."""
-    if not path:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [path, st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def boot_id(path=BOOT_ID):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def kernel_release():
-    return os.uname().release
-
-
-def key(name, paths):
-    """What runtime ``name``'s verdict depends on, as JSON-able values."""
-    return {
-        "plugin": vdsm_container.__version__,
-        "kernel": kernel_release(),
-        "bootId": boot_id(),
-        "binary": _stat(runtimes.program(name)),
-        "helpers": {h: _stat(shutil.which(h)) for h in HELPERS.get(name, ())},
-        "paths": [paths.run_dir, paths.cgroup_parent],
-    }
-
-
-def load(paths):
-    """``{name: entry}`` from the cache file; {} if absent or unreadable."""
-    try:
-        with open(cache_path(paths)) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        log.warning("Ignoring the probe cache %s: %s", cache_path(paths), e)
-        return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        return {}
-    entries = data.get("runtimes")
-    return entries if isinstance(entries, dict) else {}
-
-
-def _save(paths, entries):
-    path = cache_path(paths)
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".probes-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"format": FORMAT, "runtimes": entries}, f,
-                      indent=1, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+# The store (its file, its key) is ``probestore``: mark-host reads it
+# before vdsmd starts, without importing the drivers.
+cache_path = probestore.cache_path
+key = probestore.key
+load = probestore.load
+_save = probestore.save
 
 
 def _availability(entry):
