@@ -12,7 +12,9 @@ answers every call with code 99 "Recovering from crash or Initializing"
 until clientIF is ready: yajsonrpc ``_handle_request``), and with
 containers, Host.getAllVmStats until all of them are listed Up.
 
-Modes, in this order:
+Modes (``--modes interleaved``: plugin and bare in turn, under the same
+load, only the drop-in differing, the containers running on), in this
+order:
 
 - ``plugin``: as setup-host installs it (the drop-in, the launcher,
   supervdsmd's module), with ``--containers`` busybox containers running;
@@ -28,8 +30,10 @@ setup-host is run again at the end, which puts the plugin back.
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -62,6 +66,8 @@ def one_restart(host, vm_ids):
     """Seconds from the start to: vdsm listening, answering, all Up."""
     from vdsm import client
     services("stop", "vdsmd")
+    since = os.path.getsize(scale.VDSM_LOG)
+    wall0 = time.time()
     t0 = time.monotonic()
     services("start", "vdsmd")
     listening = time.monotonic() - t0
@@ -79,7 +85,33 @@ def one_restart(host, vm_ids):
         time.sleep(0.02)
     up = time.monotonic() - t0
     cli.close()
-    return {"listening": listening, "answering": answering, "all_up": up}
+    row = {"listening": listening, "answering": answering, "all_up": up}
+    row.update(log_marks(since, wall0))
+    return row
+
+
+# vdsm.log lines that time the start: vdsm's first, the plugin's install,
+# recovery's end (lib/vdsm/clientIF.py _recoverExistingVms).
+MARKS = {"vdsm_first_line": "I am the actual vdsm",
+         "plugin_installed": "Container support enabled",
+         "recovered": "recovery: completed"}
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})")
+
+
+def log_marks(since, wall0):
+    """Seconds from ``wall0`` to each of ``MARKS`` in vdsm.log."""
+    found = {}
+    with open(scale.VDSM_LOG, errors="replace") as f:
+        f.seek(since)
+        for line in f:
+            for key, text in MARKS.items():
+                m = _STAMP.match(line)
+                if key not in found and text in line and m:
+                    when = calendar.timegm(time.strptime(
+                        m.group(1), "%Y-%m-%d %H:%M:%S")) + \
+                        int(m.group(2)) / 1000.0
+                    found[key] = when - wall0
+    return found
 
 
 def measure(host, runs, vm_ids, log):
@@ -95,9 +127,33 @@ def _fmt(row):
 
 
 def summary(rows):
+    keys = [k for k in rows[0] if all(k in r for r in rows)]
     return {k: {"median": statistics.median(r[k] for r in rows),
                 "min": min(r[k] for r in rows),
-                "max": max(r[k] for r in rows)} for k in rows[0]}
+                "max": max(r[k] for r in rows)} for k in keys}
+
+
+def interleaved(host, runs, vm_ids, log):
+    """Plugin and bare restarts in turn, under the same load: only the
+    drop-in differs (supervdsmd keeps the plugin's module, which a vdsmd
+    restart does not load; the containers run on, unseen by a vdsm
+    without the plugin)."""
+    with open(DROPIN) as f:
+        plugin_dropin = f.read()
+    rows = {"plugin": [], "bare": []}
+    try:
+        for i in range(runs):
+            for mode, text in (("plugin", plugin_dropin),
+                               ("bare", BARE_DROPIN)):
+                with open(DROPIN, "w") as f:
+                    f.write(text)
+                rows[mode].append(one_restart(
+                    host, vm_ids if mode == "plugin" else []))
+                log("  run %d %s: %s" % (i + 1, mode, _fmt(rows[mode][-1])))
+    finally:
+        with open(DROPIN, "w") as f:
+            f.write(plugin_dropin)
+    return rows
 
 
 def main():
@@ -106,7 +162,9 @@ def main():
     ap.add_argument("--containers", type=int, default=20)
     ap.add_argument("--cold", action="store_true",
                     help="remove the probe cache before the plugin runs")
-    ap.add_argument("--modes", default="plugin,bare")
+    ap.add_argument("--modes", default="plugin,bare",
+                    help="plugin,bare: one after the other; interleaved: "
+                    "in turn, containers running")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -122,7 +180,7 @@ def main():
     subprocess.run([scale.BUILD_IMAGE, image], check=True,
                    stdout=subprocess.DEVNULL)
     try:
-        if "plugin" in modes:
+        if "plugin" in modes or "interleaved" in modes:
             scale.LiveHost.setup()
             if args.cold and os.path.exists(CACHE):
                 os.unlink(CACHE)
@@ -135,10 +193,18 @@ def main():
                 host.create(scale.container_xml(image, vm_id), vm_id)
                 vm_ids.append(vm_id)
             host.close()
-            log("plugin, %d containers:" % len(vm_ids))
-            rows = measure(host, args.runs, vm_ids, log)
-            result["plugin"] = {"containers": len(vm_ids), "runs": rows,
-                                "summary": summary(rows)}
+            if "interleaved" in modes:
+                log("in turn, %d containers:" % len(vm_ids))
+                both = interleaved(host, args.runs, vm_ids, log)
+                for mode, rows in both.items():
+                    result[mode] = {"containers": len(vm_ids) if mode ==
+                                    "plugin" else 0, "runs": rows,
+                                    "summary": summary(rows)}
+            else:
+                log("plugin, %d containers:" % len(vm_ids))
+                rows = measure(host, args.runs, vm_ids, log)
+                result["plugin"] = {"containers": len(vm_ids), "runs": rows,
+                                    "summary": summary(rows)}
             host.open()
             for vm_id in vm_ids:
                 host.cli.VM.destroy(vmID=vm_id)
