@@ -330,3 +330,28 @@ def test_create_for_a_runtime_probed_already_does_not_wait(paths,
     vmcontainer.make_container(Container, None,
                                _params(busybox_oci, "runc"), None, rt)
     assert time.monotonic() - t0 < 0.5
+
+
+def test_create_waits_before_clientif_takes_its_lock(paths, busybox_oci,
+                                                     monkeypatch):
+    """clientIF.createVm holds vm_start_stop_lock while it calls ``Vm``
+    (the factory) and API.py's VM.destroy takes it for every VM: the wait
+    is before (``await_runtime``), the factory under the lock never
+    waits."""
+    monkeypatch.setattr(probing, "CREATE_WAIT", 5)
+    rt = probing.Runtimes(Backend({}), {"runsc": PROBING})
+    params = _params(busybox_oci)
+    t0 = time.monotonic()
+    with pytest.raises(errors.CannotCreateVM):
+        vmcontainer.make_container(Container, None, params, None, rt,
+                                   probe_wait=0)
+    assert time.monotonic() - t0 < 1
+    plain = {"xml": "<domain><uuid>%s</uuid></domain>" % uuid.uuid4()}
+    vmcontainer.await_runtime(plain, rt)                    # at once
+    vmcontainer.await_runtime(params, rt, recover=True)     # at once
+    assert time.monotonic() - t0 < 1
+    threading.Timer(0.3, rt.update, args=({"runsc": RUNSC_OK},)).start()
+    vmcontainer.await_runtime(params, rt)
+    assert 0.2 < time.monotonic() - t0 < 4
+    vmcontainer.make_container(Container, None, params, None, rt,
+                               probe_wait=0)

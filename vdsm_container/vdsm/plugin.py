@@ -7,6 +7,9 @@ few places the feature page names, leaving every VM flow as it was:
   vmParams, vmRecover)`` through the module-level name ``Vm``; we replace that
   name with a factory that returns a ``VdsmContainer`` when the domain XML's
   custom properties carry ``containerType``, and vdsm's own ``Vm`` otherwise.
+- ``clientIF.createVm`` waits, for a container VM whose runtime is still
+  being probed, before it takes ``vm_start_stop_lock`` (``vmcontainer.
+  await_runtime``), so that no plain VM waits with it.
 - ``recovery.all_domains`` (lib/vdsm/virt/recovery.py) recovers libvirt
   domains; after it we recover containers from their state files into
   ``cif.vmContainer``.
@@ -60,6 +63,7 @@ class Plugin:
         self.runtimes = probing.Runtimes(backend, availability,
                                          notify=_notify_engine)
         self._orig_vm = _clientif.Vm
+        self._orig_create_vm = _clientif.clientIF.createVm
         self._orig_all_domains = _recovery.all_domains
         self._orig_caps_get = _caps.get
         self._stop = threading.Event()
@@ -70,8 +74,21 @@ class Plugin:
         """clientIF's ``Vm``: a VdsmContainer for container VMs."""
         if not vmcontainer.wants_container(params):
             return self._orig_vm(cif, params, recover)
+        # Under createVm's vm_start_stop_lock: no wait here, the probe was
+        # waited for before (create_vm).
         return vmcontainer.make_container(VdsmContainer, cif, params,
-                                          self.backend, self.runtimes)
+                                          self.backend, self.runtimes,
+                                          probe_wait=0)
+
+    def create_vm_wrapper(self):
+        """clientIF.createVm, waiting for a container's runtime probe
+        before it takes its lock (``vmcontainer.await_runtime``)."""
+        orig, runtimes = self._orig_create_vm, self.runtimes
+
+        def createVm(cif, vmParams, vmRecover=False):
+            vmcontainer.await_runtime(vmParams, runtimes, vmRecover)
+            return orig(cif, vmParams, vmRecover)
+        return createVm
 
     @property
     def availability(self):
@@ -175,6 +192,7 @@ def install(paths=None, availability=None, cif=None, sample_interval=None,
                            for n, a in availability.items()))
         return None
     _clientif.Vm = plugin.vm_factory
+    _clientif.clientIF.createVm = plugin.create_vm_wrapper()
     _recovery.all_domains = plugin.all_domains
     _caps.get = plugin.caps_get
     _plugin = plugin
@@ -195,6 +213,7 @@ def uninstall():
         return
     _plugin.stop()
     _clientif.Vm = _plugin._orig_vm
+    _clientif.clientIF.createVm = _plugin._orig_create_vm
     _recovery.all_domains = _plugin._orig_all_domains
     _caps.get = _plugin._orig_caps_get
     _plugin = None
