@@ -133,6 +133,21 @@ def summary(rows):
                 "max": max(r[k] for r in rows)} for k in keys}
 
 
+def destroy(host, vm_ids):
+    """Destroy ``vm_ids`` through a vdsmd with the plugin (the drop-in as
+    setup-host installed it: ``interleaved`` ends with it back)."""
+    host.close()
+    services("restart", "vdsmd")
+    host.open()
+    for vm_id in vm_ids:
+        try:
+            host.cli.VM.destroy(vmID=vm_id)
+        except Exception as e:
+            print("restart: %s not destroyed: %s" % (vm_id, e),
+                  file=sys.stderr)
+    host.close()
+
+
 def interleaved(host, runs, vm_ids, log):
     """Plugin and bare restarts in turn, under the same load: only the
     drop-in differs (supervdsmd keeps the plugin's module, which a vdsmd
@@ -186,29 +201,29 @@ def main():
                 os.unlink(CACHE)
             services("restart")
             host = scale.LiveHost()
-            host.open()
             vm_ids = []
-            for _ in range(args.containers):
-                vm_id = str(uuid.uuid4())
-                host.create(scale.container_xml(image, vm_id), vm_id)
-                vm_ids.append(vm_id)
-            host.close()
-            if "interleaved" in modes:
-                log("in turn, %d containers:" % len(vm_ids))
-                both = interleaved(host, args.runs, vm_ids, log)
-                for mode, rows in both.items():
-                    result[mode] = {"containers": len(vm_ids) if mode ==
-                                    "plugin" else 0, "runs": rows,
-                                    "summary": summary(rows)}
-            else:
-                log("plugin, %d containers:" % len(vm_ids))
-                rows = measure(host, args.runs, vm_ids, log)
-                result["plugin"] = {"containers": len(vm_ids), "runs": rows,
-                                    "summary": summary(rows)}
-            host.open()
-            for vm_id in vm_ids:
-                host.cli.VM.destroy(vmID=vm_id)
-            host.close()
+            try:
+                host.open()
+                for _ in range(args.containers):
+                    vm_id = str(uuid.uuid4())
+                    host.create(scale.container_xml(image, vm_id), vm_id)
+                    vm_ids.append(vm_id)
+                host.close()
+                if "interleaved" in modes:
+                    log("in turn, %d containers:" % len(vm_ids))
+                    both = interleaved(host, args.runs, vm_ids, log)
+                    for mode, rows in both.items():
+                        result[mode] = {"containers": len(vm_ids) if mode
+                                        == "plugin" else 0, "runs": rows,
+                                        "summary": summary(rows)}
+                else:
+                    log("plugin, %d containers:" % len(vm_ids))
+                    rows = measure(host, args.runs, vm_ids, log)
+                    result["plugin"] = {"containers": len(vm_ids),
+                                        "runs": rows,
+                                        "summary": summary(rows)}
+            finally:
+                destroy(host, vm_ids)
         if "bare" in modes:
             services("stop")
             with open(DROPIN, "w") as f:
