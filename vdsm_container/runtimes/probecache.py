@@ -65,7 +65,7 @@ def probing(name, since=None):
     """The answer for a runtime whose probe has not ended yet."""
     why = "probing"
     if since is not None:
-        why += " (self-check running for %.0f s)" % max(
+        why += " (for %.0f s, its self-check queued or running)" % max(
             0.0, time.monotonic() - since)
     return base.Availability(name, False, why, probing=True)
 
