@@ -140,6 +140,15 @@ def test_drop_in_under_systemd(paths, tmp_path):
                                "50-vdsm-container.conf"), "w") as f:
             f.write(drop_in)
         subprocess.run(["systemctl", "daemon-reload"], check=True)
+        # mark-host marks from the verdicts kept (runtimes/probecache.py),
+        # never probing before vdsmd: the caps command probes and keeps
+        # them, for the same run dir and cgroup parent.
+        subprocess.run([sys.executable, "-m", "vdsm_container", "caps"],
+                       check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, PYTHONPATH=REPO,
+                                VDSM_CONTAINER_RUN_DIR=paths.run_dir,
+                                VDSM_CONTAINER_CGROUP_PARENT=paths
+                                .cgroup_parent))
         out = subprocess.run(["systemctl", "start", unit],
                              stderr=subprocess.PIPE, universal_newlines=True)
         assert out.returncode == 0, out.stderr

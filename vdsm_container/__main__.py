@@ -2,6 +2,6 @@
 
 import sys
 
-from vdsm_container.cli import main
+from vdsm_container.command import main
 
 sys.exit(main())

@@ -24,8 +24,7 @@ from vdsm_container import config
 from vdsm_container.runtimes import consoleclient
 from vdsm_container.spec import domxml
 from vdsm_container import errors
-from vdsm_container.vdsm import hostmark
-from vdsm_container.vdsm import hostsysctl
+from vdsm_container.vdsm import markhost
 from vdsm_container.image import cache as images
 from vdsm_container.linux import mounts
 from vdsm_container.host import orphans
@@ -52,20 +51,8 @@ def cmd_caps(args, paths):
 
 
 def cmd_mark_host(args, paths):
-    report = caps.report(paths)
-    installed = hostmark.mark(bool(report["additionalFeatures"]),
-                              args.hooks_dir)
-    # Raise-only, and never a reason for vdsmd not to start: a setting
-    # that cannot be written is reported, on stderr too (the journal).
-    limits = hostsysctl.ensure(args.sysctl_dir or hostsysctl.DIRS,
-                               args.proc_sys)
-    for key, res in limits["settings"].items():
-        if "error" in res:
-            print("vdsm-container: cannot raise %s: %s" % (key, res["error"]),
-                  file=sys.stderr)
-    _print({"additionalFeatures": report["additionalFeatures"],
-            "hook": hostmark.hook_path(args.hooks_dir),
-            "installed": installed, "sysctl": limits})
+    _print(markhost.run(paths, args.hooks_dir, args.sysctl_dir,
+                        args.proc_sys))
 
 
 def cmd_create(args, paths):
@@ -274,13 +261,9 @@ def parser():
         return sp
 
     add("caps", cmd_caps, "additionalFeatures and runtime availability")
-    sp = add("mark-host", cmd_mark_host, "install the vdsm hook that marks "
-             "this host container-capable for Engine (or remove it)")
-    sp.add_argument("--hooks-dir", default=hostmark.HOOKS_DIR)
-    sp.add_argument("--sysctl-dir", action="append",
-                    help="where to look for %s, in order (default: %s)"
-                    % (hostsysctl.FILE_NAME, " ".join(hostsysctl.DIRS)))
-    sp.add_argument("--proc-sys", default=hostsysctl.PROC_SYS)
+    markhost.parser(add("mark-host", cmd_mark_host, "install the vdsm hook "
+                        "that marks this host container-capable for "
+                        "Engine (or remove it)"))
     sp = add("create", cmd_create, "create a container VM from domain XML")
     sp.add_argument("xml", metavar="DOMAIN.xml")
     sp = add("run", cmd_run, "create a container VM from options")

@@ -63,24 +63,46 @@ def assert_stats_valid(schema, st):
     assert problems == [], (st, problems)
 
 
+def probed_caps(cli, feature, timeout=WAIT):
+    """Host.getCapabilities once ``feature`` is listed: the runtimes'
+    probes run in the background (runtimes/probecache.py), and after a
+    new runtime binary or kernel a runtime's feature follows vdsmd's start
+    by its self-check (runsc's KVM attempt: 10 s on a host without KVM)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        caps = cli.Host.getCapabilities()
+        if feature in caps["additionalFeatures"] or \
+                time.monotonic() > deadline:
+            return caps
+        time.sleep(0.5)
+
+
 def test_caps_advertise_containers(cli, log_start):
-    caps = cli.Host.getCapabilities()
-    assert "containers" in caps["additionalFeatures"]
+    caps = probed_caps(cli, "containers_runc")
+    # containers is there from the start, probes running or not.
+    assert "containers" in cli.Host.getCapabilities()["additionalFeatures"]
     assert "containers_runc" in caps["additionalFeatures"]
     # The drop-in's mark-host, run as root before vdsmd, put the hook that
     # Engine lists under the host's hooks.
     assert os.access(hostmark.hook_path(), os.X_OK)
     assert hostmark.HOOK_NAME in caps["hooks"][hostmark.HOOK_EVENT]
-    # What install() said at vdsmd's start reached vdsm.log.
-    with open(VDSM_LOG, errors="replace") as f:
-        text = f.read()
-    assert "Container support enabled: containers" in text
-    # ... with the versions that run: runc's as it prints it itself.
+    # What install() said at vdsmd's start reached vdsm.log, with the
+    # versions that run: runc's as it prints it itself (logged again when
+    # probes that were running at vdsmd's start end).
     runc = subprocess.run(["runc", "--version"], check=True,
                           stdout=subprocess.PIPE,
                           universal_newlines=True).stdout.split()[2]
-    versions = [ln for ln in text.splitlines()
-                if "Container tool versions: " in ln]
+    deadline = time.monotonic() + WAIT
+    while True:
+        with open(VDSM_LOG, errors="replace") as f:
+            text = f.read()
+        versions = [ln for ln in text.splitlines()
+                    if "Container tool versions: " in ln]
+        if versions and "runc %s" % runc in versions[-1] or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "Container support enabled: containers" in text
     assert versions and "runc %s" % runc in versions[-1]
     assert "Container writable layer default: " in text
 
@@ -289,7 +311,7 @@ def test_rkt_pod_through_vdsm_survives_a_vdsmd_restart(made, cli, events,
     supervdsmd and vdsmd in VDSM_CONTAINER_RKT): advertised, a pod
     created through vdsm is Up, a vdsmd restart recovers it with valid
     stats, a shutdown takes it Down as the admin's, destroy removes it."""
-    caps = cli.Host.getCapabilities()
+    caps = probed_caps(cli, "containers_rkt")
     assert "containers_rkt" in caps["additionalFeatures"]
     vm_id = made.container(
         ["sh", "-c", 'trap "exit 0" TERM; echo ready; '

@@ -73,9 +73,9 @@ class HostBackend:
 
     # Verbs
 
-    def probe(self):
-        """``{runtime: Availability}``: the self-checks need root too."""
-        return runtimes.probe(self.paths)
+    def probe(self, wait=0.0):
+        """``{runtime: Availability}`` (root: the self-checks), cached."""
+        return runtimes.probe_cached(self.paths, wait)
 
     def start(self, xml):
         """Create and start the container of Engine's domain ``xml``.

@@ -3,14 +3,15 @@
 A plain dict from name to module, as ovirt-imageio keeps its backends: each
 module offers a ``Driver`` class with the contract of ``base.Driver``.
 ``probe`` tells which can run on this host, and for those that can't, why;
-vdsm computes it once at start-up (capabilities), the command on each call.
+``probecache`` keeps its verdicts per binary and kernel and runs it in the
+background for vdsm.
 """
 
 from __future__ import annotations
 
-import shutil
 
 from vdsm_container import errors
+from vdsm_container import probestore
 from vdsm_container.runtimes import crun, rkt, runc, runsc
 
 _modules = {
@@ -32,6 +33,14 @@ def probe(paths, only=None):
             if only is None or name in only}
 
 
+def probe_cached(paths, wait=0.0):
+    """``probe``'s answer without waiting for it (``probecache``): kept
+    verdicts, ``probing`` for the runtimes being probed in the background
+    (up to ``wait`` seconds are waited for them)."""
+    from vdsm_container.runtimes import probecache
+    return probecache.prober(paths).status(wait)
+
+
 def capabilities(name):
     """What runtime ``name``'s driver can do (``base.Driver.capabilities``);
     InvalidParameter if there is no such runtime."""
@@ -46,8 +55,14 @@ def why_not(name):
 
 def installed(name):
     """Whether runtime ``name``'s program is on this host at all."""
-    program = getattr(_module(name).Driver, "binary", None) or name
-    return shutil.which(program) is not None
+    return program(name) is not None
+
+
+def program(name):
+    """The path of runtime ``name``'s program, None if it has none here
+    (rkt's may be set by VDSM_CONTAINER_RKT, and may then be absent)."""
+    _module(name)
+    return probestore.program(name)
 
 
 def _module(name):

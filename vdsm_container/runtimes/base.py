@@ -44,6 +44,8 @@ class Availability:
     available: bool
     reason: str = ""
     version: Optional[str] = None
+    #: Its probe has not ended yet (``probecache``): neither usable nor not.
+    probing: bool = False
 
     def to_dict(self):
         return dataclasses.asdict(self)

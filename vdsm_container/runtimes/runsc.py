@@ -338,6 +338,18 @@ def _platform_file_read(paths):
     return value if value in PLATFORMS else None
 
 
+def recorded_platform(paths):
+    """The platform the last probe kept (``probecache`` stores it)."""
+    return _platform_file_read(paths)
+
+
+def restore_platform(paths, platform):
+    """Put back the platform a cached probe found, when the run dir lost
+    it (``probecache``: the verdict outlives the tmpfs)."""
+    if platform in PLATFORMS and _platform_file_read(paths) is None:
+        _platform_file_write(paths, platform)
+
+
 def _platform_file_write(paths, platform):
     os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
     tmp = _platform_file(paths) + ".tmp"

@@ -49,6 +49,10 @@ def _unlink(path):
         pass
 
 
+def is_marked(hooks_dir=HOOKS_DIR):
+    return os.path.exists(hook_path(hooks_dir))
+
+
 def mark(capable, hooks_dir=HOOKS_DIR):
     """Install the marker if ``capable``, remove it otherwise.
 

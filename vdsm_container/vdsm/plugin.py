@@ -7,19 +7,24 @@ few places the feature page names, leaving every VM flow as it was:
   vmParams, vmRecover)`` through the module-level name ``Vm``; we replace that
   name with a factory that returns a ``VdsmContainer`` when the domain XML's
   custom properties carry ``containerType``, and vdsm's own ``Vm`` otherwise.
+- ``clientIF.createVm`` waits, for a container VM whose runtime is still
+  being probed, before it takes ``vm_start_stop_lock`` (``vmcontainer.
+  await_runtime``), so that no plain VM waits with it.
 - ``recovery.all_domains`` (lib/vdsm/virt/recovery.py) recovers libvirt
   domains; after it we recover containers from their state files into
   ``cif.vmContainer``.
 - ``caps.get`` (lib/vdsm/host/caps.py) gets ``containers`` and
-  ``containers_<runtime>`` in ``additionalFeatures``, computed once at
-  install (vdsm start-up), the way gluster's features are added.
+  ``containers_<runtime>`` in ``additionalFeatures``, the way gluster's
+  features are added, from the runtimes' probes as they end (``probing``:
+  they run in the background on the root side and never hold vdsm's
+  start-up; a verdict is kept per runtime binary and kernel).
 - A sampler thread feeds container stats every ``vm_sample_interval``
   (15 s, lib/vdsm/common/config.py.in) and checks their status every
   ``STATUS_INTERVAL`` seconds, sending ``|virt|VM_status|<vmId>`` events
   through ``cif.notify`` when one changes (as ``Vm._notify`` does).
 
-With no usable runtime on the host ``install()`` changes nothing at all:
-vdsm behaves exactly as without the plugin (opt-in).
+With no runtime on the host, or none usable, ``install()`` changes
+nothing at all: vdsm behaves exactly as without the plugin (opt-in).
 
 This module, ``vm`` and ``supervdsm_api`` import vdsm; the rest of the
 package does not.
@@ -40,6 +45,7 @@ from vdsm_container import config
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.runtimes import versions
 from vdsm_container.vdsm import caps
+from vdsm_container.vdsm import probing
 from vdsm_container.vdsm import vmcontainer
 from vdsm_container.vdsm.supervdsm import SupervdsmBackend
 from vdsm_container.vdsm.vm import VdsmContainer
@@ -54,9 +60,10 @@ class Plugin:
 
     def __init__(self, backend, availability):
         self.backend = backend
-        self.availability = availability
-        self.features = caps.additional_features(availability)
+        self.runtimes = probing.Runtimes(backend, availability,
+                                         notify=_notify_engine)
         self._orig_vm = _clientif.Vm
+        self._orig_create_vm = _clientif.clientIF.createVm
         self._orig_all_domains = _recovery.all_domains
         self._orig_caps_get = _caps.get
         self._stop = threading.Event()
@@ -67,8 +74,29 @@ class Plugin:
         """clientIF's ``Vm``: a VdsmContainer for container VMs."""
         if not vmcontainer.wants_container(params):
             return self._orig_vm(cif, params, recover)
+        # Under createVm's vm_start_stop_lock: no wait here, the probe was
+        # waited for before (create_vm).
         return vmcontainer.make_container(VdsmContainer, cif, params,
-                                          self.backend, self.availability)
+                                          self.backend, self.runtimes,
+                                          probe_wait=0)
+
+    def create_vm_wrapper(self):
+        """clientIF.createVm, waiting for a container's runtime probe
+        before it takes its lock (``vmcontainer.await_runtime``)."""
+        orig, runtimes = self._orig_create_vm, self.runtimes
+
+        def createVm(cif, vmParams, vmRecover=False):
+            vmcontainer.await_runtime(vmParams, runtimes, vmRecover)
+            return orig(cif, vmParams, vmRecover)
+        return createVm
+
+    @property
+    def availability(self):
+        return self.runtimes.availability
+
+    @property
+    def features(self):
+        return self.runtimes.features()
 
     def all_domains(self, cif):
         """Recovery at clientIF start: recover, then sample.
@@ -120,6 +148,7 @@ class Plugin:
 
     def stop(self):
         self._stop.set()
+        self.runtimes.stop()
 
 
 _plugin = None
@@ -139,8 +168,10 @@ def install(paths=None, availability=None, cif=None, sample_interval=None,
     Called once at vdsm start-up, before clientIF recovers VMs; the sampler
     starts after recovery, or at once when a built ``cif`` is given.  The
     runtimes' self-checks run where root is (supervdsmd when vdsm is not
-    root); whatever goes wrong there leaves the plugin off with the reason
-    logged, and vdsm starts as it would without it.
+    root), in the background: this takes the verdicts kept and ``probing``
+    for the others, at once (``runtimes.probecache``).  Whatever goes
+    wrong there leaves the plugin off with the reason logged, and vdsm
+    starts as it would without it.
     """
     global _plugin
     if _plugin is not None:
@@ -161,11 +192,15 @@ def install(paths=None, availability=None, cif=None, sample_interval=None,
                            for n, a in availability.items()))
         return None
     _clientif.Vm = plugin.vm_factory
+    _clientif.clientIF.createVm = plugin.create_vm_wrapper()
     _recovery.all_domains = plugin.all_domains
     _caps.get = plugin.caps_get
     _plugin = plugin
-    log.info("Container support enabled: %s", ", ".join(plugin.features))
-    _log_host(paths, availability)
+    log.info("Container support enabled: %s%s", ", ".join(plugin.features),
+             "; probing: %s" % ", ".join(plugin.runtimes.probing())
+             if plugin.runtimes.probing() else "")
+    plugin.runtimes.start()
+    _log_host(paths, plugin.runtimes)
     if cif is not None:
         plugin.start_sampler(cif, sample_interval or _sample_interval())
     return plugin
@@ -178,25 +213,47 @@ def uninstall():
         return
     _plugin.stop()
     _clientif.Vm = _plugin._orig_vm
+    _clientif.clientIF.createVm = _plugin._orig_create_vm
     _recovery.all_domains = _plugin._orig_all_domains
     _caps.get = _plugin._orig_caps_get
     _plugin = None
 
 
-def _log_host(paths, availability):
+def _log_host(paths, runtimes):
     """Say in vdsm.log which runtime and tool versions run here and the
     writable layer's default as it applies (``caps.disk_size``): what an
-    admin reading a failure needs first.  Never a reason not to start."""
+    admin reading a failure needs first.  Never a reason not to start, nor
+    a wait for a probe: with some still running, the versions are logged
+    again by a thread once they end."""
     try:
+        tools = versions.tools()
         log.info("Container tool versions: %s", versions.summary(
-            availability, versions.tools()))
+            runtimes.availability, tools))
         size = caps.disk_size(paths)
         log.info("Container writable layer default: %d MiB (configured "
                  "%d MiB; storage filesystem of %s: %d MiB)",
                  size["defaultMiB"], size["configuredMiB"],
                  paths.storage_dir, size["storageFilesystemMiB"])
+        if runtimes.probing():
+            threading.Thread(target=_log_versions_probed,
+                             args=(runtimes, tools), name="ctr/versions",
+                             daemon=True).start()
     except Exception as e:
         log.warning("Container host details could not be read: %s", e)
+
+
+def _log_versions_probed(runtimes, tools):
+    runtimes.wait_all(probing.CREATE_WAIT)
+    log.info("Container tool versions: %s", versions.summary(
+        runtimes.availability, tools))
+
+
+def _notify_engine(event_id):
+    """``cif.notify``, once clientIF is there (lib/vdsm/clientIF.py
+    ``clientIF._instance``; ``getInstance`` would try to build it)."""
+    cif = _clientif.clientIF._instance
+    if cif is not None:
+        cif.notify(event_id)
 
 
 def _sample_interval():

@@ -146,8 +146,8 @@ class SupervdsmBackend:
                 time.sleep(0.5)
             self._proxy._connect()
 
-    def probe(self):
-        return self._call("probe")
+    def probe(self, wait=0.0):
+        return self._call("probe", wait)
 
     def start(self, xml):
         return self._call("start", xml)

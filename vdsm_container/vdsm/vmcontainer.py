@@ -26,19 +26,43 @@ def wants_container(params):
     return bool(xml) and domxml.is_container(xml)
 
 
-def make_container(cls, cif, params, backend, availability):
+def await_runtime(params, runtimes, recover=False):
+    """Before clientIF's ``createVm`` takes its ``vm_start_stop_lock``
+    (lib/vdsm/clientIF.py ``createVm``, which calls ``Vm`` under it, as
+    API.py's ``VM.destroy`` takes it for every VM): wait there for the
+    probe of the runtime a container VM asks for (``probing.Runtimes.
+    wait_for``), so that no plain VM's create or destroy waits behind it.
+    A VM that is no container, or whose XML does not parse (the factory
+    says why), goes on at once."""
+    if recover or not wants_container(params) or "_srcDomXML" in params:
+        return
+    try:
+        spec = domxml.parse(params["xml"])
+    except Exception:
+        return
+    runtimes.wait_for(spec.runtime, vm_id=spec.vm_id)
+
+
+def make_container(cls, cif, params, backend, availability, probe_wait=None):
     """Build the ``cls`` (a Container) for VM.create's ``params``.
 
     Refuses an incoming migration (containers never migrate), what the
-    runtime can't do, and a runtime that the start-up probe found unusable,
-    with vdsm's errors, before anything touches the host.
+    runtime can't do, and a runtime that the probe found unusable, with
+    vdsm's errors, before anything touches the host.  ``availability`` is
+    ``{runtime: Availability}`` or a ``probing.Runtimes``: a runtime still
+    being probed is waited for (``Runtimes.wait_for``; ``probe_wait``
+    seconds, or its default), or refused.
     """
     if "_srcDomXML" in params or params.get("migrationDest"):
         raise errors.MigrationError("containers cannot be migrated",
                                     vmId=params.get("vmId"))
     ctr = cls.from_xml(params["xml"], backend=backend, cif=cif)
     check_supported(ctr.spec)
-    avail = availability.get(ctr.spec.runtime)
+    if hasattr(availability, "wait_for"):
+        avail = availability.wait_for(ctr.spec.runtime, probe_wait,
+                                      vm_id=ctr.id)
+    else:
+        avail = availability.get(ctr.spec.runtime)
     if avail is not None and not avail.available:
         raise errors.CannotCreateVM(
             "runtime %s is not usable on this host: %s"
