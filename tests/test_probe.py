@@ -221,7 +221,7 @@ def test_mark_host_imports_no_driver():
     module is loaded."""
     out = subprocess.run(
         [sys.executable, "-c", "import sys\n"
-         "from vdsm_container import command\n"
+         "import vdsm_container.__main__\n"
          "from vdsm_container.vdsm import markhost\n"
          "print(' '.join(sorted(m for m in sys.modules\n"
          "      if m.startswith('vdsm_container'))))"],

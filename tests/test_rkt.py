@@ -21,7 +21,7 @@ from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.container import Container, create
 from vdsm_container.host.backend import HostBackend
-from vdsm_container.runtimes import rkt, watch
+from vdsm_container.runtimes import rkt, rktstatus, watch
 from .conftest import bundle_of, driver_of, status_check_until_ended, \
     wait_log
 
@@ -91,7 +91,7 @@ def test_parse_status_as_documented():
     text = ("state=exited\ncreated=2016-01-26 14:23:34.631 +0100 CET\n"
             "started=2016-01-26 14:23:34.744 +0100 CET\npid=16964\n"
             "exited=true\napp-redis=0\napp-etcd=1\n")
-    st = rkt.parse_status(text)
+    st = rktstatus.parse_status(text)
     assert st["state"] == "exited" and st["pid"] == "16964"
     assert st["apps"] == {"redis": 0, "etcd": 1}
 

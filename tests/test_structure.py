@@ -22,7 +22,7 @@ MAX_TOP_LEVEL = 12
 MAX_LINES = 400
 # The core: a VM's status, its end, its verbs, as vdsm keeps them.
 CORE = ("container", "vmstate", "transitions", "exit_status", "powerdown",
-        "verbs", "vmpolicy")
+        "verbs")
 
 
 def _modules():

@@ -21,8 +21,13 @@ The names are those API.py calls (oVirt/vdsm master fd4b0df20), e.g.
 
 from __future__ import annotations
 
+import logging
+
 from vdsm_container import errors
-from vdsm_container import vmpolicy
+from vdsm_container import transitions
+from vdsm_container.spec import qospolicy
+
+log = logging.getLogger("vdsm_container.verbs")
 
 # API.py verbs served by Container itself (or answered with an empty result).
 SERVED = (
@@ -140,14 +145,32 @@ def _migrate_refusal(migrate):
     return refuse_migrate
 
 
+def update_vm_policy(self, params):
+    """``Vm.updateVmPolicy`` for ``Container`` (added by ``add_refusals``):
+    Engine's QoS checked (``spec.qospolicy``), applied by the root side
+    (``host.qos``)."""
+    policy = qospolicy.parse(self.spec, params)
+    with self._verb_lock:       # a start under way ends first
+        if self.lastStatus not in transitions.RUNNING_STATES:
+            raise errors.UnsupportedOperation(
+                "container is %s" % self.lastStatus, vmId=self.id)
+        result = self.backend.update_policy(self.id, policy)
+    if result["refused"]:
+        raise errors.UnsupportedOperation("; ".join(result["refused"]),
+                                          vmId=self.id)
+    log.info("Container %s: policy applied: cpu %s, io %s", self.id,
+             result["cpu"], result["io"])
+    return {"status": {"code": 0, "message": "Done"}}
+
+
 def add_refusals(cls):
     """Class decorator: define each ``REFUSED`` verb on ``cls``, and the
     served verbs kept out of ``container`` (``get_external_data``,
-    ``vmpolicy.update_vm_policy``)."""
+    ``update_vm_policy``)."""
     if "getExternalData" not in cls.__dict__:
         cls.getExternalData = get_external_data
     if "updateVmPolicy" not in cls.__dict__:
-        cls.updateVmPolicy = vmpolicy.update_vm_policy
+        cls.updateVmPolicy = update_vm_policy
     for name, (error, reason) in REFUSED.items():
         if name not in cls.__dict__:
             refusal = _refusal(name, error, reason)

@@ -166,8 +166,8 @@ REFUSED = {
     "setNumberOfCpus": ({"numberOfCpus": 2}, "SetNumberOfCpusFailed"),
     "updateDevice": ({"params": {"deviceType": "interface", "alias": "n"}},
                      "UpdateDeviceFailed"),
-    # Served (vmpolicy); API.py drops the vmId: vdsm's answer to an empty
-    # policy.
+    # Served (verbs.update_vm_policy); API.py drops the vmId: vdsm's
+    # answer to an empty policy.
     "updateVmPolicy": ({"params": {}}, "MissingParameter"),
     "setCpuTuneQuota": ({"quota": "1000"}, "UnsupportedOperation"),
     "setCpuTunePeriod": ({"period": "1000"}, "UnsupportedOperation"),

@@ -1,5 +1,5 @@
 """VM.updateVmPolicy's limits, written into a running container's cgroup
-and read back (the root side of ``vmpolicy``).
+and read back (the root side of ``verbs.update_vm_policy``).
 
 Engine sends the policy after every start and on each QoS edit
 (ovirt-engine vdsbroker UpdateVmPolicyVDSCommand.build: ``vcpuLimit``, and

@@ -51,6 +51,7 @@ import time
 from vdsm_container import errors
 from vdsm_container.linux import files
 from vdsm_container.runtimes import base, proc, rktgc, rktimage, rktpod
+from vdsm_container.runtimes import rktstatus
 from vdsm_container.runtimes import watch as watches
 from vdsm_container.stats import cgroups
 
@@ -61,28 +62,10 @@ PROP_INSECURE = "containerInsecure"
 # pod of an rkt directory imports stage1 (47 MB) into rkt's store, which
 # took over a minute in the qemu-emulated VM of ``make check-el9``.
 START_TIMEOUT = 300.0
-EXITED_STATES = ("exited", "exited-garbage", "garbage", "deleting")
 
 
 def _binary():
     return os.environ.get("VDSM_CONTAINER_RKT") or shutil.which("rkt")
-
-
-def parse_status(text):
-    """``rkt status`` key=value lines -> dict (app exit codes as ints)."""
-    result = {"apps": {}}
-    for line in text.splitlines():
-        key, sep, value = line.strip().partition("=")
-        if not sep:
-            continue
-        if key.startswith("app-"):
-            try:
-                result["apps"][key[4:]] = int(value)
-            except ValueError:
-                pass
-        else:
-            result[key] = value
-    return result
 
 
 class Driver(base.Driver):
@@ -244,7 +227,7 @@ class Driver(base.Driver):
             if not starting:
                 break
             time.sleep(0.05)
-        detail = _tail(self.rkt_log(bundle), bundle.log_path)
+        detail = rktstatus.why_failed(self.rkt_log(bundle), bundle.log_path)
         self.cleanup(bundle)
         raise errors.CannotCreateVM("rkt run failed: %s" % detail,
                                     vmId=bundle.vm_id)
@@ -278,19 +261,7 @@ class Driver(base.Driver):
         out = proc.run(self._global() + ["status", uuid], timeout=30)
         if out.returncode != 0:
             return base.RuntimeState(base.GONE)
-        st = parse_status(out.stdout)
-        try:
-            pid = int(st.get("pid", "0"))
-        except ValueError:
-            pid = 0
-        if st.get("exited") == "true" or st.get("state") in EXITED_STATES:
-            codes = list(st["apps"].values())
-            code = max(codes) if codes else None
-            return base.RuntimeState(base.STOPPED, pid if pid > 0 else None,
-                                     code)
-        if st.get("state") == "running":
-            return base.RuntimeState(base.RUNNING, pid)
-        return base.RuntimeState(base.CREATING, pid if pid > 0 else None)
+        return rktstatus.runtime_state(rktstatus.parse_status(out.stdout))
 
     def watch(self, bundle, state):
         """rkt writes no exit file; the pod's process (``rkt status``'s
@@ -396,17 +367,3 @@ class Driver(base.Driver):
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-
-
-def _tail(*paths):
-    """The last useful line of the first of ``paths`` that has one: rkt's
-    own log (where rkt says why), then the pod's."""
-    for path in paths:
-        try:
-            with open(path, errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        if text.strip():
-            return proc.last_line(text)
-    return proc.last_line("")

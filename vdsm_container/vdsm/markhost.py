@@ -13,7 +13,7 @@ before vdsmd and nothing else:
   (``supervdsm_api``);
 - the kernel limits conmon needs, raised (``hostsysctl``).
 
-It imports no runtime driver, no image or container code (``command``
+It imports no runtime driver, no image or container code (``__main__``
 sends ``mark-host`` here without loading ``cli``): Python's start and
 these few modules are what a vdsmd restart pays for it.
 """

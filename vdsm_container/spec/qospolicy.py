@@ -10,9 +10,10 @@ limit value").  The checks mirror lib/vdsm/virt/vm.py
 carries ``path`` or ``name`` is skipped, a disk is found by its UUIDs
 (``findDriveByUUIDs``), unknown keys are logged and ignored.  vdsm records
 the policy for MOM to apply; here the limits go to the container's cgroup
-(``host.qos``) and are read back.  What can't apply is refused, named, and
-the rest applied; Engine's code for the refusal is UnsupportedOperation
-(75), not vdsm's updateVmPolicyErr (63), which EngineError lacks.
+(``host.qos``) and are read back (the verb: ``verbs.update_vm_policy``).
+What can't apply is refused, named, and the rest applied; Engine's code
+for the refusal is UnsupportedOperation (75), not vdsm's updateVmPolicyErr
+(63), which EngineError lacks.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from __future__ import annotations
 import logging
 
 from vdsm_container import errors
-from vdsm_container import transitions
 
-log = logging.getLogger("vdsm_container.vmpolicy")
+log = logging.getLogger("vdsm_container.spec.qospolicy")
 
 _UUIDS = ("domainID", "poolID", "imageID", "volumeID")
 # vdsm's vmtune.validate_io_tune_params: a total and its read/write parts
@@ -100,19 +100,3 @@ def parse(spec, params):
         log.warning("updateVmPolicy got unknown parameters: %s",
                     ", ".join(unknown))
     return policy
-
-
-def update_vm_policy(self, params):
-    """``Vm.updateVmPolicy`` for ``Container`` (added by ``verbs``)."""
-    policy = parse(self.spec, params)
-    with self._verb_lock:       # a start under way ends first
-        if self.lastStatus not in transitions.RUNNING_STATES:
-            raise errors.UnsupportedOperation(
-                "container is %s" % self.lastStatus, vmId=self.id)
-        result = self.backend.update_policy(self.id, policy)
-    if result["refused"]:
-        raise errors.UnsupportedOperation("; ".join(result["refused"]),
-                                          vmId=self.id)
-    log.info("Container %s: policy applied: cpu %s, io %s", self.id,
-             result["cpu"], result["io"])
-    return {"status": {"code": 0, "message": "Done"}}
