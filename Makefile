@@ -144,9 +144,9 @@ test-vdsm: system-deps
 		-p no:cacheprovider tests/test_vdsm_integration.py
 
 # The live host (tests/live): vdsmd as user vdsm, supervdsmd, libvirtd from
-# the vdsm snapshot in ../shared/vendor/vdsm, the plugin installed as README
-# "Inside vdsm" says; tests over JSON-RPC with vdsm's client, run by
-# Debian's python3 (the one vdsmd runs on).  As root.
+# the vdsm snapshot in ../shared/vendor/vdsm, the plugin installed as
+# docs/design.rst "Inside vdsm" says; tests over JSON-RPC with vdsm's
+# client, run by Debian's python3 (the one vdsmd runs on).  As root.
 check-live: system-deps rkt
 	rkt=$$($(RKT_FIND)) && VDSM_CONTAINER_TEST_RKT=$$rkt \
 		bash tests/live/setup-host
@@ -213,7 +213,8 @@ check-fresh:
 
 # The tests that touch the host, in the host shape oVirt runs on (EL9:
 # systemd as PID 1, cgroup v2): a Debian 12 VM built and booted by
-# tests/hostvm/run (qemu TCG on these machines; ~15 min, see README).
+# tests/hostvm/run (qemu TCG on these machines; ~15 min, see
+# docs/testing.rst).
 # Soak and stress tests keep their full size on the host run (make check):
 # 20 create/destroy cycles instead of 500, 10 parallel creates instead of 20.
 HOSTVM_DEB := mmdebstrap qemu-system-x86 e2fsprogs

@@ -1,7 +1,8 @@
 """runsc (gVisor) beside runc: what the sandbox costs.
 
-For the README's "when to choose runsc": create->Up through the plugin,
-the host memory each running container holds (every process of its
+For docs/operations.rst's "when to choose runsc" (Runtimes): create->Up
+through the plugin, the host memory each running container holds (every
+process of its
 cgroup, where runsc's sandbox, its ptrace stubs and the gofer live, plus
 conmon: RSS sums, which count shared pages once per process, so an upper
 bound), and system-call speed: a container that makes 200000 tiny

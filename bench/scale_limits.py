@@ -8,7 +8,7 @@ As root, in-process (no vdsmd: the limits measured here are the host's,
 met by the root side that starts conmon and the runtime, which is what
 supervdsmd runs), each container created with ``container.create`` as
 VM.create does, runc as on an oVirt host.  Not part of ``make check`` or
-CI's default run: README "At scale" has the figures.
+CI's default run: docs/performance.rst "At scale" has the figures.
 
 ``--oom``: on cgroup v2 each conmon watches its container's memory.events
 with an inotify instance of its own (conmon src/cgroup.c

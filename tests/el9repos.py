@@ -1,6 +1,7 @@
-"""What an EL9 host with oVirt 4.5 (and EPEL 9, as README's host steps
-enable it) can install: a table of provides, with versions, and a check of
-an RPM's requirements against it (tests/test_rpm.py, tests/test_el9repos.py).
+"""What an EL9 host with oVirt 4.5 (and EPEL 9, as docs/admin-guide.rst's
+host steps enable it) can install: a table of provides, with versions, and
+a check of an RPM's requirements against it (tests/test_rpm.py,
+tests/test_el9repos.py).
 
 Each row says where it comes from.  "listing" rows were read from the
 repository's public package listing; "known" rows are what the EL9 /

@@ -2,8 +2,8 @@
 vdsm.API, on real runc containers.
 
 These tests import oVirt/vdsm.  vdsm is not on PyPI nor in Debian: to run
-them, put a fetched vdsm's lib/ on PYTHONPATH (see README, "Testing against
-vdsm").  Without it they skip, saying so.
+them, put a fetched vdsm's lib/ on PYTHONPATH (see docs/testing.rst,
+"Testing against vdsm").  Without it they skip, saying so.
 """
 
 import logging

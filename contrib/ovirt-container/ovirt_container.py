@@ -153,7 +153,7 @@ def share_image_disk(system, disk_id):
     """Make the image disk shareable, so that every container VM of the
     image attaches it (read-only).  Engine refuses it for a qcow2 disk or
     one with snapshots (UpdateDiskCommand.validateCanUpdateShareable): the
-    admin then copies the disk, one copy per VM (README)."""
+    admin then copies the disk, one copy per VM (docs/admin-guide.rst)."""
     service = system.disks_service().disk_service(disk_id)
     disk = service.get()
     if not disk.shareable:
@@ -214,7 +214,8 @@ def _create(system, args, props, cluster):
         custom_properties=props,
         placement_policy=placement,
         # Engine's "VirtIO serial console": its domain XML then has the
-        # unix console the host serves (README, "Serial console").
+        # unix console the host serves (docs/admin-guide.rst, "Serial
+        # console").
         console=types.Console(enabled=True) if args.serial_console
         else None,
     ))

@@ -1,10 +1,11 @@
 """Container VMs through a live vdsmd, over JSON-RPC, as Engine drives them.
 
 vdsmd runs as user vdsm with the plugin loaded by the launcher and drop-in
-README "Inside vdsm" installs, supervdsmd as root with the plugin's module,
-libvirtd beside them (tests/live/setup-host, tests/live/services).  Each
-test destroys what it made (``made``); the tests run in file order, the
-log check last, over everything the session did.
+docs/design.rst "Inside vdsm" installs, supervdsmd as root with the
+plugin's module, libvirtd beside them (tests/live/setup-host,
+tests/live/services).  Each test destroys what it made (``made``); the
+tests run in file order, the log check last, over everything the session
+did.
 """
 
 import contextlib

@@ -23,7 +23,7 @@ A serial line, not a session:
 
 Only the standard library (its C modules where it can), run as ``python3
 -I -S`` on this file: it loads nothing of the package, which keeps its
-memory small (README, "Serial console").
+memory small (docs/admin-guide.rst, "Serial console").
 """
 
 import os
@@ -31,7 +31,7 @@ import select
 import sys
 
 # The C modules: ``socket`` and ``signal`` wrap them in enums, which cost
-# each relay about a megabyte (README, "Serial console").
+# each relay about a megabyte (docs/admin-guide.rst, "Serial console").
 import _signal as signal
 import _socket as socket
 

@@ -9,8 +9,8 @@ libvirtd ...) hold some of them too.  Past the limit conmon's
 ``inotify_init`` fails, conmon warns on a stderr that is /dev/null and runs
 the container without the watch, and every other root process that asks
 for an instance from then on fails with EMFILE.  Measured in the host-shape
-VM (README "At scale"): 8 instances in use at boot, conmon #121 and later
-without a watch.
+VM (docs/performance.rst "At scale"): 8 instances in use at boot, conmon
+#121 and later without a watch.
 
 The values come from the package's sysctl.d file,
 ``/usr/lib/sysctl.d/50-vdsm-container.conf`` (contrib/vdsm/
