@@ -233,7 +233,8 @@ HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 	tests/test_hostvm.py tests/test_hostsysctl.py tests/test_resources.py \
 	tests/test_orphans.py tests/test_clientif.py tests/test_disk_paths.py \
 	tests/test_hostile_rootfs.py tests/test_sampling_cost.py \
-	tests/test_console.py
+	tests/test_console.py tests/test_vmpolicy.py tests/test_runonce.py \
+	tests/test_qcow2.py
 # The console, volume and security tests exercise what the runtime does
 # inside the container, which systemd and cgroup v2 do not change: in the
 # VM they run under crun only (the one runtime this host cannot run); the
