@@ -13,7 +13,17 @@ DEB_PACKAGES := runc crun runsc conmon umoci skopeo busybox-static iproute2 \
 	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
 	rpm rpmlint cpio openssl docker-registry \
 	golang-go autoconf automake make libacl1-dev file appc-spec \
-	systemd-container
+	systemd-container $(ENGINE_DEB)
+# Engine's own classes (tests/engine/java/build): the JDK and the jars they
+# compile and run with (../shared/vendor/ovirt-engine/README.md).
+ENGINE_DEB := openjdk-17-jdk-headless libcommons-lang-java \
+	libcommons-lang3-java libjackson2-annotations-java \
+	libjackson2-core-java libjackson2-databind-java libslf4j-java \
+	libatinject-jsr330-api-java libgeronimo-validation-1.1-spec-java \
+	libhibernate-validator-java libcdi-api-java \
+	libgeronimo-jta-1.2-spec-java libgeronimo-ejb-3.2-spec-java \
+	libgeronimo-annotation-1.3-spec-java libcommons-codec-java \
+	libcommons-collections3-java
 RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq \
 	rpm-build rpmlint
 # EL9's Python build tools (python3-setuptools 53, python3-wheel 0.36), in
@@ -40,12 +50,14 @@ system-deps:
 	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
 		udhcpc mkfs.ext4 gcc xml2-config rpmbuild rpmlint cpio openssl \
 		docker-registry go autoconf automake file actool systemd-nspawn \
-		$(PYTHON); do \
+		javac $(PYTHON); do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
 		missing="$$missing python3-venv"; \
 	[ -e /usr/share/containers/seccomp.json ] || \
 		missing="$$missing seccomp.json"; \
+	[ -e /usr/share/java/commons-collections3.jar ] || \
+		missing="$$missing engine-jars"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing runtimes and tools (missing:$$missing)"; \
 		if command -v apt-get >/dev/null 2>&1; then \
