@@ -1,7 +1,8 @@
-"""The container's stats as Engine's monitoring takes them (the stand-in in
-tests/engine/monitoring.py, written from Engine's code), and the stand-in
-finding the defects this plugin had: each case feeds the old shape and the
-current one."""
+"""The container's stats as Engine's monitoring takes them: Engine's own
+VdsBrokerObjectsBuilder, VmManager.isLatestData and VmAnalyzer.analyze
+(tests/engine/monitoring.py runs them), finding the defects this plugin
+had (each case feeds the old shape and the current one) and giving the
+outcomes Engine must reach (a crash is VM_DOWN_ERROR and a Destroy)."""
 
 import time
 import uuid
@@ -126,11 +127,17 @@ def test_engine_finds_nic_traps():
             "statusTime": str(vmstats.event_time()), "network": {"n": nic}}
     engine.poll([poll])
     assert engine.findings == []
+    # Engine lowercases both MACs (NetworkInterface.setMacAddress): the
+    # case is no trap; another MAC is.
     engine.poll([dict(poll, statusTime=str(vmstats.event_time()),
                       network={"n": dict(nic, macAddr=MAC.lower())})])
+    assert engine.findings == []
     engine.poll([dict(poll, statusTime=str(vmstats.event_time()),
-                      network={"n": {k: v for k, v in nic.items()
-                                     if k != "tx"}})])
+                      network={"n": dict(nic, macAddr="00:1a:4a:16:01:52")})])
+    later = dict(nic, rx="2000", sampleTime=nic["sampleTime"] + 2)
+    del later["tx"]
+    engine.poll([dict(poll, statusTime=str(vmstats.event_time()),
+                      network={"n": later})])
     assert len(engine.findings) == 2
     assert "matches none" in engine.findings[0]
     assert "NullPointerException" in engine.findings[1]
@@ -157,3 +164,51 @@ def test_get_external_data_answers_as_for_a_vm_without_data():
         answer = verbs.get_external_data(Vm(), kind)
         assert answer == {"status": {"code": 0, "message": "Done"},
                           "data": {"hash": ""}}
+
+
+def _down(vm_id, code, reason, message):
+    return vmstats.exited(vm_id, {"exitCode": code, "exitReason": reason,
+                                  "exitMessage": message})
+
+
+def test_crash_is_down_error_and_engine_destroys_it():
+    """A container that died (exitCode 1) seen by VmAnalyzer over Engine's
+    row Up: proceedDownVm audits VM_DOWN_ERROR and sends Destroy."""
+    vm_id = str(uuid.uuid4())
+    spec = domxml.parse(_xml(vm_id))
+    engine = EngineMonitor()
+    engine.created(vm_id, macs=[MAC], image_ids=[IMAGE_IDS["imageID"]])
+    engine.poll([_running(spec)])
+    assert engine.last(vm_id)["dbStatus"] == "Up"
+    engine.poll([_down(vm_id, constants.ERROR, constants.GENERIC_ERROR,
+                       "container exited (killed by SIGKILL)")])
+    down = engine.last(vm_id)
+    assert (down["status"], down["exitStatus"]) == ("Down", "Error")
+    assert "VM_DOWN_ERROR" in down["audit"]
+    assert down["commands"] == ["Destroy"]
+    assert down["dbStatus"] == "Down"
+    assert engine.findings == []
+
+
+def test_shutdown_is_a_normal_down():
+    vm_id = str(uuid.uuid4())
+    engine = EngineMonitor()
+    engine.created(vm_id)
+    engine.event(_event(vm_id, "Up", vmstats.event_time()))
+    engine.poll([_down(vm_id, constants.NORMAL, constants.USER_SHUTDOWN,
+                       "User shut down from within the guest")])
+    down = engine.last(vm_id)
+    assert (down["status"], down["exitStatus"]) == ("Down", "Normal")
+    assert "VM_DOWN_ERROR" not in down["audit"]
+    assert "VM_DOWN" in down["audit"]
+    assert down["commands"] == ["Destroy"]
+    assert engine.findings == []
+
+
+def test_unknown_status_is_unassigned_in_engine():
+    vm_id = str(uuid.uuid4())
+    engine = EngineMonitor()
+    engine.created(vm_id)
+    engine.event(_event(vm_id, "Starting", vmstats.event_time()))
+    assert engine.last(vm_id)["status"] == "Unassigned"
+    assert any("Illegal VM status" in f for f in engine.findings)

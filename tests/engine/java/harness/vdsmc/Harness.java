@@ -43,6 +43,7 @@ public final class Harness {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         PrintStream err = System.err;
         System.setOut(err);         // nothing but answers on the answer stream
+        EngineConfig config = new EngineConfig();
         Monitor monitor = new Monitor();
         XmlBuild xml = new XmlBuild();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -57,7 +58,8 @@ public final class Harness {
             try {
                 @SuppressWarnings("unchecked")
                 Map<String, Object> req = IN.readValue(line, Map.class);
-                answer.put("result", dispatch(monitor, xml, req));
+                answer.put("result", "config".equals(req.get("cmd"))
+                        ? config(config, req) : dispatch(monitor, xml, req));
                 answer.put("ok", true);
             } catch (Throwable t) {
                 StringWriter trace = new StringWriter();
@@ -98,6 +100,12 @@ public final class Harness {
         default:
             throw new IllegalArgumentException("no such command: " + cmd);
         }
+    }
+
+    /** engine-config -s: {"cmd": "config", "name": ..., "value": ...}. */
+    private static Object config(EngineConfig config, Map<String, Object> req) {
+        config.set((String) req.get("name"), (String) req.get("value"), (String) req.get("version"));
+        return null;
     }
 
     private static List<String> lines(String text) {

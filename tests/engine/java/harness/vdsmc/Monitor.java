@@ -1,5 +1,6 @@
 package vdsmc;
 
+import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -10,6 +11,7 @@ import java.util.Map;
 import java.util.Set;
 
 import org.ovirt.engine.core.common.businessentities.VDS;
+import org.ovirt.engine.core.common.businessentities.VM;
 import org.ovirt.engine.core.common.businessentities.VMStatus;
 import org.ovirt.engine.core.common.businessentities.Cluster;
 import org.ovirt.engine.core.common.businessentities.OriginType;
@@ -18,6 +20,7 @@ import org.ovirt.engine.core.common.businessentities.VmStatic;
 import org.ovirt.engine.core.common.businessentities.network.VmNetworkInterface;
 import org.ovirt.engine.core.common.businessentities.network.VmNetworkStatistics;
 import org.ovirt.engine.core.common.businessentities.storage.DiskImageDynamic;
+import org.ovirt.engine.core.common.scheduling.VmOverheadCalculator;
 import org.ovirt.engine.core.compat.Guid;
 import org.ovirt.engine.core.compat.Version;
 import org.ovirt.engine.core.dao.ClusterDao;
@@ -76,6 +79,9 @@ final class Monitor {
         Injector.register(VmNetworkInterfaceDao.class, Daos.proxy(VmNetworkInterfaceDao.class, (name, args) ->
                 "getAllForMonitoredVm".equals(name)
                         ? nics.getOrDefault(args[0], new ArrayList<>()) : Daos.NONE));
+        // bll's implementation (scheduling): the VM's memory, no overhead
+        Injector.register(VmOverheadCalculator.class, Daos.proxy(VmOverheadCalculator.class,
+                (name, args) -> ((VM) args[0]).getMemSizeMb()));
         Daos.registerAll();
         Injector.injectMembers(builder);
         newEngine(null);
@@ -224,7 +230,15 @@ final class Monitor {
                     Injector.get(VmNetworkInterfaceDao.class));
             Method analyze = VmAnalyzer.class.getDeclaredMethod("analyze");
             analyze.setAccessible(true);
-            analyze.invoke(analyzer);
+            try {
+                analyze.invoke(analyzer);
+            } catch (InvocationTargetException e) {
+                // VmsMonitoring.analyzeVms: logged, this VM's data lost
+                r.put("error", String.valueOf(e.getCause()));
+                r.put("audit", names(auditLog.drain()));
+                r.put("commands", resourceManager.drainCommands());
+                return r;
+            }
             VmDynamic saved = analyzer.getVmDynamicToSave();
             if (saved != null) {
                 db.put(saved.getId(), saved);
