@@ -212,3 +212,22 @@ def test_unknown_status_is_unassigned_in_engine():
     engine.event(_event(vm_id, "Starting", vmstats.event_time()))
     assert engine.last(vm_id)["status"] == "Unassigned"
     assert any("Illegal VM status" in f for f in engine.findings)
+
+
+def test_engine_reads_the_features_into_its_vds():
+    """Host.getCapabilities' additionalFeatures as GetCapabilitiesVDSCommand
+    reads them (VdsBrokerObjectsBuilder.updateVDSDynamicData): Engine's VDS
+    has ``containers`` and ``containers_<runtime>`` for each usable one."""
+    from vdsm_container.runtimes.base import Availability
+    from vdsm_container.vdsm import caps
+    names = ("runc", "crun", "runsc", "rkt")
+    features = caps.additional_features(
+        {n: Availability(n, True) for n in names})
+    # vdsm's own features come first (lib/vdsm/host/caps.py); the plugin
+    # extends the list (plugin.caps_get).
+    vdsm_caps = {"additionalFeatures": ["libvirt_reset_vm"] + features,
+                 "cpuSpeed": "2400.000", "HBAInventory": {"iSCSI": [],
+                                                          "FC": []}}
+    vds = EngineMonitor().caps(vdsm_caps)
+    assert set(vds["additionalFeatures"]) >= {
+        "containers"} | {"containers_%s" % n for n in names}
