@@ -55,7 +55,8 @@ import org.ovirt.engine.core.vdsbroker.builder.vminfo.LibvirtVmXmlBuilder;
  *  and no XML is built if there are any),
  *  "serialConsole": bool, "poolId",
  *  "disks": [{"id", "imageId", "domainId", "block": bool, "boot",
- *             "readOnly", "shareable", "alias", "iotune": {...}}],
+ *             "readOnly", "shareable", "alias", "iotune": the disk
+ *             profile's StorageQos {"maxThroughput" (MB/s), ...}}],
  *  "nics": [{"id", "name", "mac", "network" (null: no profile)}]}
  *
  * Disks are VirtIO-SCSI (Engine's default for new disks), with the
@@ -139,6 +140,8 @@ final class XmlBuild {
         vm.setCustomProperties(custom);
         // VmDynamic's CPU as RunVmCommand sets it from the cluster's CPU
         vm.setCpuName(str(d, "cpuName", "Skylake-Server"));
+        // ... and its emulated machine (the cluster's, Q35 for 4.7)
+        vm.setEmulatedMachine(str(d, "emulatedMachine", "pc-q35-rhel8.6.0"));
         return vm;
     }
 
@@ -175,12 +178,12 @@ final class XmlBuild {
     private static StorageQos storageQos(Map<String, Object> t) {
         StorageQos qos = new StorageQos();
         qos.setId(Guid.newGuid());
-        qos.setMaxThroughput(integer(t.get("total_bytes_sec")));
-        qos.setMaxReadThroughput(integer(t.get("read_bytes_sec")));
-        qos.setMaxWriteThroughput(integer(t.get("write_bytes_sec")));
-        qos.setMaxIops(integer(t.get("total_iops_sec")));
-        qos.setMaxReadIops(integer(t.get("read_iops_sec")));
-        qos.setMaxWriteIops(integer(t.get("write_iops_sec")));
+        qos.setMaxThroughput(integer(t.get("maxThroughput")));       // MB/s
+        qos.setMaxReadThroughput(integer(t.get("maxReadThroughput")));
+        qos.setMaxWriteThroughput(integer(t.get("maxWriteThroughput")));
+        qos.setMaxIops(integer(t.get("maxIops")));
+        qos.setMaxReadIops(integer(t.get("maxReadIops")));
+        qos.setMaxWriteIops(integer(t.get("maxWriteIops")));
         return qos;
     }
 
