@@ -20,8 +20,6 @@ import importlib.util
 import os
 import uuid
 
-from ovirtsdk4 import types
-
 from . import java
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -57,7 +57,9 @@ import org.ovirt.engine.core.vdsbroker.builder.vminfo.LibvirtVmXmlBuilder;
  *  "disks": [{"id", "imageId", "domainId", "block": bool, "boot",
  *             "readOnly", "shareable", "alias", "iotune": the disk
  *             profile's StorageQos {"maxThroughput" (MB/s), ...}}],
- *  "nics": [{"id", "name", "mac", "network" (null: no profile)}]}
+ *  "nics": [{"id", "name", "mac", "network" (null: no profile),
+ *            "linked" (default true), "mtu" (the network's; 0: default)}],
+ *  "cdrom": the empty CD-ROM every new VM has (default true)}
  *
  * Disks are VirtIO-SCSI (Engine's default for new disks), with the
  * virtio-scsi controller Engine adds to such a VM; the OS is other_linux
@@ -97,6 +99,12 @@ final class XmlBuild {
         Db db = new Db();
         VM vm = vm(d, version, custom);
         db.devices.add(device(vm, Guid.newGuid(), VmDeviceGeneralType.CONTROLLER, "virtio-scsi", new HashMap<>()));
+        if (!Boolean.FALSE.equals(d.get("cdrom"))) {
+            // the empty CD-ROM AddVmCommand gives every new VM
+            Map<String, Object> spec = new HashMap<>();
+            spec.put("path", "");
+            db.devices.add(device(vm, Guid.newGuid(), VmDeviceGeneralType.DISK, "cdrom", spec));
+        }
         for (Object o : list(d, "disks")) {
             addDisk(vm, db, Monitor.map(o));
         }
@@ -194,7 +202,7 @@ final class XmlBuild {
         nic.setName(str(m, "name", "nic1"));
         nic.setMacAddress(str(m, "mac", null));
         nic.setType(VmInterfaceType.pv.getValue());
-        nic.setLinked(true);
+        nic.setLinked(!Boolean.FALSE.equals(m.get("linked")));
         nic.setPlugged(true);
         String network = str(m, "network", null);
         if (network != null) {
@@ -204,6 +212,7 @@ final class XmlBuild {
                 x.setName(n);
                 x.setVdsmName(n);   // a name short enough is its own (NetworkUtils)
                 x.setVmNetwork(true);
+                x.setMtu(m.get("mtu") == null ? 0 : ((Number) m.get("mtu")).intValue());
                 return x;
             });
             VnicProfile profile = new VnicProfile();
