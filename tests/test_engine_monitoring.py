@@ -13,20 +13,23 @@ from vdsm_container.stats import vmstats
 from vdsm_container.stats.cgroups import Sample
 from vdsm_container.vdsm import verbs
 
+from .engine import libvirt_xml
 from .engine.monitoring import EngineMonitor
 
 IMAGE_IDS = {"domainID": str(uuid.uuid4()), "poolID": str(uuid.uuid4()),
              "imageID": str(uuid.uuid4()), "volumeID": str(uuid.uuid4())}
-MAC = "00:1A:4A:16:01:51"       # as an admin may type it: Engine keeps it
+MAC = "00:1A:4A:16:01:51"       # as an admin may type it
 
 
 def _xml(vm_id, acpi=True):
-    xml = domxml.build(vm_id, "mon", "runc", "/img/volume", acpi=acpi,
-                       nics=[("ovirtmgmt", MAC)])
-    ids = "".join("<ovirt-vm:%s>%s</ovirt-vm:%s>" % (k, v, k)
-                  for k, v in IMAGE_IDS.items())
-    return xml.replace("</ovirt-vm:vm>", '<ovirt-vm:device devtype="disk" '
-                       'name="sda">%s</ovirt-vm:device></ovirt-vm:vm>' % ids)
+    """Engine's XML (LibvirtVmXmlBuilder) for a container VM with its image
+    disk on a file domain and a NIC on ovirtmgmt."""
+    return libvirt_xml.vm_xml(libvirt_xml.container(
+        vm_id, "mon", [("containerType", "runc"),
+                       ("containerImage", "busybox:latest")],
+        [libvirt_xml.disk(IMAGE_IDS["imageID"], IMAGE_IDS["volumeID"],
+                          IMAGE_IDS["domainID"], boot=True)],
+        [libvirt_xml.nic(MAC)], acpi=acpi, poolId=IMAGE_IDS["poolID"]))
 
 
 def _sample(t, n):
@@ -39,7 +42,7 @@ def _running(spec, sizes=None):
     t = time.monotonic()
     return vmstats.running(spec, {"status": constants.UP, "pid": 7},
                            _sample(t - 2, 10), _sample(t, 30),
-                           sizes={"/img/volume": (4096, 8192)})
+                           sizes={spec.image_disk.path: (4096, 8192)})
 
 
 def _event(vm_id, status, notify_time):
@@ -112,8 +115,10 @@ def test_engine_finds_a_disk_without_image_id():
 
 
 def test_mac_is_reported_as_engine_sent_it():
+    """Engine stores and writes MACs lowercased (NetworkInterface
+    .setMacAddress): the NIC's stats carry the XML's MAC as it is."""
     spec = domxml.parse(_xml(str(uuid.uuid4())))
-    assert spec.nics[0].mac == MAC
+    assert spec.nics[0].mac == MAC.lower()
 
 
 def test_engine_finds_nic_traps():

@@ -53,7 +53,7 @@ import org.ovirt.engine.core.vdsbroker.builder.vminfo.LibvirtVmXmlBuilder;
  *  validated by VmPropertiesUtils.validateVmProperties against Config's
  *  UserDefinedVMProperties, as AddVm/UpdateVm do; the errors are returned
  *  and no XML is built if there are any),
- *  "serialConsole": bool, "poolId",
+ *  "serialConsole": bool, "acpi": bool (default true), "poolId",
  *  "disks": [{"id", "imageId", "domainId", "block": bool, "boot",
  *             "readOnly", "shareable", "alias", "iotune": the disk
  *             profile's StorageQos {"maxThroughput" (MB/s), ...}}],
@@ -146,6 +146,7 @@ final class XmlBuild {
         vm.setVmOs(5);      // other_linux
         vm.setStoragePoolId(new Guid(str(d, "poolId", Guid.newGuid().toString())));
         vm.setCustomProperties(custom);
+        vm.setAcpiEnable(!Boolean.FALSE.equals(d.get("acpi")));
         // VmDynamic's CPU as RunVmCommand sets it from the cluster's CPU
         vm.setCpuName(str(d, "cpuName", "Skylake-Server"));
         // ... and its emulated machine (the cluster's, Q35 for 4.7)
