@@ -111,6 +111,7 @@ def nic(mac, network="ovirtmgmt", name="nic1", nic_id=None):
 def domain_xml(engine, vm_id):
     """Engine's XML for a VM of the fake Engine, from what ovirt-container
     asked Engine to store (the SDK's types)."""
+    from ovirtsdk4 import types     # not on the live suite's python3
     vm = engine.vms[vm_id]
     disks = []
     for att in engine.attachments.get(vm_id, []):

@@ -135,7 +135,7 @@ def test_engine_takes_every_poll_and_event(made, cli, events):
     assert crash["exitStatus"] == "Error"
     assert "VM_DOWN_ERROR" in crash["audit"]
     assert shut["commands"] == crash["commands"] == ["Destroy"]
-    assert acpi == "true"       # engine-container.xml has <acpi/>
+    assert acpi == "true"       # Engine writes <acpi/> (VmStatic.acpiEnable)
     # Engine analyzed the polls and the events, not just received them.
     assert watch.engine.analyzed["poll"] >= watch.polls
     assert watch.engine.analyzed["event"] >= 8
