@@ -236,3 +236,20 @@ def test_engine_reads_the_features_into_its_vds():
     vds = EngineMonitor().caps(vdsm_caps)
     assert set(vds["additionalFeatures"]) >= {
         "containers"} | {"containers_%s" % n for n in names}
+
+
+def test_numbers_go_as_strings_or_engine_loses_them():
+    """VdsBrokerObjectsBuilder.assignDoubleValue takes a Double or a
+    String: elapsedTime as a JSON integer (a whole second) is null in
+    Engine.  The plugin sends strings, as vdsm does."""
+    vm_id = str(uuid.uuid4())
+    stats = _running(domxml.parse(_xml(vm_id)))
+    assert isinstance(stats["elapsedTime"], str)
+    engine = EngineMonitor()
+    engine.created(vm_id, macs=[MAC], image_ids=[IMAGE_IDS["imageID"]])
+    engine.poll([stats])
+    assert engine.findings == []
+    assert engine.last(vm_id)["elapsedTime"] is not None
+    engine.poll([dict(stats, elapsedTime=12,
+                      statusTime=str(vmstats.status_time()))])
+    assert [f for f in engine.findings if "elapsedTime 12" in f]

@@ -32,6 +32,16 @@ from __future__ import annotations
 
 from . import java
 
+# What vdsm sends -> where Engine's parsed VM keeps it (vdsmc.Monitor's
+# names): a field sent but null in Engine is lost on the way
+# (VdsBrokerObjectsBuilder's assign*Value drop what is not of the type they
+# take, e.g. assignDoubleValue a JSON integer).
+FIELDS = {"elapsedTime": "elapsedTime", "cpuUser": "cpuUser",
+          "cpuSys": "cpuSys", "memUsage": "usageMemPercent",
+          "timeOffset": "utcDiff", "session": "session",
+          "pauseCode": "pauseStatus", "clientIp": "clientIp"}
+DISK_FIELDS = ("readRate", "writeRate", "readOps", "writeOps")
+
 
 class EngineMonitor:
     """One Engine's view of one host's VMs, fed with what vdsm sends."""
@@ -80,6 +90,7 @@ class EngineMonitor:
     def poll(self, vm_list):
         """One Host.getAllVmStats answer's statsList."""
         sampled = {s.get("vmId") for s in vm_list if s.get("disks")}
+        sent = {s.get("vmId"): s for s in vm_list}
         for r in self._send("poll", "poll", stats=list(vm_list)):
             vm_id = r["vmId"]
             self.results.append(("poll", r))
@@ -92,6 +103,7 @@ class EngineMonitor:
                 self._find("poll", vm_id, "listed (%s) after VM.destroy "
                            "succeeded" % r["status"])
             self._latest("poll", r)
+            self._lost(vm_id, sent.get(vm_id, {}), r)
             if r["latest"] and not r.get("error"):
                 self._interfaces(vm_id, r)
                 if vm_id in sampled:       # vdsm reports every drive
@@ -102,6 +114,17 @@ class EngineMonitor:
         for r in self._send("event", "event", params=dict(params)):
             self.results.append(("event", r))
             self._latest("event", r)
+
+    def _lost(self, vm_id, struct, r):
+        for key, field in FIELDS.items():
+            if key in struct and field in r and r[field] is None:
+                self._find("poll", vm_id, "%s %r: null in Engine"
+                           % (key, struct[key]))
+        for disk in r.get("disks") or ():
+            for key in DISK_FIELDS:
+                if disk.get(key) is None:
+                    self._find("poll", vm_id, "disk %s %s: null in Engine"
+                               % (disk["imageId"], key))
 
     def caps(self, caps):
         """Host.getCapabilities as Engine's VDS holds it."""

@@ -266,10 +266,16 @@ final class Monitor {
         r.put("exitReason", d.getExitReason() == null ? null : d.getExitReason().name());
         r.put("exitMessage", d.getExitMessage());
         r.put("acpiEnable", d.getAcpiEnable());
+        r.put("utcDiff", d.getUtcDiff());
+        r.put("session", d.getSession() == null ? null : d.getSession().name());
+        r.put("pauseStatus", d.getPauseStatus() == null ? null : d.getPauseStatus().name());
+        r.put("clientIp", d.getClientIp());
         if (vdsmVm.getVmStatistics() != null) {
             r.put("elapsedTime", vdsmVm.getVmStatistics().getElapsedTime());
             r.put("cpuUser", vdsmVm.getVmStatistics().getCpuUser());
             r.put("cpuSys", vdsmVm.getVmStatistics().getCpuSys());
+            r.put("usageMemPercent", vdsmVm.getVmStatistics().getUsageMemPercent());
+            r.put("guestMemoryFree", vdsmVm.getVmStatistics().getGuestMemoryFree());
         }
         if (vdsmVm.getInterfaceStatistics() != null) {
             List<Object> nics = new ArrayList<>();
