@@ -43,7 +43,9 @@ ET.register_namespace("ovirt-tune", TUNE_NS)
 
 # Commands for the container's PID 1.  As PID 1, a process without a
 # handler ignores SIGTERM: ``STUBBORN`` never stops on it.
-POLITE = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.2; done']
+# No ';' or newline in a command: Engine's separator between custom
+# properties (CustomPropertiesUtils), refused by containerCommand's regex.
+POLITE = ["sh", "-c", 'sleep 100000 & trap "exit 0" TERM && wait']
 STUBBORN = ["sleep", "100000"]
 
 # How long a state change may take before a test calls it missing (a bound

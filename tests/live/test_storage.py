@@ -96,8 +96,8 @@ def test_second_disk_is_a_container_volume(dc, cli, events, image_volume):
         subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True)
     finally:
         dc.teardown(data_img, data_vol)
-    command = ["sh", "-c", 'echo written-inside > /var/lib/data/marker; '
-               'trap "exit 0" TERM; while :; do sleep 0.2; done']
+    command = ["sh", "-c", 'sleep 100000 & echo written-inside > '
+               '/var/lib/data/marker && trap "exit 0" TERM && wait']
     vm_id = _create(cli, dc, {"sda": image_volume,
                               "sdb": (data_img, data_vol)}, command,
                     {"containerVolumes": "ua-%s:/var/lib/data" % data_img})

@@ -35,6 +35,7 @@ import org.ovirt.engine.core.vdsbroker.VdsManager;
 import org.ovirt.engine.core.vdsbroker.VmManager;
 import org.ovirt.engine.core.vdsbroker.monitoring.VdsmVm;
 import org.ovirt.engine.core.vdsbroker.monitoring.VmAnalyzer;
+import org.ovirt.engine.core.vdsbroker.vdsbroker.Resolvers;
 import org.ovirt.engine.core.vdsbroker.vdsbroker.VdsBrokerObjectsBuilder;
 
 /**
@@ -83,6 +84,7 @@ final class Monitor {
         Injector.register(VmOverheadCalculator.class, Daos.proxy(VmOverheadCalculator.class,
                 (name, args) -> ((VM) args[0]).getMemSizeMb()));
         Daos.registerAll();
+        Resolvers.register();
         Injector.injectMembers(builder);
         newEngine(null);
     }
