@@ -4,12 +4,15 @@ serves (the shareable image disk, volumes on a file and on a block domain),
 NICs, the serial console, CPU and disk QoS, under each runtime; and the
 custom properties Engine refuses or drops before any XML is written."""
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from vdsm_container.spec import domxml
 
 from .engine import java, libvirt_xml
 
+NS = "{http://ovirt.org/vm/1.0}"
 IMAGE = libvirt_xml.disk(boot=True, read_only=True, shareable=True,
                          alias="zz-busybox")
 DATA = libvirt_xml.disk(alias="data")
@@ -34,7 +37,15 @@ def _vm(runtime, **more):
 @pytest.mark.parametrize("runtime", ["runc", "crun", "runsc", "rkt"])
 def test_engine_xml_of_each_runtime(runtime):
     vm = _vm(runtime)
-    spec = domxml.parse(libvirt_xml.vm_xml(vm))
+    xml = libvirt_xml.vm_xml(vm)
+    spec = domxml.parse(xml)
+    # Engine's drive metadata: the image disk shareable, the others
+    # exclusive (no <shared>); "transient" would be a snapshot's volume.
+    shared = {d.get("name"): d.findtext(NS + "shared")
+              for d in ET.fromstring(xml).iter(NS + "device")
+              if d.get("devtype") == "disk"}
+    assert shared.pop("sda") == "shared"
+    assert list(shared.values()) == [None, None]
     assert spec.runtime == runtime
     assert spec.vm_id == vm["id"]
     # The image disk: Engine's boot disk, read-only and shareable.

@@ -159,6 +159,7 @@ final class XmlBuild {
         DiskImage disk = new DiskImage();
         disk.setId(id);
         disk.setImageId(new Guid(str(m, "imageId", null)));
+        disk.setActive(true);       // the image's leaf volume (images.active)
         disk.setStorageIds(new ArrayList<>(List.of(new Guid(str(m, "domainId", null)))));
         disk.setStoragePoolId(vm.getStoragePoolId());
         boolean block = Boolean.TRUE.equals(m.get("block"));
