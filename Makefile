@@ -7,13 +7,6 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# runsc (gVisor) is in Debian only: EL9 has no package (gVisor's own repo).
-DEB_PACKAGES := runc crun runsc conmon umoci skopeo busybox-static iproute2 \
-	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
-	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
-	rpm rpmlint cpio openssl docker-registry \
-	golang-go autoconf automake make libacl1-dev file appc-spec \
-	systemd-container $(ENGINE_DEB)
 # Engine's own classes (tests/engine/java/build): the JDK and the jars they
 # compile and run with (../shared/vendor/ovirt-engine/README.md).
 ENGINE_DEB := openjdk-17-jdk-headless libcommons-lang-java \
@@ -24,6 +17,13 @@ ENGINE_DEB := openjdk-17-jdk-headless libcommons-lang-java \
 	libgeronimo-jta-1.2-spec-java libgeronimo-ejb-3.2-spec-java \
 	libgeronimo-annotation-1.3-spec-java libcommons-codec-java \
 	libcommons-collections3-java
+# runsc (gVisor) is in Debian only: EL9 has no package (gVisor's own repo).
+DEB_PACKAGES := runc crun runsc conmon umoci skopeo busybox-static iproute2 \
+	dnsmasq-base udhcpc python3-venv golang-github-containers-common \
+	e2fsprogs util-linux gcc python3 python3-dev libxml2-dev \
+	rpm rpmlint cpio openssl docker-registry \
+	golang-go autoconf automake make libacl1-dev file appc-spec \
+	systemd-container $(ENGINE_DEB)
 RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute dnsmasq \
 	rpm-build rpmlint
 # EL9's Python build tools (python3-setuptools 53, python3-wheel 0.36), in
