@@ -243,7 +243,6 @@ hostvm-deps:
 # (contrib/build-rkt), shared read-only (tests/hostvm/run, HOSTVM_RKT).
 check-el9: deps hostvm-deps
 	rkt=$$(contrib/build-rkt) && HOSTVM_RKT=$$rkt \
-	HOSTVM_ENGINE=$$(tests/engine/java/build) \
 	HOSTVM_PIP="$(CURDIR)/$(PY) -m pip" tests/hostvm/run -- $(HOSTVM_PYTEST)
 
 # The live-vdsmd suite (check-live) in the same VM, as root there: vdsm's
