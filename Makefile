@@ -7,6 +7,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Engine's own classes (tests/engine/java/build): the JDK and the jars they
+# compile and run with (../shared/vendor/ovirt-engine/README.md).
+ENGINE_DEB := openjdk-17-jdk-headless libcommons-lang-java \
+	libcommons-lang3-java libjackson2-annotations-java \
+	libjackson2-core-java libjackson2-databind-java libslf4j-java \
+	libatinject-jsr330-api-java libgeronimo-validation-1.1-spec-java \
+	libhibernate-validator-java libcdi-api-java \
+	libgeronimo-jta-1.2-spec-java libgeronimo-ejb-3.2-spec-java \
+	libgeronimo-annotation-1.3-spec-java libcommons-codec-java \
+	libcommons-collections3-java
 # What make demo runs (DEMO_*), then what the tests add (make check).
 # runsc (gVisor) is in Debian only: EL9 has no package (gVisor's own repo).
 DEMO_DEB_PACKAGES := runc crun conmon umoci skopeo busybox-static \
@@ -16,7 +26,7 @@ DEB_PACKAGES := $(DEMO_DEB_PACKAGES) runsc dnsmasq-base udhcpc gcc \
 	python3-dev libxml2-dev rpm rpmlint cpio openssl docker-registry \
 	golang-go autoconf automake make libacl1-dev file appc-spec \
 	systemd-container python3-packaging git procps qemu-system-common \
-	qemu-utils
+	qemu-utils $(ENGINE_DEB)
 DEMO_RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute
 RPM_PACKAGES := $(DEMO_RPM_PACKAGES) dnsmasq rpm-build rpmlint
 # The commands make demo checks for before it installs DEMO_*_PACKAGES.
@@ -38,7 +48,7 @@ system-deps:
 	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
 		udhcpc mkfs.ext4 gcc xml2-config rpmbuild rpmlint cpio openssl \
 		docker-registry go autoconf automake file actool systemd-nspawn \
-		git ps qemu-storage-daemon qemu-img $(PYTHON); do \
+		git ps qemu-storage-daemon qemu-img javac $(PYTHON); do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
 		missing="$$missing python3-venv"; \
@@ -46,6 +56,8 @@ system-deps:
 		missing="$$missing python3-packaging"; \
 	[ -e /usr/share/containers/seccomp.json ] || \
 		missing="$$missing seccomp.json"; \
+	[ -e /usr/share/java/commons-collections3.jar ] || \
+		missing="$$missing engine-jars"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing runtimes and tools (missing:$$missing)"; \
 		if command -v apt-get >/dev/null 2>&1; then \
@@ -278,6 +290,7 @@ HOSTVM_LIVE := env LIVE_WAIT=300 PYTHONDONTWRITEBYTECODE=1 sh -c \
 
 check-el9-live: deps hostvm-deps
 	rkt=$$(contrib/build-rkt) && HOSTVM_RKT=$$rkt \
+	HOSTVM_ENGINE=$$(tests/engine/java/build) \
 	HOSTVM_PIP="$(CURDIR)/$(PY) -m pip" tests/hostvm/run -- $(HOSTVM_LIVE)
 
 bench: deps

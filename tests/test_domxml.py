@@ -1,6 +1,11 @@
-"""Engine's domain XML -> ContainerSpec, and every bad input's vdsm error."""
+"""Engine's domain XML -> ContainerSpec, and every bad input's vdsm error.
 
-import os
+The XML is Engine's own (tests/engine/libvirt_xml.py: LibvirtVmXmlBuilder
+over a VM as Engine's database holds it).  The bad inputs are that XML
+edited by hand: Engine never writes them (a hostile or broken client, a
+damaged domain), and vdsm must still refuse them with its own error."""
+
+import functools
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -8,17 +13,42 @@ import pytest
 from vdsm_container.spec import domxml
 from vdsm_container import errors
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+from .engine import libvirt_xml
+
 NS = "{http://ovirt.org/vm/1.0}"
+VM_ID = "d7b5a3b4-5a5c-4a63-9f3a-8f0d3c1e2b11"
+IMAGE = libvirt_xml.disk(
+    disk_id="6f1c0b2a-3d4e-4f5a-8b9c-0d1e2f3a4b5c",
+    image_id="9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d", boot=True,
+    alias="web-image")
+DATA_DISK = libvirt_xml.disk(
+    disk_id="1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", block=True,
+    alias="web-data")
+CUSTOM = (
+    ("containerType", "runc"),
+    ("containerImage", "docker.io/library/nginx:1.25"),
+    # no ';' in a custom property: Engine's separator
+    ("containerCommand", "nginx -g 'daemon off'"),
+    ("containerEnv", 'TZ=UTC GREETING="hello world"'),
+    ("containerVolumes", "ua-%s:/var/lib/data" % DATA_DISK["id"]),
+    ("containerNetwork", "static:192.0.2.10/24,gw=192.0.2.1|none"))
 
 
+@functools.lru_cache(maxsize=None)
 def engine_xml():
-    with open(os.path.join(DATA, "engine-container.xml")) as f:
-        return f.read()
+    """A container VM with an image disk on a file domain, a data disk on
+    a block domain, two NICs (one unplugged from its link, on a jumbo
+    network), CPU shares, as Engine writes its VM.create XML."""
+    return libvirt_xml.vm_xml(libvirt_xml.container(
+        VM_ID, "web-frontend", CUSTOM, [IMAGE, DATA_DISK], [
+            libvirt_xml.nic("56:6f:3a:1b:00:01", "ovirtmgmt"),
+            dict(libvirt_xml.nic("56:6f:3a:1b:00:02", "backend", "nic2"),
+                 linked=False, mtu=9000)],
+        sockets=2, cpuShares=2048))
 
 
 def edited(edit):
-    """Engine's XML with ``edit(root)`` applied."""
+    """Engine's XML with ``edit(root)`` applied: what Engine never sends."""
     root = ET.fromstring(engine_xml())
     edit(root)
     return ET.tostring(root, encoding="unicode")
@@ -46,17 +76,16 @@ def test_engine_xml():
     assert spec.name == "web-frontend"
     assert spec.runtime == "runc"
     assert spec.image_ref == "docker.io/library/nginx:1.25"
-    assert spec.command == ("nginx", "-g", "daemon off;")
+    assert spec.command == ("nginx", "-g", "daemon off")
     assert spec.env == (("TZ", "UTC"), ("GREETING", "hello world"))
     assert spec.memory_kib == 524288
-    assert spec.current_memory_kib == 262144
+    assert spec.current_memory_kib == 524288
     assert spec.vcpus == 2           # <vcpu current='2'>16</vcpu>
     assert spec.cpu_shares == 2048
     # The cdrom is skipped; the boot disk is the image.
     assert [d.target for d in spec.disks] == ["sda", "sdb"]
     assert spec.image_disk.target == "sda"
-    assert spec.image_disk.path.endswith(
-        "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d")
+    assert spec.image_disk.path.endswith(IMAGE["imageId"])
     assert spec.disks[1].block
     assert [(n.mac, n.bridge, n.link_up, n.mtu) for n in spec.nics] == [
         ("56:6f:3a:1b:00:01", "ovirtmgmt", True, 1500),

@@ -1,7 +1,8 @@
 """Malformed domain XML and custom-property values, generated with
-hypothesis: always a vdsm error (or a valid spec), never anything else."""
+hypothesis: always a vdsm error (or a valid spec), never anything else.
 
-import os
+The seed is Engine's own XML (test_domxml.engine_xml: LibvirtVmXmlBuilder);
+the mutations are what Engine never writes, hence hand-made."""
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -9,9 +10,9 @@ from vdsm_container.spec import domxml
 from vdsm_container import errors
 from vdsm_container.spec import properties
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
-with open(os.path.join(DATA, "engine-container.xml")) as f:
-    ENGINE_XML = f.read()
+from .test_domxml import engine_xml
+
+ENGINE_XML = engine_xml()
 
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

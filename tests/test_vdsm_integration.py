@@ -8,7 +8,6 @@ them, put a fetched vdsm's lib/ on PYTHONPATH (see docs/testing.rst,
 
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -34,6 +33,7 @@ from vdsm_container.vdsm import vmcontainer
 from vdsm_container.vdsm.vm import VdsmContainer
 from vdsm_container.runtimes.base import Availability
 
+from .engine import libvirt_xml
 from .test_verbs import API_VM_CALLS
 from .vdsmschema import Schema
 
@@ -322,25 +322,28 @@ STORAGE_IDS = {"domainID": "3c1e2b11-8f0d-4a63-9f3a-d7b5a3b45a5c",
                "volumeID": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"}
 
 
-def _with_storage_metadata(xml, engine_path):
-    """The image disk as Engine sends it from a storage domain: its path
-    under /rhev (which exists only once prepared) and the ids in the
-    disk's ovirt-vm:device metadata."""
-    ids = "".join("<ovirt-vm:%s>%s</ovirt-vm:%s>" % (k, v, k)
-                  for k, v in STORAGE_IDS.items())
-    device = ('<ovirt-vm:device devtype="disk" name="sda">%s'
-              '</ovirt-vm:device>' % ids)
-    xml = xml.replace("</ovirt-vm:vm>", device + "</ovirt-vm:vm>")
-    return re.sub(r'<source file="[^"]*" />',
-                  '<source file="%s" />' % engine_path, xml)
+# Where Engine's LibvirtVmXmlBuilder puts a file domain's volume
+# (VmInfoBuildUtils.getPathToImage): it exists only once prepared.
+ENGINE_PATH = ("/rhev/data-center/%(poolID)s/%(domainID)s/images/"
+               "%(imageID)s/%(volumeID)s" % STORAGE_IDS)
 
 
-def _up_with_storage(paths, cif, image, engine_path):
+def _storage_xml(command):
+    """Engine's XML (LibvirtVmXmlBuilder) for a container whose image disk
+    is the volume STORAGE_IDS names on a file domain."""
+    return libvirt_xml.vm_xml(libvirt_xml.container(
+        None, "stor", [("containerType", "runc"),
+                       ("containerImage", "busybox:latest"),
+                       ("containerCommand", " ".join(command))],
+        [libvirt_xml.disk(STORAGE_IDS["imageID"], STORAGE_IDS["volumeID"],
+                          STORAGE_IDS["domainID"], boot=True)], [],
+        poolId=STORAGE_IDS["poolID"]))
+
+
+def _up_with_storage(paths, cif):
     """A container started as vdsm starts a VM, its image disk a volume
-    (Engine's drive metadata) at ``engine_path``; Up, or the test fails."""
-    xml = _with_storage_metadata(domxml.build(
-        str(uuid.uuid4()), "stor", "runc", image,
-        command=["sleep", "1000"]), engine_path)
+    (Engine's drive metadata) at ENGINE_PATH; Up, or the test fails."""
+    xml = _storage_xml(["sleep", "1000"])
     ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
     ctr.start_in_background()
     deadline = time.monotonic() + 30
@@ -359,9 +362,8 @@ def test_storage_prepared_and_torn_down_as_for_vms(paths, busybox_oci):
     cif.vmContainer = {}
     cif.vm_container_lock = threading.Lock()
     cif.notify = lambda event_id, params=None: None
-    engine_path = ("/rhev/data-center/mnt/nfs:_data/%(domainID)s/images/"
-                   "%(imageID)s/%(volumeID)s" % STORAGE_IDS)
-    ctr = _up_with_storage(paths, cif, busybox_oci, engine_path)
+    engine_path = ENGINE_PATH
+    ctr = _up_with_storage(paths, cif)
     ids = tuple(STORAGE_IDS[k] for k in ("domainID", "poolID", "imageID",
                                          "volumeID"))
     assert cif.irs.calls == [("prepareImage",) + ids]
@@ -378,9 +380,7 @@ def test_failed_start_tears_storage_down(paths, tmp_path):
     cif.irs = RecordingIrs(str(bad))
     cif.log = logging.getLogger("test.cif")
     cif.notify = lambda event_id, params=None: None
-    xml = _with_storage_metadata(domxml.build(
-        str(uuid.uuid4()), "stor", "runc", str(bad), command=["true"]),
-        "/rhev/data-center/mnt/nfs:_data/x")
+    xml = _storage_xml(["true"])
     ctr = VdsmContainer.from_xml(xml, backend=HostBackend(paths), cif=cif)
     assert ctr.run()["status"]["code"] == 0     # Vm.run: starts behind
     ctr._start_thread.join()
@@ -405,8 +405,7 @@ def test_crashed_container_tears_storage_down_before_down(paths,
             if stats.get("status") == constants.DOWN:
                 at_down.append(list(cif.irs.calls))
     cif.notify = notify
-    ctr = _up_with_storage(paths, cif, busybox_oci,
-                           "/rhev/data-center/mnt/nfs:_data/x")
+    ctr = _up_with_storage(paths, cif)
     try:
         os.kill(int(ctr.getStats()["pid"]), signal.SIGKILL)
         deadline = time.monotonic() + 30

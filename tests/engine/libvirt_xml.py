@@ -1,117 +1,138 @@
-"""The domain XML Engine would send to vdsm for a VM of the fake Engine.
+"""The domain XML Engine sends in VM.create, written by Engine's own code.
 
-Written in the shape of ovirt-engine's (master, 0111fc63)
-backend/manager/modules/vdsbroker/.../builder/vminfo/LibvirtVmXmlBuilder.java,
-for the parts a container VM has:
+Engine's LibvirtVmXmlBuilder.buildCreateVm() (ovirt-engine master
+0111fc63, run in the session's JVM by tests/engine/java.py; vdsmc.XmlBuild
+says how it is called) over a VM entity built as Engine's database holds
+it: vm_static with its custom-properties string, its disks (DiskImage +
+DiskVmElement, VirtIO-SCSI) and NICs (with their vNIC profiles and
+networks) and their vm_device rows.  The custom properties are first
+validated by Engine's VmPropertiesUtils against the UserDefinedVMProperties
+value the project's engine-config tool writes
+(contrib/engine-config/merge_properties.py over the shipped empty value):
+a property Engine would refuse fails here as it would in Engine.
 
-- ``writeVmCustomMetadata``: ``<ovirt-vm:custom>``, one element per custom
-  property; ``writeClusterVersionMetadata``;
-- ``writeDisks``/``writeDisk``: disks sorted boot disk first, then by
-  alias (VmInfoBuildUtils.getSortedDisks); target ``sd`` + letter per
-  VirtIO-SCSI index (VmInfoBuildUtils.makeDiskName); source under
-  /rhev/data-center/<pool>/<domain>/images/<diskId>/<imageId>
-  (getPathToImage); alias ``ua-<diskId>`` (writeAlias,
-  generateUserAliasForDevice: a disk's device id is the disk's id); boot
-  order on the boot disk; ``<serial>`` the disk id; ``<readonly/>`` and
-  ``<shareable/>`` as attached;
-- ``writeInterfaces``/``writeInterface``: NICs sorted by MAC address; a NIC
-  whose profile has no network is ``;vdsmdummy;`` with link down;
-  ``ua-<nicId>`` alias, ``<mac>``, ``<mtu>``;
-- ``writeConsole``/``writeSerialConsole``: with the VM's serial console
-  enabled, ``<console type='unix'>`` (target serial) and ``<serial
-  type='unix'>`` bound at /var/run/ovirt-vmconsole-console/<vmId>.sock
-  (``getSerialConsolePath``).
-
-Everything else of a real domain (devices a container ignores) is in
-tests/data/engine-container.xml.
+``vm_xml`` builds from a description (see vdsmc.XmlBuild); ``domain_xml``
+from a VM of the fake Engine (tests/engine/fake_engine.py), as
+ovirt-container created it.
 """
 
-import xml.etree.ElementTree as ET
+import importlib.util
+import os
+import uuid
 
-from ovirtsdk4 import types
+from . import java
 
-OVIRT_VM = "http://ovirt.org/vm/1.0"
+HERE = os.path.dirname(os.path.abspath(__file__))
+MERGE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "contrib",
+                     "engine-config", "merge_properties.py")
 POOL = "0d9e8f7a-6b5c-4d3e-2f1a-0b9c8d7e6f5a"
+# The cluster levels engine-config lists for UserDefinedVMProperties in a
+# fresh Engine (0000_config.sql: every level up to 4.8).
+LEVELS = ("4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8")
+
+_configured = set()
 
 
-def make_disk_name(prefix, index):
-    """VmInfoBuildUtils.makeDiskName."""
-    dev = ""
-    while index > 0:
-        dev = chr(ord("a") + index % 26) + dev
-        index //= 26
-    return prefix + (dev or "a")
+def _merge_properties():
+    spec = importlib.util.spec_from_file_location("merge_properties", MERGE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def user_defined_vm_properties():
+    """What contrib/engine-config/container-properties.sh writes at each
+    level of a fresh Engine (whose shipped value is '')."""
+    return _merge_properties().merge("")
+
+
+def configure(jvm):
+    """engine-config -s UserDefinedVMProperties=... --cver=each level, once
+    per JVM (Engine reads it at start: VmPropertiesUtils.init)."""
+    if id(jvm) in _configured:
+        return
+    value = user_defined_vm_properties()
+    for level in LEVELS:
+        jvm.call("config", name="UserDefinedVMProperties", value=value,
+                 version=level)
+    _configured.add(id(jvm))
+
+
+class Refused(AssertionError):
+    """Engine's VmPropertiesUtils refused the VM's custom properties."""
+
+
+def vm_xml(description):
+    """Engine's VM.create XML for ``description`` (vdsmc.XmlBuild's
+    fields); raises Refused with Engine's validation errors."""
+    jvm = java.jvm()
+    configure(jvm)
+    result, _ = jvm.call("build-xml", vm=description)
+    if result["errors"]:
+        raise Refused(result["errors"])
+    return result["xml"]
+
+
+def custom_string(props):
+    """vm_static's custom-properties string: ``name=value;...`` (the REST
+    layer joins a VM's custom properties so, CustomPropertiesParser)."""
+    return ";".join("%s=%s" % (k, v) for k, v in props)
+
+
+def container(vm_id=None, name="ctr", custom=(), disks=(), nics=(),
+              serial_console=False, **more):
+    """A description of a container VM: ``custom`` (name, value) pairs,
+    ``disks`` and ``nics`` as vdsmc.XmlBuild takes them."""
+    d = {"id": vm_id or str(uuid.uuid4()), "name": name, "memMb": 512,
+         "sockets": 1, "clusterVersion": "4.7", "poolId": POOL,
+         "customProperties": custom_string(custom), "disks": list(disks),
+         "nics": list(nics), "serialConsole": serial_console}
+    d.update(more)
+    return d
+
+
+def disk(disk_id=None, image_id=None, domain_id=None, block=False,
+         boot=False, read_only=False, shareable=False, alias="disk",
+         iotune=None):
+    """A disk attachment as vdsmc.XmlBuild takes it; ``iotune`` is Engine's
+    StorageQos (maxThroughput... in MB/s, maxIops...)."""
+    return {"id": disk_id or str(uuid.uuid4()),
+            "imageId": image_id or str(uuid.uuid4()),
+            "domainId": domain_id or str(uuid.uuid4()), "block": block,
+            "boot": boot, "readOnly": read_only, "shareable": shareable,
+            "alias": alias, "iotune": iotune}
+
+
+def nic(mac, network="ovirtmgmt", name="nic1", nic_id=None):
+    return {"id": nic_id or str(uuid.uuid4()), "mac": mac,
+            "network": network, "name": name}
 
 
 def domain_xml(engine, vm_id):
+    """Engine's XML for a VM of the fake Engine, from what ovirt-container
+    asked Engine to store (the SDK's types)."""
+    from ovirtsdk4 import types     # not on the live suite's python3
     vm = engine.vms[vm_id]
-    ET.register_namespace("ovirt-vm", OVIRT_VM)
-    dom = ET.Element("domain", type="kvm")
-    ET.SubElement(dom, "name").text = vm.name
-    ET.SubElement(dom, "uuid").text = vm.id
-    ET.SubElement(dom, "memory").text = str(vm.memory // 1024)
-    ET.SubElement(dom, "currentMemory").text = str(vm.memory // 1024)
-    sockets = vm.cpu.topology.sockets if vm.cpu else 1
-    ET.SubElement(dom, "vcpu", current=str(sockets)).text = str(sockets * 16)
-    devices = ET.SubElement(dom, "devices")
-
-    atts = list(engine.attachments.get(vm_id, []))
-    atts.sort(key=lambda a: (not a.bootable,
-                             engine.disks[a.disk.id].alias))
-    sd_index = -1
-    for att in atts:
-        disk = engine.disks[att.disk.id]
-        sd_index += 1
-        block = disk.storage_domains[0].storage.type in (
-            types.StorageType.ISCSI, types.StorageType.FCP)
-        el = ET.SubElement(devices, "disk", snapshot="no",
-                           type="block" if block else "file", device="disk")
-        ET.SubElement(el, "target", dev=make_disk_name("sd", sd_index),
-                      bus="scsi")
-        path = "/rhev/data-center/%s/%s/images/%s/%s" % (
-            POOL, disk.storage_domains[0].id, disk.id, disk.image_id)
-        ET.SubElement(el, "source", {"dev" if block else "file": path})
-        ET.SubElement(el, "driver", name="qemu", type="raw",
-                      error_policy="stop", cache="none",
-                      io="native" if block else "threads")
-        ET.SubElement(el, "alias", name="ua-%s" % disk.id)
-        if att.bootable:
-            ET.SubElement(el, "boot", order="1")
-        ET.SubElement(el, "serial").text = disk.id
-        if att.read_only:
-            ET.SubElement(el, "readonly")
-        if disk.shareable:
-            ET.SubElement(el, "shareable")
-
-    for nic in sorted(engine.nics.get(vm_id, []),
-                      key=lambda n: n.mac.address):
-        network = engine.profiles.get(nic.vnic_profile.id) \
-            if nic.vnic_profile is not None else None
-        el = ET.SubElement(devices, "interface", type="bridge")
-        ET.SubElement(el, "model", type="virtio")
-        ET.SubElement(el, "link", state="up" if network else "down")
-        ET.SubElement(el, "source",
-                      bridge=network if network else ";vdsmdummy;")
-        ET.SubElement(el, "alias", name="ua-%s" % nic.id)
-        ET.SubElement(el, "mac", address=nic.mac.address)
-        ET.SubElement(el, "mtu", size="1500")
-
-    if vm.console is not None and vm.console.enabled:
-        path = "/var/run/ovirt-vmconsole-console/%s.sock" % vm.id
-        for tag in ("console", "serial"):
-            el = ET.SubElement(devices, tag, type="unix")
-            ET.SubElement(el, "source", path=path, mode="bind")
-            target = ET.SubElement(el, "target", port="0")
-            if tag == "console":
-                target.set("type", "serial")
-                ET.SubElement(el, "alias", name="ua-console-%s" % vm.id[:8])
-
-    md = ET.SubElement(ET.SubElement(dom, "metadata"), "{%s}vm" % OVIRT_VM)
+    disks = []
+    for att in engine.attachments.get(vm_id, []):
+        d = engine.disks[att.disk.id]
+        domain = d.storage_domains[0]
+        disks.append(disk(
+            disk_id=d.id, image_id=d.image_id, domain_id=domain.id,
+            block=domain.storage.type in (types.StorageType.ISCSI,
+                                          types.StorageType.FCP),
+            boot=bool(att.bootable), read_only=bool(att.read_only),
+            shareable=bool(d.shareable), alias=d.alias))
+    nics = []
+    for n in engine.nics.get(vm_id, []):
+        network = engine.profiles.get(n.vnic_profile.id) \
+            if n.vnic_profile is not None else None
+        nics.append(nic(n.mac.address, network, n.name, n.id))
     version = engine.clusters[vm.cluster.id].version
-    ET.SubElement(md, "{%s}clusterVersion" % OVIRT_VM).text = "%d.%d" % (
-        version.major, version.minor)
-    custom = ET.SubElement(md, "{%s}custom" % OVIRT_VM)
-    for prop in vm.custom_properties or ():
-        ET.SubElement(custom, "{%s}%s" % (OVIRT_VM, prop.name)).text = \
-            prop.value
-    return ET.tostring(dom, encoding="unicode")
+    custom = [(p.name, p.value) for p in vm.custom_properties or ()]
+    return vm_xml(container(
+        vm.id, vm.name, custom, disks, nics,
+        serial_console=vm.console is not None and bool(vm.console.enabled),
+        memMb=vm.memory // 2 ** 20 if vm.memory else 512,
+        sockets=vm.cpu.topology.sockets if vm.cpu else 1,
+        clusterVersion="%d.%d" % (version.major, version.minor)))

@@ -1,261 +1,170 @@
-"""Engine's VM monitoring rules, as a check: a STAND-IN, not Engine.
+"""Engine's VM monitoring, run: what vdsm sends, judged by Engine's code.
 
-Written from ovirt-engine's code (master 0111fc63, the same logic as 4.5.7;
-paths under backend/manager/modules/vdsbroker/src/main/java/org/ovirt/
-engine/core/vdsbroker), to report every Host.getAllVmStats entry or
-VM_status event that Engine would drop, misparse or fail on.  It is what
-this project can run without an Engine; it checks only the rules below, and
-a finding here is a defect Engine would show, not proof of the converse.
+Each Host.getAllVmStats answer and VM_status event goes through Engine's
+own classes (master 0111fc63, built by tests/engine/java/build, run by
+tests/engine/java.py) in Engine's call order (vdsmc.Monitor says which):
+VdsBrokerObjectsBuilder parses it (VmStatsVdsBrokerCommand.createVdsmVm,
+EventVmStatsRefresher.convertEvent), VmManager.isLatestData orders it and
+VmAnalyzer.analyze judges it against the state Engine's database would
+hold (a VM Engine ran is WaitForLaunch on this host until vdsm says
+otherwise; what the analyzer saves is the next state).
 
-- Ordering (``VmManager.isLatestData``, called by
-  ``VmsMonitoring.shouldAnalyzeVm``): each VM keeps the timestamp of the
-  last data analyzed from this host; data with an older timestamp is
-  skipped ("newer VM data was already processed").  A poll's timestamp is
-  the VM's statusTime (``VdsBrokerObjectsBuilder.getVdsmCallTimestamp``,
-  ``VmStatsVdsBrokerCommand``), an event's its ``notify_time``
-  (``EventVmStatsRefresher.convertEvent``,
-  ``removeNotifyTimeFromVmStatusEvent``: a non-number is null, and
-  ``isLatestData`` unboxing null is a NullPointerException).
-- Parsing (``VdsBrokerObjectsBuilder.updateVMDynamicData``,
-  ``updateVMStatisticsData``, ``convertToVmStatus``,
-  ``buildInterfaceStatisticsData``/``extractInterfaceStatistics``,
-  ``buildVmDiskStatistics``, the ``assign*Value`` helpers): values Java
-  would throw on (``Integer.parseInt``, ``Double.parseDouble``, casts) fail
-  the whole GetAllVmStats; values it logs and replaces (an unknown status
-  becomes Unassigned, a bad pauseCode or session is ignored) are misparsed;
-  a disk entry without imageID is dropped.
-- ``VmAnalyzer.updateInterfaceStatistics`` (NetworkStatisticsBuilder):
-  NICs are matched to Engine's by the exact MAC string; rates are computed
-  from rx/tx deltas over sampleTime deltas: a missing rx, tx or sampleTime
-  is a NullPointerException.
-- ``VmAnalyzer.proceedDisappearedVm``: a VM Engine runs on this host that
-  a poll doesn't list is set Down; one that was destroyed and is still
-  listed stays "running" in Engine.
+A finding is a place where Engine misbehaves on what it got:
+- Engine's code threw: parsing (the whole GetAllVmStats or event is
+  lost) or VmAnalyzer (that VM's data is lost);
+- Engine logged an ERROR (e.g. "Illegal VM status", taken as Unassigned);
+- a poll was skipped by isLatestData ("newer VM data was already
+  processed"); an event skipped after an analyzed poll is benign (that
+  poll carried newer news, as on every host);
+- a reported NIC matches none of the VM's NICs in Engine (VmAnalyzer
+  updateInterfaceStatistics compares the MACs, which Engine's
+  NetworkInterface lowercases): its statistics are dropped;
+- a disk Engine gave an image has no statistics (buildVmDiskStatistics
+  keeps only entries with an imageID);
+- a VM destroyed is still listed, or a running VM is not listed
+  (VmAnalyzer.proceedDisappearedVm).
+
+What Engine's code cannot tell and stays here: which NICs and images
+Engine gave the VM (its database), and that last pair of expectations.
 """
 
 from __future__ import annotations
 
-import uuid
+from . import java
 
-# VMStatus.java; convertToVmStatus maps these two vdsm names itself.
-VM_STATUSES = {s.lower() for s in (
-    "Unassigned Down Up PoweringUp Paused MigratingFrom MigratingTo Unknown "
-    "NotResponding WaitForLaunch RebootInProgress SavingState RestoringState "
-    "Suspended ImageIllegal ImageLocked PoweringDown").split()}
-MIGRATION_NAMES = ("Migration Source", "Migration Destination")
-PAUSE_CODES = {"NONE", "EOTHER", "EIO", "ENOSPC", "EPERM", "NOERR",
-               "POSTCOPY"}                              # VmPauseStatus.java
-SESSIONS = {"Unknown", "UserLoggedOn", "Locked", "Active", "LoggedOff"}
-EXIT_STATUSES = range(0, 3)                             # VmExitStatus
-EXIT_REASONS = range(-1, 15)                            # VmExitReason
-
-
-def _java_double(value):
-    """assignDoubleValue: Double as is, String through parseDouble (throws
-    on junk), anything else null."""
-    if isinstance(value, float):
-        return value
-    if isinstance(value, str):
-        return float(value)
-    return None
-
-
-def _java_long(value):
-    """assignLongValue/assignBigIntegerValue: ints, or a string cut at its
-    first '.'; junk is logged and null."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return int(value.split(".")[0])
-        except ValueError:
-            return None
-    return None
-
-
-def _java_int_text(value):
-    """``Integer.parseInt(x.toString())``: throws on anything else."""
-    return int(str(value))
+# What vdsm sends -> where Engine's parsed VM keeps it (vdsmc.Monitor's
+# names): a field sent but null in Engine is lost on the way
+# (VdsBrokerObjectsBuilder's assign*Value drop what is not of the type they
+# take, e.g. assignDoubleValue a JSON integer).
+FIELDS = {"elapsedTime": "elapsedTime", "cpuUser": "cpuUser",
+          "cpuSys": "cpuSys", "memUsage": "usageMemPercent",
+          "timeOffset": "utcDiff", "session": "session",
+          "pauseCode": "pauseStatus", "clientIp": "clientIp"}
+DISK_FIELDS = ("readRate", "writeRate", "readOps", "writeOps")
 
 
 class EngineMonitor:
     """One Engine's view of one host's VMs, fed with what vdsm sends."""
 
-    def __init__(self, nic_macs=None):
+    def __init__(self, host_id=None):
+        self.jvm = java.jvm()
+        self.jvm.call("new-engine", host=host_id)
         self.findings = []
-        self._last_ts = {}       # VmManager.lastStatusEventTimestamp
-        self._nic_samples = {}   # (vm, mac) -> (rx, tx, sampleTime)
-        self.nic_macs = dict(nic_macs or {})   # vm -> MACs Engine sent
-        self.running = set()     # VMs Engine runs on this host
-        self.image_ids = {}      # vm -> imageIDs of its disks in Engine
-        self.benign = []         # events older than a poll: Engine skips
-        self._last_source = {}   # vm -> "poll"/"event" of the last analyzed
-        self.destroyed = set()   # VM.destroy answered success
+        self.benign = []
         self.analyzed = {"poll": 0, "event": 0}
+        self.results = []          # every VM's result, in order
+        self.running = set()       # VMs Engine runs on this host
+        self.destroyed = set()     # VM.destroy answered success
+        self.nic_macs = {}
+        self.image_ids = {}
+        self._last_source = {}
 
     def _find(self, source, vm_id, what):
         self.findings.append("%s %s: %s" % (source, vm_id, what))
 
     def created(self, vm_id, macs=(), image_ids=()):
         """Engine ran ``vm_id`` here with these NICs and image disks."""
+        self.jvm.call("created", vmId=vm_id, macs=list(macs))
         self.running.add(vm_id)
         self.destroyed.discard(vm_id)
         self.nic_macs[vm_id] = tuple(macs)
         self.image_ids[vm_id] = tuple(image_ids)
 
     def destroyed_now(self, vm_id):
+        self.jvm.call("destroyed", vmId=vm_id)
         self.running.discard(vm_id)
         self.destroyed.add(vm_id)
 
-    def _latest(self, source, vm_id, timestamp):
-        """VmManager.isLatestData (one host: the reporter id always
-        matches)."""
-        if timestamp is None:
-            self._find(source, vm_id, "null timestamp: NullPointerException "
-                       "in VmManager.isLatestData")
-            return False
-        last = self._last_ts.get(vm_id)
-        if last is not None and last > timestamp:
-            what = "skipped: newer VM data was already processed (%s %r " \
-                "after %s %r)" % (source, timestamp,
-                                  self._last_source[vm_id], last)
-            if source == "event" and self._last_source[vm_id] == "poll":
-                # stamped before a poll that was analyzed first: that poll
-                # carried newer news, as on every host
-                self.benign.append(what)
-            else:
-                self._find(source, vm_id, what)
-            return False
-        self._last_ts[vm_id] = timestamp
-        self._last_source[vm_id] = source
-        return True
-
-    def event(self, params):
-        """One VM_status event's params, notify_time included."""
-        params = dict(params)
-        notify = params.pop("notify_time", None)
-        timestamp = float(notify) if isinstance(notify, (int, float)) and \
-            not isinstance(notify, bool) else None
-        for vm_id, struct in params.items():
-            uuid.UUID(vm_id)                     # new Guid(key)
-            self._dynamic("event", vm_id, struct)
-            if self._latest("event", vm_id, timestamp):
-                self.analyzed["event"] += 1
+    def _send(self, source, cmd, **args):
+        try:
+            results, log = self.jvm.call(cmd, **args)
+        except java.EngineError as e:
+            self._find(source, "-", "Engine threw %s (log %s)"
+                       % (e.error, e.log))
+            return []
+        for line in log:
+            if " ERROR " in line:
+                self._find(source, "-", "Engine logged: %s" % line)
+        return results
 
     def poll(self, vm_list):
         """One Host.getAllVmStats answer's statsList."""
-        listed = set()
-        for struct in vm_list:
-            vm_id = struct.get("vmId")
-            listed.add(vm_id)
-            try:
-                timestamp = _java_double(struct["statusTime"]) \
-                    if "statusTime" in struct else -1.0
-            except ValueError:
-                self._find("poll", vm_id, "statusTime %r: NumberFormat"
-                           "Exception fails GetAllVmStats"
-                           % (struct["statusTime"],))
+        sampled = {s.get("vmId") for s in vm_list if s.get("disks")}
+        sent = {s.get("vmId"): s for s in vm_list}
+        for r in self._send("poll", "poll", stats=list(vm_list)):
+            vm_id = r["vmId"]
+            self.results.append(("poll", r))
+            if not r["listed"]:
+                if vm_id in self.running:
+                    self._find("poll", vm_id, "not listed: proceed"
+                               "DisappearedVm sets it %s" % r["dbStatus"])
                 continue
-            self._dynamic("poll", vm_id, struct)
-            self._statistics("poll", vm_id, struct)
             if vm_id in self.destroyed:
                 self._find("poll", vm_id, "listed (%s) after VM.destroy "
-                           "succeeded" % struct.get("status"))
-            if self._latest("poll", vm_id, timestamp):
-                self.analyzed["poll"] += 1
-                self._interfaces("poll", vm_id, struct)
-        for vm_id in sorted(self.running - listed):
-            self._find("poll", vm_id, "not listed: proceedDisappearedVm "
-                       "sets it Down")
+                           "succeeded" % r["status"])
+            self._latest("poll", r)
+            self._lost(vm_id, sent.get(vm_id, {}), r)
+            if r["latest"] and not r.get("error"):
+                self._interfaces(vm_id, r)
+                if vm_id in sampled:       # vdsm reports every drive
+                    self._disks(vm_id, r)
 
-    def _dynamic(self, source, vm_id, s):
-        """updateVMDynamicData's parsing."""
-        status = s.get("status")
-        if status is not None:
-            if not isinstance(status, str):
-                self._find(source, vm_id, "status %r: ClassCastException"
-                           % (status,))
-            elif status not in MIGRATION_NAMES and \
-                    status.replace(" ", "").lower() not in VM_STATUSES:
-                self._find(source, vm_id, "status %r: Illegal VM status, "
-                           "taken as Unassigned" % status)
-        if "acpiEnable" in s and not isinstance(s["acpiEnable"], str):
-            self._find(source, vm_id, "acpiEnable %r: ClassCastException"
-                       % (s["acpiEnable"],))
-        if "session" in s and s["session"] not in SESSIONS:
-            self._find(source, vm_id, "session %r: illegal" % (s["session"],))
-        if "pauseCode" in s and s["pauseCode"] not in PAUSE_CODES:
-            self._find(source, vm_id, "pauseCode %r: not parsed"
-                       % (s["pauseCode"],))
-        for key, allowed in (("exitCode", EXIT_STATUSES),
-                             ("exitReason", EXIT_REASONS),
-                             ("monitorResponse", None)):
-            if key not in s:
-                continue
-            try:
-                value = _java_int_text(s[key])
-            except ValueError:
-                self._find(source, vm_id, "%s %r: NumberFormatException"
-                           % (key, s[key]))
-                continue
-            if allowed is not None and value not in allowed:
-                self._find(source, vm_id, "%s %r: no such value in Engine"
-                           % (key, value))
+    def event(self, params):
+        """One VM_status event's params, notify_time included."""
+        for r in self._send("event", "event", params=dict(params)):
+            self.results.append(("event", r))
+            self._latest("event", r)
 
-    def _statistics(self, source, vm_id, s):
-        """updateVMStatisticsData and buildVmDiskStatistics."""
-        for key in ("elapsedTime", "cpuSys", "cpuUser"):
-            if key in s:
-                try:
-                    _java_double(s[key])
-                except ValueError:
-                    self._find(source, vm_id, "%s %r: NumberFormatException"
-                               % (key, s[key]))
-        expected = set(self.image_ids.get(vm_id, ()))
-        reported = set()
-        for name, disk in (s.get("disks") or {}).items():
-            image_id = disk.get("imageID")
-            if not isinstance(image_id, str) or not image_id:
-                continue      # not an image: buildVmDiskStatistics skips it
-            uuid.UUID(image_id)                   # new Guid(...)
-            reported.add(image_id)
-            for key in ("readRate", "writeRate", "readOps", "writeOps",
-                        "truesize"):
-                if _java_long(disk.get(key)) is None:
-                    self._find(source, vm_id, "disk %s %s %r: null"
-                               % (name, key, disk.get(key)))
-        if s.get("disks"):      # sampled: vdsm reports every drive
-            for image_id in sorted(expected - reported):
-                self._find(source, vm_id, "no disk entry with imageID %s: "
+    def _lost(self, vm_id, struct, r):
+        for key, field in FIELDS.items():
+            if key in struct and field in r and r[field] is None:
+                self._find("poll", vm_id, "%s %r: null in Engine"
+                           % (key, struct[key]))
+        for disk in r.get("disks") or ():
+            for key in DISK_FIELDS:
+                if disk.get(key) is None:
+                    self._find("poll", vm_id, "disk %s %s: null in Engine"
+                               % (disk["imageId"], key))
+
+    def caps(self, caps):
+        """Host.getCapabilities as Engine's VDS holds it."""
+        return self.jvm.call("caps", caps=caps)[0]
+
+    def _latest(self, source, r):
+        vm_id = r["vmId"]
+        if r.get("error"):
+            self._find(source, vm_id, "VmAnalyzer threw %s: Engine drops "
+                       "this VM's data" % r["error"])
+        if r["latest"]:
+            self.analyzed[source] += 1
+            self._last_source[vm_id] = source
+            return
+        what = "skipped: newer VM data was already processed (%s %r)" % (
+            source, r.get("timestamp"))
+        if source == "event" and self._last_source.get(vm_id) == "poll":
+            self.benign.append(what)
+        else:
+            self._find(source, vm_id, what)
+
+    def _interfaces(self, vm_id, r):
+        """VmAnalyzer.updateInterfaceStatistics matches a reported NIC to
+        the VM's by MAC string, both lowercased by Engine's
+        NetworkInterface.setMacAddress: an unmatched one is dropped."""
+        macs = [n["mac"] for n in r.get("engineNics") or ()]
+        for nic in r.get("nics") or ():
+            if nic["mac"] not in macs:
+                self._find("poll", vm_id, "NIC %r matches none of Engine's "
+                           "MACs %r" % (nic["mac"], macs))
+
+    def _disks(self, vm_id, r):
+        reported = {d["imageId"] for d in r.get("disks") or ()}
+        for image_id in sorted(set(self.image_ids.get(vm_id, ())) - reported):
+            self._find("poll", vm_id, "no disk entry with imageID %s: "
                            "Engine gets no statistics for it" % image_id)
 
-    def _interfaces(self, source, vm_id, s):
-        """buildInterfaceStatisticsData + updateInterfaceStatistics."""
-        macs = self.nic_macs.get(vm_id, ())
-        for nic in (s.get("network") or {}).values():
-            mac = nic.get("macAddr")
-            if mac not in macs:
-                self._find(source, vm_id, "NIC %r matches none of Engine's "
-                           "MACs %r" % (mac, macs))
-                continue
-            rx, tx = _java_long(nic.get("rx")), _java_long(nic.get("tx"))
-            try:
-                sample = _java_double(nic.get("sampleTime"))
-            except ValueError:
-                sample = None
-            if rx is None or tx is None or sample is None:
-                self._find(source, vm_id, "NIC %s rx/tx/sampleTime %r: "
-                           "NullPointerException in updateInterface"
-                           "Statistics" % (mac, (nic.get("rx"), nic.get("tx"),
-                                                 nic.get("sampleTime"))))
-                continue
-            if _java_long(nic.get("speed")) is None:
-                self._find(source, vm_id, "NIC %s speed %r: null"
-                           % (mac, nic.get("speed")))
-            prev = self._nic_samples.get((vm_id, mac))
-            if prev is not None and sample < prev[2]:
-                self._find(source, vm_id, "NIC %s sampleTime went back "
-                           "(%r after %r)" % (mac, sample, prev[2]))
-            self._nic_samples[(vm_id, mac)] = (rx, tx, sample)
+    def last(self, vm_id, source=None):
+        """The latest result for ``vm_id`` (of ``source`` if given)."""
+        for src, r in reversed(self.results):
+            if r["vmId"] == vm_id and source in (None, src):
+                return r
+        return None

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ..engine import libvirt_xml
 from .plainvm import plain_vm_name, plain_vm_xml
 
 try:
@@ -29,7 +30,6 @@ except ImportError as e:    # pragma: no cover - depends on the host
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICES = os.path.join(HERE, "services")
-ENGINE_XML = os.path.join(REPO, "tests", "data", "engine-container.xml")
 BUILD_IMAGE = os.path.join(REPO, "contrib", "build-busybox-image")
 BUILD_ACI = os.path.join(REPO, "contrib", "build-busybox-aci")
 VDSM_LOG = "/var/log/vdsm/vdsm.log"
@@ -43,7 +43,9 @@ ET.register_namespace("ovirt-tune", TUNE_NS)
 
 # Commands for the container's PID 1.  As PID 1, a process without a
 # handler ignores SIGTERM: ``STUBBORN`` never stops on it.
-POLITE = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.2; done']
+# No ';' or newline in a command: Engine's separator between custom
+# properties (CustomPropertiesUtils), refused by containerCommand's regex.
+POLITE = ["sh", "-c", 'sleep 100000 & trap "exit 0" TERM && wait']
 STUBBORN = ["sleep", "100000"]
 
 # How long a state change may take before a test calls it missing (a bound
@@ -139,47 +141,62 @@ def _quote(word):
     return shlex.quote(word)
 
 
-def container_xml(vm_id, name, image, command, custom=None, bridge=None):
-    """tests/data/engine-container.xml (Engine's domain XML for a container
-    VM) for ``vm_id``, its image disk on ``image``; without the block
-    volume, which needs a block domain, and without the NICs, which need
-    bridges: with ``bridge``, its first NIC on that one.
+def container_xml(vm_id, name, image, command, custom=None, bridge=None,
+                  volumes=None, dc=None, serial_console=False):
+    """Engine's domain XML for a container VM (LibvirtVmXmlBuilder, run by
+    tests/engine/libvirt_xml.py), its custom properties validated by
+    Engine against what the engine-config tool writes; with ``bridge``, a
+    NIC on that bridge; with ``serial_console``, Engine's console.
 
-    The image disk is a plain path, without its storage-domain ids
-    (``ovirt-vm:device`` poolID/domainID/imageID/volumeID): vdsm's
-    ``clientIF.prepareVolumePath`` takes such a disk's path as it is.
-    Disks that are volumes of a data domain: test_storage.py."""
-    root = ET.parse(ENGINE_XML).getroot()
-    root.find("uuid").text = vm_id
-    root.find("name").text = name
-    devices = root.find("devices")
-    for i, iface in enumerate(devices.findall("interface")):
-        if bridge and i == 0:
-            iface.find("source").set("bridge", bridge)
-        else:
-            devices.remove(iface)
-    for disk in devices.findall("disk"):
-        if disk.get("type") == "block":
-            devices.remove(disk)
-        elif disk.get("device") == "disk":
-            disk.find("source").set("file", image)
-    for entry in root.iter("entry"):
-        if entry.get("name") == "uuid":
-            entry.text = vm_id
-    md = root.find("metadata/{%s}vm" % VM_NS)
-    for dev in md.findall("{%s}device" % VM_NS):
-        if dev.get("devtype") == "disk":
-            md.remove(dev)
-    props = md.find("{%s}custom" % VM_NS)
-    for prop in list(props):
-        props.remove(prop)
+    ``volumes`` ({target dev: (imageID, volumeID[, DataCenter])}, on
+    ``dc`` unless another is named): the disks are volumes of those data
+    domains, as Engine writes them (source path and ``ovirt-vm:device``
+    ids; vdsm's prepareVolumePath resolves them); sda is the image disk,
+    the others are mounted where ``containerVolumes`` says.
+
+    Without ``volumes`` the image disk is the plain file ``image``: an edit
+    of Engine's XML Engine never makes (its disks are always volumes), made
+    because the host's image is no volume of a domain; the disk's
+    ``ovirt-vm:device`` ids go, and vdsm's ``clientIF.prepareVolumePath``
+    takes such a path as it is.  Volumes of real domains: test_storage.py."""
     values = {"containerType": "runc", "containerImage": "busybox:latest",
               "containerCommand": " ".join(_quote(w) for w in command),
               "containerEnv": "TZ=UTC"}
     values.update(custom or {})
-    for key, value in values.items():
-        ET.SubElement(props, "{%s}%s" % (VM_NS, key)).text = value
+    disks = []
+    pool = None
+    for dev, spec in sorted((volumes or {"sda": None}).items()):
+        if spec is None:
+            disks.append(libvirt_xml.disk(boot=True, alias="image"))
+            continue
+        img_id, vol_id = spec[:2]
+        where = spec[2] if len(spec) > 2 else dc
+        pool = pool or where.pool_id
+        disks.append(libvirt_xml.disk(
+            disk_id=img_id, image_id=vol_id, domain_id=where.sd_id,
+            block=where.block, boot=dev == "sda", alias="disk-" + dev))
+    nics = [libvirt_xml.nic(_mac(vm_id), bridge)] if bridge else []
+    xml = libvirt_xml.vm_xml(libvirt_xml.container(
+        vm_id, name, sorted(values.items()), disks, nics,
+        serial_console=serial_console,
+        **({"poolId": pool} if pool else {})))
+    if volumes:
+        return xml
+    root = ET.fromstring(xml)
+    disk = [d for d in root.find("devices").findall("disk")
+            if d.get("device") == "disk"][0]
+    disk.find("source").set("file", image)
+    md = root.find("metadata/{%s}vm" % VM_NS)
+    for dev in md.findall("{%s}device" % VM_NS):
+        if dev.get("devtype") == "disk":
+            md.remove(dev)
     return ET.tostring(root, encoding="unicode")
+
+
+def _mac(vm_id):
+    """A locally administered MAC per VM (Engine's pools hand out such)."""
+    return "56:6f:%s:%s:%s:%s" % (vm_id[0:2], vm_id[2:4], vm_id[4:6],
+                                  vm_id[6:8])
 
 
 # The daemons' logs a failing test's report carries: what they wrote while

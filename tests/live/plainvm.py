@@ -2,6 +2,10 @@
 vdsm: qemu under libvirt, no disk and no OS (the VM lifecycle and vdsm's
 handling of it are what matter).  TCG: /dev/kvm on these machines is PVM,
 where KVM guests hang.  Free of pytest, so that bench/scale.py can use it.
+
+Written by hand, not by Engine's LibvirtVmXmlBuilder (as the containers'
+XML is, conftest.container_xml): Engine writes type='kvm' and a guest's
+devices, which this diskless TCG guest must not have.
 """
 
 import xml.etree.ElementTree as ET

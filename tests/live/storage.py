@@ -283,58 +283,6 @@ def volume_size_for(path):
     return (size + MIB - 1) // MIB * MIB
 
 
-def with_volume_disks(xml, default_dc, disks):
-    """``xml`` (conftest.container_xml's: disks without storage ids) with
-    its image disk sda, and each further disk named in ``disks``, on a
-    volume of ``dc``, as Engine's LibvirtVmXmlBuilder writes a disk of a
-    file domain: ``<source file=...>`` the volume's path and an
-    ``ovirt-vm:device`` with poolID, domainID, imageID and volumeID (a
-    block domain's: ``<disk type=block>``, ``<source dev=...>``).
-
-    ``disks``: {target dev: (imageID, volumeID[, DataCenter])}, the
-    volume of ``default_dc`` unless another is named; a dev other than sda
-    becomes a second disk (scsi unit 1), mounted into the container where
-    its ``containerVolumes`` entry says."""
-    import xml.etree.ElementTree as ET
-    vm_ns = "http://ovirt.org/vm/1.0"
-    root = ET.fromstring(xml)
-    devices = root.find("devices")
-    image_disk = [d for d in devices.findall("disk")
-                  if d.get("device") == "disk"][0]
-    md = root.find("metadata/{%s}vm" % vm_ns)
-    for dev, spec in sorted(disks.items()):
-        img_id, vol_id = spec[:2]
-        dc = spec[2] if len(spec) > 2 else default_dc
-        if dev == image_disk.find("target").get("dev"):
-            disk = image_disk
-        else:
-            disk = ET.fromstring(ET.tostring(image_disk))
-            disk.find("target").set("dev", dev)
-            disk.find("address").set("unit", "1")
-            boot = disk.find("boot")
-            if boot is not None:
-                disk.remove(boot)
-            devices.insert(list(devices).index(image_disk) + 1, disk)
-        source = disk.find("source")
-        if dc.block:
-            # LibvirtVmXmlBuilder's disk of a block domain: type block,
-            # <source dev>, io native (engine-container.xml's sdb).
-            disk.set("type", "block")
-            source.attrib.pop("file", None)
-            source.set("dev", dc.volume_path(img_id, vol_id))
-            disk.find("driver").set("io", "native")
-        else:
-            source.set("file", dc.volume_path(img_id, vol_id))
-        disk.find("alias").set("name", "ua-" + img_id)
-        disk.find("serial").text = img_id
-        device = ET.SubElement(md, "{%s}device" % vm_ns,
-                               {"devtype": "disk", "name": dev})
-        for tag, value in (("poolID", dc.pool_id), ("volumeID", vol_id),
-                           ("imageID", img_id), ("domainID", dc.sd_id)):
-            ET.SubElement(device, "{%s}%s" % (vm_ns, tag)).text = value
-    return ET.tostring(root, encoding="unicode")
-
-
 class NfsDataCenter(DataCenter):
     """The pool on an NFS data domain: ``path`` is the export,
     ``server:/dir``.  The connection as Engine's ConnectStorageServer

@@ -1,9 +1,11 @@
 """What the live vdsmd tells Engine about a container over its whole life,
-checked with Engine's monitoring rules (tests/engine/monitoring.py, a
-stand-in written from Engine's code, not Engine): every Host.getAllVmStats
-poll and VM_status event, with a plain VM beside the container, through
-create, Up, pause/cont, a vdsmd restart, shutdown, destroy, and a crash.
-Engine would drop, misparse or fail on none of them.
+read by Engine's own code (tests/engine/monitoring.py runs
+VdsBrokerObjectsBuilder, VmManager.isLatestData and VmAnalyzer.analyze):
+every Host.getAllVmStats poll and VM_status event, with a plain VM beside
+the container, through create, Up, pause/cont, a vdsmd restart, shutdown,
+destroy, and a crash; and Host.getCapabilities.  Engine drops, misparses
+or fails on none of them, and reaches the outcomes it must: a shutdown is
+a normal Down, a crash VM_DOWN_ERROR, each followed by Engine's Destroy.
 
 Polls come far more often than Engine's 15 s: more chances to catch data
 out of order, never fewer."""
@@ -63,6 +65,27 @@ class Watch:
             self.step()
 
 
+def _down_outcome(engine, vm_id):
+    """What VmAnalyzer did with the first Down it analyzed (event or poll):
+    Engine's row moved to Down there, so later reports change nothing."""
+    for _, r in engine.results:
+        if r["vmId"] == vm_id and r.get("status") == "Down" and r["latest"]:
+            return r
+    raise AssertionError("Engine analyzed no Down of %s" % vm_id)
+
+
+def test_engine_reads_the_capabilities(cli):
+    """Host.getCapabilities into Engine's VDS (GetCapabilitiesVDSCommand:
+    VdsBrokerObjectsBuilder.updateVDSDynamicData)."""
+    caps = cli.Host.getCapabilities()
+    vds = EngineMonitor().caps(caps)
+    features = set(vds["additionalFeatures"])
+    assert "containers" in features
+    assert {f for f in caps["additionalFeatures"]
+            if f.startswith("containers_")} <= features
+    assert "containers_runc" in features
+
+
 def test_engine_takes_every_poll_and_event(made, cli, events):
     watch = Watch(cli, events)
     plain = made.plain_vm()
@@ -86,6 +109,7 @@ def test_engine_takes_every_poll_and_event(made, cli, events):
 
     watch.cli.VM.shutdown(vmID=vm_id)
     watch.until(vm_id, "Down")
+    shut = _down_outcome(watch.engine, vm_id)
     watch.destroy(vm_id)
 
     crashed = made.container(wait_up=False)
@@ -94,6 +118,7 @@ def test_engine_takes_every_poll_and_event(made, cli, events):
     os.kill(pid, signal.SIGKILL)
     down = watch.until(crashed, "Down")
     assert down["exitCode"] == 1
+    crash = _down_outcome(watch.engine, crashed)
     watch.destroy(crashed)
     try:
         watch.destroy(plain)
@@ -105,8 +130,16 @@ def test_engine_takes_every_poll_and_event(made, cli, events):
         made.forget_half_destroyed(plain)
 
     assert watch.engine.findings == []
-    assert acpi == "true"       # engine-container.xml has <acpi/>
+    assert shut["exitStatus"] == "Normal" and "VM_DOWN" in shut["audit"]
+    assert "VM_DOWN_ERROR" not in shut["audit"]
+    assert crash["exitStatus"] == "Error"
+    assert "VM_DOWN_ERROR" in crash["audit"]
+    assert shut["commands"] == crash["commands"] == ["Destroy"]
+    assert acpi == "true"       # Engine writes <acpi/> (VmStatic.acpiEnable)
     # Engine analyzed the polls and the events, not just received them.
     assert watch.engine.analyzed["poll"] >= watch.polls
-    assert watch.engine.analyzed["event"] >= 8
+    # Every event was analyzed, or skipped by isLatestData after a newer
+    # poll (benign: under TCG in the hostvm polls overtake more events).
+    assert watch.engine.analyzed["event"] + len(watch.engine.benign) >= 8
+    assert watch.engine.analyzed["event"] >= 4
     watch.cli.close()

@@ -315,8 +315,8 @@ def test_rkt_pod_through_vdsm_survives_a_vdsmd_restart(made, cli, events,
     caps = probed_caps(cli, "containers_rkt")
     assert "containers_rkt" in caps["additionalFeatures"]
     vm_id = made.container(
-        ["sh", "-c", 'trap "exit 0" TERM; echo ready; '
-         'while :; do sleep 0.2; done'],
+        ["sh", "-c", 'sleep 100000 & trap "exit 0" TERM && echo ready && '
+         'wait'],
         custom={"containerType": "rkt", "containerInsecure": "true"},
         image=aci_image)
     services("restart", "vdsmd")

@@ -13,7 +13,6 @@ import shutil
 import signal
 import stat
 import uuid
-import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -39,20 +38,11 @@ def proxy_src():
 
 
 def console_xml(vm_id, image, custom=None):
-    """tests/data/engine-container.xml with the console Engine writes for
-    a VM whose "VirtIO serial console" is on."""
-    root = ET.fromstring(container_xml(vm_id, "live-console-%s" % vm_id[:8],
-                                       image, ["sh"], custom))
-    devices = root.find("devices")
-    path = "%s/%s.sock" % (CONSOLE_DIR, vm_id)
-    for tag in ("serial", "console"):
-        el = ET.SubElement(devices, tag, type="unix")
-        ET.SubElement(el, "source", path=path, mode="bind")
-        target = ET.SubElement(el, "target", port="0")
-        if tag == "console":
-            target.set("type", "serial")
-            ET.SubElement(el, "alias", name="ua-%s" % uuid.uuid4())
-    return ET.tostring(root, encoding="unicode"), path
+    """Engine's XML for a VM whose "VirtIO serial console" is on
+    (LibvirtVmXmlBuilder's console and serial devices)."""
+    xml = container_xml(vm_id, "live-console-%s" % vm_id[:8], image, ["sh"],
+                        custom, serial_console=True)
+    return xml, "%s/%s.sock" % (CONSOLE_DIR, vm_id)
 
 
 def relay_pid(vm_id):

@@ -114,9 +114,8 @@ def test_import_creates_prepares_and_tears_down_a_volume(imported, dc, cli):
 def test_imported_volume_runs_through_vdsm(imported, dc, cli, events):
     _, img_id, vol_id = imported
     vm_id = str(uuid.uuid4())
-    xml = storage.with_volume_disks(
-        container_xml(vm_id, "live-imported", "/nonexistent", POLITE), dc,
-        {"sda": (img_id, vol_id)})
+    xml = container_xml(vm_id, "live-imported", "/nonexistent", POLITE,
+                        volumes={"sda": (img_id, vol_id)}, dc=dc)
     cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
     try:
         events.wait_status(vm_id, "Up")

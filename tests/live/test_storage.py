@@ -52,9 +52,8 @@ def test_container_up_from_a_volume_and_torn_down_at_destroy(
         dc, cli, events, image_volume):
     img_id, vol_id = image_volume
     vm_id = str(uuid.uuid4())
-    xml = storage.with_volume_disks(
-        container_xml(vm_id, "live-sd-%s" % vm_id[:8], "/nonexistent",
-                      POLITE), dc, {"sda": image_volume})
+    xml = container_xml(vm_id, "live-sd-%s" % vm_id[:8], "/nonexistent",
+                        POLITE, volumes={"sda": image_volume}, dc=dc)
     cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
     try:
         events.wait_status(vm_id, "Up")
@@ -68,9 +67,8 @@ def test_container_up_from_a_volume_and_torn_down_at_destroy(
 
 def _create(cli, dc, disks, command=POLITE, custom=None):
     vm_id = str(uuid.uuid4())
-    xml = storage.with_volume_disks(
-        container_xml(vm_id, "live-sd-%s" % vm_id[:8], "/nonexistent",
-                      command, custom), dc, disks)
+    xml = container_xml(vm_id, "live-sd-%s" % vm_id[:8], "/nonexistent",
+                        command, custom, volumes=disks, dc=dc)
     cli.VM.create(vmID=vm_id, vmParams={"xml": xml})
     return vm_id
 
@@ -98,8 +96,8 @@ def test_second_disk_is_a_container_volume(dc, cli, events, image_volume):
         subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True)
     finally:
         dc.teardown(data_img, data_vol)
-    command = ["sh", "-c", 'echo written-inside > /var/lib/data/marker; '
-               'trap "exit 0" TERM; while :; do sleep 0.2; done']
+    command = ["sh", "-c", 'sleep 100000 & echo written-inside > '
+               '/var/lib/data/marker && trap "exit 0" TERM && wait']
     vm_id = _create(cli, dc, {"sda": image_volume,
                               "sdb": (data_img, data_vol)}, command,
                     {"containerVolumes": "ua-%s:/var/lib/data" % data_img})
