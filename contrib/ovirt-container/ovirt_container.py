@@ -34,6 +34,7 @@ and made shareable, so several container VMs can use one image disk
                [--volume DISK_ID:/PATH]... [--command ...] [--env ...]
                [--network dhcp|none|static:...]
         start|stop|remove NAME
+        drain HOST | move NAME --to HOST   (container_drain.py)
 
 The password comes from $OVIRT_PASSWORD or --password-file.  Errors are one
 line on stderr and a non-zero exit status.
@@ -85,6 +86,7 @@ def _tools_path():
 _tools_path()
 
 import container_check  # noqa: E402
+import container_drain  # noqa: E402
 import container_import  # noqa: E402
 import container_upload  # noqa: E402
 from container_placement import (  # noqa: E402,F401
@@ -295,6 +297,10 @@ def run(args):
                                              sys.stderr, fix=args.fix)
             if problem:
                 raise Failure(problem)
+        elif args.cmd in container_drain.COMMANDS:
+            problem = container_drain.run(system, args, sys.stdout)
+            if problem:
+                raise Failure(problem)
         elif args.cmd in ("start", "stop"):
             vm_service = find_vm(system, args.name)
             problem = args.cmd == "start" and container_check.missing_image(
@@ -327,6 +333,7 @@ def parser():
                    "keep each cluster's affinity group %s" % (LABEL, GROUP))
     sub.add_parser("list", help="container VMs, status and IPs")
     container_check.add_parser(sub)
+    container_drain.add_parser(sub)
     c = sub.add_parser("create", help="create a container VM")
     c.add_argument("name")
     c.add_argument("--cluster", required=True)
