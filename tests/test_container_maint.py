@@ -273,6 +273,22 @@ def test_drain_refuses_with_nowhere_to_go(engine, run):
     assert _actions(engine) == []
 
 
+def test_drain_refuses_vms_pinned_to_the_host(engine, run):
+    """A VM made with --host runs on that host only (PinToHost): the
+    drain would leave it down, so nothing is done."""
+    h1, _, _ = _three_hosts(engine)
+    web, = _create(engine, run, "web", host="host1")
+    cache, = _create(engine, run, "cache")
+    for vm in (web, cache):
+        engine.life.run(vm, h1)
+    rc, out, err = run("drain", "host1", *FAST)
+    assert (rc, out) == (1, "")
+    assert err == "ovirt-container: web pinned to host1 (create --host): " \
+        "Engine starts them on no other host up (PinToHost); pin them " \
+        "elsewhere or stop them first\n"
+    assert _actions(engine) == []
+
+
 def test_a_start_whose_answer_is_lost_is_not_sent_again(engine, run):
     h1, h2, _ = _three_hosts(engine)
     web, db = _create(engine, run, "web", "db")

@@ -95,6 +95,12 @@ class Mover:
                 return obj
             self.sleep(self.poll)
 
+    def _dedicated(self, vm):
+        """The names of the hosts ``vm`` is pinned to ([]: any)."""
+        policy = vm.placement_policy
+        return [self.name(h) for h in (policy.hosts or ())] if policy \
+            else []
+
     def find_host(self, name):
         found = [h for h in self.hosts.list(search="name=%s" % name)
                  if h.name == name]
@@ -196,6 +202,13 @@ class Mover:
             raise Failed("no other container-capable host is up: the "
                          "container VMs of %s (%s) would stay down"
                          % (host.name, ", ".join(v.name for v in vms)))
+        stuck = [vm.name for vm in vms if self._dedicated(vm) and not
+                 set(self._dedicated(vm)) & set(others)]
+        if stuck:
+            raise Failed("%s pinned to %s (create --host): Engine starts "
+                         "them on no other host up (PinToHost); pin them "
+                         "elsewhere or stop them first" % (
+                             ", ".join(stuck), host.name))
         self.say("%s: %d container VM(s) to move: %s" % (
             host.name, len(vms), ", ".join(v.name for v in vms) or "none"))
         if self.dry_run:
@@ -243,12 +256,10 @@ class Mover:
         if target.status != types.HostStatus.UP:
             raise Failed("host %s is %s, not up" % (target.name,
                                                     target.status.value))
-        policy = vm.placement_policy
-        dedicated = [h.id for h in (policy.hosts or ())] if policy else []
-        if dedicated and target.id not in dedicated:
+        dedicated = self._dedicated(vm)
+        if dedicated and target.name not in dedicated:
             raise Failed("%s is pinned to %s: Engine starts it nowhere else "
-                         "(PinToHost)" % (vm.name, ", ".join(
-                             self._names.get(i, i) for i in dedicated)))
+                         "(PinToHost)" % (vm.name, ", ".join(dedicated)))
         source = self.name(vm.host)
         if vm.status == S.UP and source == target.name:
             self.say("%s: already up on %s" % (vm.name, target.name))

@@ -281,6 +281,7 @@ class Engine:
                         id=self.cluster(vm.cluster.name).id)
                 vm.id = str(uuid.uuid4())
                 vm.status = types.VmStatus.DOWN
+                self.life.placed(vm)
                 self.vms[vm.id] = vm
                 return 201, Writer.write(vm), xml
             vms = list(self.vms.values())

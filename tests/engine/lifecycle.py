@@ -104,6 +104,15 @@ class Lifecycle:
         return next((h for h in self.engine.hosts if h.id == ref.id or
                      (ref.id is None and h.name == ref.name)), None)
 
+    def placed(self, vm):
+        """A new VM's dedicated hosts by id, as REST keeps them
+        (BackendVmsResource.add: validateAndUpdateHostsInPlacementPolicy
+        finds a host given by name)."""
+        policy = vm.placement_policy
+        if policy is not None and policy.hosts:
+            policy.hosts = [types.Host(id=self.host(h).id)
+                            for h in policy.hosts]
+
     def status(self, host):
         if host.status is None:
             host.status = H.UP
