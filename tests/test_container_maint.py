@@ -355,3 +355,26 @@ def test_move_reports_the_target_refusing_it(engine, run):
         "admin@internal-authz).")
     assert web.status == types.VmStatus.DOWN
     assert _actions(engine) == [("web", "shutdown"), ("web", "start")]
+
+
+def test_an_engine_error_fails_that_vm_only(engine, run):
+    """Engine fails every read of web after its shutdown was sent: web is
+    reported, nothing more is sent for it; db moves."""
+    h1, h2, _ = _three_hosts(engine)
+    web, db = _create(engine, run, "web", "db")
+    for vm in (web, db):
+        engine.life.run(vm, h1)
+
+    def broken(method, parts, query, body):
+        if method == "GET" and parts == ["vms", web.id] and \
+                _actions(engine, "web"):
+            raise base.Refused(500, "Internal Server Error", "boom")
+    engine.routes.insert(0, broken)
+    rc, out, err = run("drain", "host1", *FAST)
+    assert (rc, err) == (1, "ovirt-container: 1 VM(s) not moved; host not "
+                         "in maintenance\n")
+    lines = out.splitlines()
+    assert "web: Engine error, its state unknown: boom (see it in Engine; " \
+        "nothing more is sent for it)" in lines
+    assert "moved: db host1 -> host2" in lines
+    assert _actions(engine, "web") == [("web", "shutdown")]

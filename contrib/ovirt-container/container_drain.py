@@ -95,6 +95,16 @@ class Mover:
                 return obj
             self.sleep(self.poll)
 
+    def guard(self, step, vm, *args):
+        """``step(vm, *args)``; an Engine error on the way is the VM's
+        failure, reported, and the others go on."""
+        try:
+            return step(vm, *args)
+        except sdk.Error as e:
+            self.fail(vm, "Engine error, its state unknown: %s (see it in "
+                      "Engine; nothing more is sent for it)" % why(e))
+            return False
+
     def _dedicated(self, vm):
         """The names of the hosts ``vm`` is pinned to ([]: any)."""
         policy = vm.placement_policy
@@ -219,10 +229,10 @@ class Mover:
                             ", ".join(others)))
             self.say("%s: would go into maintenance" % host.name)
             return
-        down = [vm for vm in vms if self.shut_down(vm)]
+        down = [vm for vm in vms if self.guard(self.shut_down, vm)]
         self.maintenance(host)
         for vm in down:
-            self.start(vm, host.name)
+            self.guard(self.start, vm, host.name)
 
     def maintenance(self, host):
         service = self.hosts.host_service(host.id)
@@ -270,9 +280,9 @@ class Mover:
                 % (source, self.shutdown_timeout)
                 if vm.status != S.DOWN else "", target.name))
             return
-        if vm.status != S.DOWN and not self.shut_down(vm):
+        if vm.status != S.DOWN and not self.guard(self.shut_down, vm):
             return
-        self.start(vm, source or "down", target)
+        self.guard(self.start, vm, source or "down", target)
 
     def summary(self):
         """The summary lines; the error line, or None."""
