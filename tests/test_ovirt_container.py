@@ -358,8 +358,11 @@ def _from_template(engine, name, *data):
     """A VM made from a template of a container VM, as Engine leaves it:
     its custom properties, copies of the data disks (new ids, not
     bootable: AddVmTemplateCommand copied only the non-shareable disks),
-    no image disk."""
+    no image disk; pinned, as the template took the VM's migration
+    support (VmBase.migrationSupport is @CopyOnNewVersion)."""
     vm = types.Vm(id=str(uuid.uuid4()), name=name,
+                  placement_policy=types.VmPlacementPolicy(
+                      affinity=types.VmAffinity.PINNED),
                   status=types.VmStatus.DOWN, custom_properties=[
                       types.CustomProperty(name="containerType",
                                            value="runc"),

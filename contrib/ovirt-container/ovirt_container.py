@@ -25,7 +25,7 @@ and made shareable, so several container VMs can use one image disk
 (AttachDiskToVmCommand refuses a second VM a disk that is not shareable).
 
     ovirt-container --url https://engine/ovirt-engine/api --user admin@internal
-        hosts | sync-hosts | list | check
+        hosts | sync-hosts | list | check [--fix]
         upload-image ARCHIVE --storage-domain SD [--name NAME]
         import REF --storage-domain SD [--name NAME]
         create NAME --cluster C --image-disk DISK_ID --runtime runc
@@ -34,6 +34,7 @@ and made shareable, so several container VMs can use one image disk
                [--volume DISK_ID:/PATH]... [--command ...] [--env ...]
                [--network dhcp|none|static:...]
         start|stop|remove NAME
+        drain HOST | move NAME --to HOST   (container_drain.py)
 
 The password comes from $OVIRT_PASSWORD or --password-file.  Errors are one
 line on stderr and a non-zero exit status.
@@ -85,6 +86,7 @@ def _tools_path():
 _tools_path()
 
 import container_check  # noqa: E402
+import container_drain  # noqa: E402
 import container_import  # noqa: E402
 import container_upload  # noqa: E402
 from container_placement import (  # noqa: E402,F401
@@ -197,11 +199,11 @@ def create(system, args, props, conn=None):
 
 def _create(system, args, props, cluster):
     share_image_disk(system, args.image_disk)
-    placement = None
-    if args.host:
-        placement = types.VmPlacementPolicy(
-            hosts=[types.Host(name=args.host)],
-            affinity=types.VmAffinity.PINNED)
+    # Pinned: Engine neither migrates it nor tries to for maintenance
+    # (container_check); with no host, it starts on any (PinToHost).
+    placement = types.VmPlacementPolicy(
+        hosts=[types.Host(name=args.host)] if args.host else None,
+        affinity=types.VmAffinity.PINNED)
     vms = system.vms_service()
     vm = vms.add(types.Vm(
         name=args.name,
@@ -292,10 +294,14 @@ def run(args):
         elif args.cmd in IMAGE_TOOLS:
             print(IMAGE_TOOLS[args.cmd].run(conn, args))
         elif args.cmd == "check":
-            failing = container_check.report(system, sys.stdout, sys.stderr)
-            if failing:
-                raise Failure("%d container VM(s) would fail to start" %
-                              failing)
+            problem = container_check.report(system, sys.stdout,
+                                             sys.stderr, fix=args.fix)
+            if problem:
+                raise Failure(problem)
+        elif args.cmd in container_drain.COMMANDS:
+            problem = container_drain.run(system, args, sys.stdout)
+            if problem:
+                raise Failure(problem)
         elif args.cmd in ("start", "stop"):
             vm_service = find_vm(system, args.name)
             problem = args.cmd == "start" and container_check.missing_image(
@@ -328,6 +334,7 @@ def parser():
                    "keep each cluster's affinity group %s" % (LABEL, GROUP))
     sub.add_parser("list", help="container VMs, status and IPs")
     container_check.add_parser(sub)
+    container_drain.add_parser(sub)
     c = sub.add_parser("create", help="create a container VM")
     c.add_argument("name")
     c.add_argument("--cluster", required=True)

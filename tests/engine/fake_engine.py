@@ -21,7 +21,9 @@ send, this does too, with Engine's message:
   ACTION_TYPE_FAILED_NOT_SHAREABLE_DISK_ALREADY_ATTACHED), or read-only on
   IDE/SATA (DiskVmElementValidator.isReadOnlyPropertyCompatibleWithInterface);
 - making a qcow2 disk shareable (UpdateDiskCommand
-  .validateCanUpdateShareable).
+  .validateCanUpdateShareable);
+- host maintenance, VM start, shutdown, stop, migrate, update: see
+  lifecycle.py (``engine.life``).
 """
 
 import importlib.util
@@ -81,6 +83,8 @@ class Engine:
         # More routes, tried first: (method, parts, query, body) -> a
         # reply, or None (tests/engine/storage.py adds its own).
         self.routes = []
+        from .lifecycle import Lifecycle    # hosts and VMs in motion
+        self.life = Lifecycle(self)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        daemon=True)
@@ -277,6 +281,7 @@ class Engine:
                         id=self.cluster(vm.cluster.name).id)
                 vm.id = str(uuid.uuid4())
                 vm.status = types.VmStatus.DOWN
+                self.life.placed(vm)
                 self.vms[vm.id] = vm
                 return 201, Writer.write(vm), xml
             vms = list(self.vms.values())
@@ -300,11 +305,6 @@ class Engine:
                     if vm.id in entry["vms"]:
                         entry["vms"].remove(vm.id)
                 return 200, "", xml
-            if len(parts) == 3 and parts[2] in ("start", "stop"):
-                vm.status = types.VmStatus.UP if parts[2] == "start" else \
-                    types.VmStatus.DOWN
-                return 200, Writer.write(types.Action(status="complete")), \
-                    xml
             if len(parts) == 3 and parts[2] == "reporteddevices":
                 return 200, Writer.write(self.reported.get(vm.id, []),
                                          root="reported_devices"), xml

@@ -76,10 +76,10 @@ class LocalFS:
     domain is created in, owned vdsm:kvm as vdsm requires
     (fileSD.validateDirAccess)."""
 
-    def __init__(self, size_mib=1024):
+    def __init__(self, size_mib=1024, parent="/var/tmp"):
         # Not under pytest's tmp dirs (0700 root): user vdsm walks to it.
         base = tempfile.mkdtemp(prefix="vdsm-container-live-localfs-",
-                                dir="/var/tmp")
+                                dir=parent)
         os.chmod(base, 0o755)
         self.base = base
         self.image = os.path.join(base, "localfs.img")
@@ -109,14 +109,24 @@ class DataCenter:
     block_size = 0          # sc.BLOCK_SIZE_AUTO: a file domain probes it
     preallocate = SPARSE_VOL
 
-    def __init__(self, cli, path):
+    def __init__(self, cli, path, host_id=HOST_ID):
         self.cli = cli
         self.path = path
+        self.host_id = host_id      # sanlock's, given by Engine per host
         self.sd_id = str(uuid.uuid4())
         self.pool_id = str(uuid.uuid4())
         self.conn_id = str(uuid.uuid4())
         self.connected = False
         self.spm = False
+
+    def on(self, cli, host_id):
+        """The same data center as another host (``cli``) joins it: its
+        own connection to the same domain and pool, not its SPM."""
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.cli, other.host_id = cli, host_id
+        other.connected = other.spm = False
+        return other
 
     @property
     def connection(self):
@@ -181,7 +191,7 @@ class DataCenter:
 
     def connect_pool(self):
         self.cli.StoragePool.connect(
-            storagepoolID=self.pool_id, hostID=HOST_ID,
+            storagepoolID=self.pool_id, hostID=self.host_id,
             scsiKey=self.pool_id, masterSdUUID=self.sd_id, masterVersion=1,
             domainDict={self.sd_id: "active"})
         self.connected = True
@@ -261,7 +271,8 @@ class DataCenter:
             self.stop_spm()
         if self.connected:
             cli.StoragePool.disconnect(storagepoolID=self.pool_id,
-                                       hostID=HOST_ID, scsiKey=self.pool_id)
+                                       hostID=self.host_id,
+                                       scsiKey=self.pool_id)
             self.connected = False
         cli.StoragePool.disconnectStorageServer(
             storagepoolID=BLANK_UUID, domainType=self.domain_type,
