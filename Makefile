@@ -26,7 +26,7 @@ DEB_PACKAGES := $(DEMO_DEB_PACKAGES) runsc dnsmasq-base udhcpc gcc \
 	python3-dev libxml2-dev rpm rpmlint cpio openssl docker-registry \
 	golang-go autoconf automake make libacl1-dev file appc-spec \
 	systemd-container python3-packaging git procps qemu-system-common \
-	qemu-utils $(ENGINE_DEB)
+	qemu-utils xz-utils $(ENGINE_DEB)
 DEMO_RPM_PACKAGES := runc crun conmon umoci skopeo busybox iproute
 RPM_PACKAGES := $(DEMO_RPM_PACKAGES) dnsmasq rpm-build rpmlint
 # The commands make demo checks for before it installs DEMO_*_PACKAGES.
@@ -48,7 +48,7 @@ system-deps:
 	@missing=""; for t in runc crun conmon umoci skopeo busybox ip dnsmasq \
 		udhcpc mkfs.ext4 gcc xml2-config rpmbuild rpmlint cpio openssl \
 		docker-registry go autoconf automake file actool systemd-nspawn \
-		git ps qemu-storage-daemon qemu-img javac $(PYTHON); do \
+		git ps qemu-storage-daemon qemu-img javac xz $(PYTHON); do \
 		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || \
 		missing="$$missing python3-venv"; \
