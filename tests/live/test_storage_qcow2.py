@@ -22,17 +22,16 @@ path returned), clientIF.prepareVolumePath gives the plugin the leaf.
 
 On this host: the LOCALFS domain (the ``dc`` fixture); the same tests run
 on the NFS and iSCSI block domains in the EL9-shaped VM
-(test_storage_qcow2_remote.py).
+(test_storage_qcow2_nfs.py, test_storage_qcow2_block.py).
 """
 
 import os
 import time
 import uuid
 
-import pytest
-
 from . import chains, storage
-from .conftest import WAIT, container_xml, stats, vm_list
+from .conftest import (VDSM_LOG, WAIT, connect, container_xml, services,
+                       stats, vm_list)
 
 NORMAL = 0                  # vdsm's exit codes (vmexitreason.NORMAL)
 MIB = storage.MIB
@@ -79,12 +78,14 @@ def base_volumes(dc, image, events):
     return img, data
 
 
-def run_writing(dc, events, disks, cow, data_img, words):
+def run_writing(dc, events, disks, cow, data_img, vols):
     """A container over the chains: Up, reading /data/before and writing
     /data/after; a qemu-storage-daemon serves each qcow2 data volume while
-    it runs; destroyed, nothing of it is left (``words``: its volumes)."""
+    it runs; destroyed, nothing of it is left (``vols``: its volumes, every
+    one of the chains; on a block domain each LV active while it runs,
+    inactive after)."""
     vm_id = start(dc, disks, cow, WRITE, data_img)
-    words = [vm_id] + list(words)
+    words = [vm_id] + list(vols)
     try:
         events.wait_status(vm_id, "Up")
         pid = int(stats(dc.cli, vm_id)["pid"])
@@ -98,12 +99,17 @@ def run_writing(dc, events, disks, cow, data_img, words):
             assert chains.serving([disks["sdb"][1]])
         for img_id, _ in disks.values():
             assert os.path.lexists(storage.prepared_link(dc, img_id))
+        if dc.block:
+            # hsm.prepareImage activated the whole chain.
+            assert [v for v in vols if not dc.lv_active(v)] == []
     finally:
         dc.cli.VM.destroy(vmID=vm_id)
     assert vm_id not in vm_list(dc.cli)
     assert chains.leftovers(words) == []
     for img_id, _ in disks.values():
         assert not os.path.lexists(storage.prepared_link(dc, img_id))
+    if dc.block:
+        assert [v for v in vols if dc.lv_active(v)] == []
 
 
 def check_written(dc, data_img, leaf, base):
@@ -119,7 +125,7 @@ def check_written(dc, data_img, leaf, base):
         {"after": None}
 
 
-def test_snapshot_of_a_stopped_container_vm(dc, events, image):
+def snapshot_of_a_stopped_container_vm(dc, events, image):
     """CreateSnapshotForVmCommand on a stopped VM: each disk's new leaf in
     its image; the VM's XML then names the leaves, qcow2."""
     img, data = base_volumes(dc, image, events)
@@ -145,7 +151,7 @@ def test_snapshot_of_a_stopped_container_vm(dc, events, image):
     assert chains.checksum(dc, *img) == sums[img]
 
 
-def test_thin_vm_from_a_template(dc, events, image):
+def thin_vm_from_a_template(dc, events, image):
     """CreateImageTemplateCommand (Volume.copy, shared), then
     CreateSnapshotFromTemplateCommand: the VM's leaves in new images over
     the template's volumes, shared into them by vdsm."""
@@ -177,7 +183,7 @@ def test_thin_vm_from_a_template(dc, events, image):
     assert chains.volumes(dc, t_data[0]) == [t_data[1]]
 
 
-def test_stateless_run_leaves_the_volume_as_it_was(dc, events, image):
+def stateless_run_leaves_the_volume_as_it_was(dc, events, image):
     """RunVmCommand stateless: a STATELESS snapshot's leaf over the data
     volume (the image disk, shareable, is not snapshotted: DisksFilter
     ONLY_NOT_SHAREABLE); the run writes into the leaf; at its end
@@ -200,9 +206,96 @@ def test_stateless_run_leaves_the_volume_as_it_was(dc, events, image):
                data_img=data[0])
 
 
-@pytest.fixture(autouse=True)
-def _nothing_prepared_after(dc):
-    yield
+def nothing_prepared(dc):
     rundir = os.path.join(storage.RUN_STORAGE, dc.sd_id)
-    if os.path.isdir(rundir):
-        assert os.listdir(rundir) == []
+    return not os.path.isdir(rundir) or os.listdir(rundir) == []
+
+
+# The LOCALFS domain of this host (the ``dc`` fixture).
+
+def test_snapshot_of_a_stopped_container_vm(dc, events, image):
+    snapshot_of_a_stopped_container_vm(dc, events, image)
+    assert nothing_prepared(dc)
+
+
+def test_thin_vm_from_a_template(dc, events, image):
+    thin_vm_from_a_template(dc, events, image)
+    assert nothing_prepared(dc)
+
+
+def test_stateless_run_leaves_the_volume_as_it_was(dc, events, image):
+    stateless_run_leaves_the_volume_as_it_was(dc, events, image)
+    assert nothing_prepared(dc)
+
+
+LATE = ('trap "exit 0" TERM; while :; do if [ -e /tmp/go ]; then '
+        'rm /tmp/go; echo late > /data/late && sync && touch /tmp/done; '
+        'fi; sleep 0.2; done')
+
+
+def _wait_file(path, what):
+    deadline = time.monotonic() + WAIT     # a bound, not a timing
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def _log_size():
+    return os.path.getsize(VDSM_LOG)
+
+
+def _recovered(offset):
+    with open(VDSM_LOG, errors="replace") as f:
+        f.seek(offset)
+        return "recovery: completed" in f.read()
+
+
+def test_qcow2_volume_outlives_a_supervdsmd_and_vdsmd_restart(dc, events,
+                                                             image):
+    """supervdsmd (which started the volume's qemu-storage-daemon) and
+    vdsmd restart under a running container, as an upgrade or a crash
+    restarts them (under systemd a restart of supervdsmd.service stops
+    what runs in its cgroup, and vdsmd.service Requires= it): the daemon
+    serving the qcow2 volume lives on, like the container, and the
+    container's writes after the restart land in the leaf.  The module's
+    last test: vdsmd is reconnected to the pool as Engine does it."""
+    img = dc.create_volume(storage.volume_size_for(image))
+    dc.upload(img[0], img[1], image)
+    data = dc.create_volume(32 * MIB)
+    chains.mkfs(dc, *data)
+    leaf = chains.create_leaf(dc, data[0], data[0], data[1], sequence=2)
+    vm_id = start(dc, {"sda": img, "sdb": (data[0], leaf)}, ("sdb",),
+                  LATE, data[0])
+    cli = dc.cli
+    try:
+        events.wait_status(vm_id, "Up")
+        pid = int(stats(cli, vm_id)["pid"])
+        daemons = chains.serving([leaf])
+        assert daemons
+        offset = _log_size()
+        services("restart", "supervdsmd")
+        services("restart", "vdsmd")
+        events.subscribe()
+        dc.cli = cli = connect()
+        dc.connected = dc.spm = False
+        dc.connect_server()
+        dc.connect_pool()
+        dc.start_spm()
+        deadline = time.monotonic() + WAIT
+        while not _recovered(offset):
+            assert time.monotonic() < deadline, "recovery never completed"
+            time.sleep(0.2)
+        assert stats(cli, vm_id)["status"] == "Up"
+        assert chains.serving([leaf]) == daemons
+        with open("/proc/%d/root/tmp/go" % pid, "w"):
+            pass
+        _wait_file("/proc/%d/root/tmp/done" % pid,
+                   "the container never wrote after the restart")
+    finally:
+        cli.VM.destroy(vmID=vm_id)
+    assert chains.leftovers([vm_id, leaf, data[1]]) == []
+    assert chains.read_files(dc, data[0], leaf, ["late"]) == \
+        {"late": "late\n"}
+    assert chains.read_files(dc, data[0], data[1], ["late"]) == \
+        {"late": None}
+    assert nothing_prepared(dc)
