@@ -24,6 +24,7 @@ import pytest
 from vdsm_container import constants, errors, pidinfo
 from vdsm_container.container import Container, create
 from vdsm_container.host import qcow
+from vdsm_container.runtimes import proc
 from vdsm_container.spec import domxml
 
 from .conftest import bundle_of, in_container
@@ -223,3 +224,47 @@ def test_qcow2_volume_on_a_block_domain(paths, busybox_oci, fs_volume,
         assert not os.path.exists(os.path.join(mp, "file"))
     finally:
         subprocess.run(["umount", mp], check=True)
+
+
+def _daemon_pids(path):
+    want = path.encode()
+    return [pid for pid, argv in pidinfo.argvs()
+            if argv[:1] == [qcow.QSD.encode()] and any(want in a
+                                                      for a in argv)]
+
+
+def _cgroup_of(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        return [line.split(":", 2)[2].strip() for line in f
+                if line.startswith("0::")][0]
+
+
+@pytest.mark.skipif(not proc.systemd_booted(),
+                    reason="systemd is not PID 1 here: nothing kills a "
+                    "service's cgroup (runs in tests/hostvm, make check-el9)")
+def test_qcow2_volume_daemon_outlives_its_starter(paths, busybox_oci,
+                                                  fs_volume, tmp_path):
+    """The volume's daemon runs in a scope of its own in the containers'
+    slice, not in the cgroup of the process that started it (supervdsmd's,
+    which systemd kills when supervdsmd.service restarts); its scope is
+    gone with it at teardown."""
+    _, leaf = chain(str(tmp_path / "sd" / "images" / "data"), fs_volume)
+    xml = domxml.build(str(uuid.uuid4()), "q", "runc", busybox_oci,
+                       command=["sleep", "1000"],
+                       disks=[(leaf, "data", False)],
+                       custom={"containerVolumes": "data:/srv/data"})
+    ctr = create(as_qcow2(xml, leaf), paths=paths)
+    storage = bundle_of(ctr).storage_dir
+    try:
+        [pid] = _daemon_pids(storage)
+        group = _cgroup_of(pid)
+        assert group != _cgroup_of(os.getpid())
+        parent, scope = group.rsplit("/", 1)
+        assert scope.startswith("vdsm-container-qsd-") and \
+            scope.endswith(".scope")
+        assert parent.endswith("/" + paths.cgroup_parent), group
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+    assert no_daemon_for(storage)
+    assert not os.path.exists(os.path.join("/sys/fs/cgroup",
+                                           group.lstrip("/")))
