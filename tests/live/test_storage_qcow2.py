@@ -206,6 +206,35 @@ def stateless_run_leaves_the_volume_as_it_was(dc, events, image):
                data_img=data[0])
 
 
+def container_ending_on_its_own(dc, events, image):
+    """A container over a qcow2 volume whose command ends: by the time
+    Engine hears Down its volumes are released, as a VM's are when its
+    qemu ends (vdsm's Vm._onQemuDeath tears its drives down before
+    setDownStatus): no qemu-storage-daemon serves the leaf any more, so
+    vdsm's teardown of the image (a block domain: lvchange -an of each LV
+    of the chain) found it free; its write is in the leaf."""
+    img = dc.create_volume(storage.volume_size_for(image))
+    dc.upload(img[0], img[1], image)
+    data = dc.create_volume(32 * MIB)
+    chains.mkfs(dc, *data)
+    leaf = chains.create_leaf(dc, data[0], data[0], data[1], sequence=2)
+    vm_id = start(dc, {"sda": img, "sdb": (data[0], leaf)}, ("sdb",),
+                  "echo ended > /data/ended && sync", data[0])
+    try:
+        down = events.wait_status(vm_id, "Down")
+        assert down["exitCode"] == NORMAL, down
+        assert chains.serving([leaf, vm_id]) == []
+        assert nothing_prepared(dc)
+        if dc.block:
+            assert [v for v in (img[1], data[1], leaf)
+                    if dc.lv_active(v)] == []
+    finally:
+        dc.cli.VM.destroy(vmID=vm_id)
+    assert chains.leftovers([vm_id, leaf, data[1]]) == []
+    assert chains.read_files(dc, data[0], leaf, ["ended"]) == \
+        {"ended": "ended\n"}
+
+
 def nothing_prepared(dc):
     rundir = os.path.join(storage.RUN_STORAGE, dc.sd_id)
     return not os.path.isdir(rundir) or os.listdir(rundir) == []
@@ -225,6 +254,12 @@ def test_thin_vm_from_a_template(dc, events, image):
 
 def test_stateless_run_leaves_the_volume_as_it_was(dc, events, image):
     stateless_run_leaves_the_volume_as_it_was(dc, events, image)
+    assert nothing_prepared(dc)
+
+
+def test_container_ending_on_its_own_releases_its_volumes(dc, events,
+                                                          image):
+    container_ending_on_its_own(dc, events, image)
     assert nothing_prepared(dc)
 
 

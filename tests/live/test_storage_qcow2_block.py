@@ -12,7 +12,8 @@ deactivates them all (``lvs``).
 
 from .test_storage_block import block_dc  # noqa: F401 (fixture)
 from .test_storage_qcow2 import (
-    nothing_prepared, snapshot_of_a_stopped_container_vm,
+    container_ending_on_its_own, nothing_prepared,
+    snapshot_of_a_stopped_container_vm,
     stateless_run_leaves_the_volume_as_it_was, thin_vm_from_a_template)
 
 
@@ -30,4 +31,9 @@ def test_block_thin_vm_from_a_template(
 
 def test_block_stateless_run(block_dc, events, image):  # noqa: F811
     stateless_run_leaves_the_volume_as_it_was(block_dc, events, image)
+    assert nothing_prepared(block_dc)
+
+
+def test_block_container_ending_on_its_own(block_dc, events, image):  # noqa: F811
+    container_ending_on_its_own(block_dc, events, image)
     assert nothing_prepared(block_dc)

@@ -7,7 +7,8 @@ one pool at a time.
 
 from .test_storage_nfs import nfs_dc  # noqa: F401 (fixture)
 from .test_storage_qcow2 import (
-    nothing_prepared, snapshot_of_a_stopped_container_vm,
+    container_ending_on_its_own, nothing_prepared,
+    snapshot_of_a_stopped_container_vm,
     stateless_run_leaves_the_volume_as_it_was, thin_vm_from_a_template)
 
 
@@ -24,4 +25,9 @@ def test_nfs_thin_vm_from_a_template(nfs_dc, events, image):  # noqa: F811
 
 def test_nfs_stateless_run(nfs_dc, events, image):  # noqa: F811
     stateless_run_leaves_the_volume_as_it_was(nfs_dc, events, image)
+    assert nothing_prepared(nfs_dc)
+
+
+def test_nfs_container_ending_on_its_own(nfs_dc, events, image):  # noqa: F811
+    container_ending_on_its_own(nfs_dc, events, image)
     assert nothing_prepared(nfs_dc)
