@@ -47,6 +47,7 @@ import uuid
 from vdsm_container import errors
 from vdsm_container import pidinfo
 from vdsm_container.host import mounts
+from vdsm_container.runtimes import base
 
 QSD = "qemu-storage-daemon"
 EXPORTS = "q"           # below the VM's storage dir (shorter than volumes/)
@@ -178,6 +179,22 @@ def stop_all(bundle):
         mounts.umount(point)
     for target in targets:
         stop(target)
+
+
+def release_disks(backend, vm_id):
+    """``HostBackend.release_disks``: stop the exports of a container that
+    ended (on its own, or killed) and is not yet destroyed; nothing while
+    it runs or is paused.  VdsmContainer.setDownStatus calls it before
+    vdsm tears the volumes down, as vdsm tears a VM's drives down once its
+    qemu ended (vm.py ``_onQemuDeath``): an export holds its chain open (a
+    block domain's LVs could not be deactivated).  Returns whether it
+    stopped them."""
+    def act(driver, bundle):
+        if driver.state(bundle).status in (base.RUNNING, base.PAUSED):
+            return False
+        stop_all(bundle)
+        return True
+    return backend._act(vm_id, act)
 
 
 def _read(path):
