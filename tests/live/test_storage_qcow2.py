@@ -26,6 +26,7 @@ on the NFS and iSCSI block domains in the EL9-shaped VM
 """
 
 import os
+import subprocess
 import time
 import uuid
 
@@ -260,6 +261,30 @@ def test_stateless_run_leaves_the_volume_as_it_was(dc, events, image):
 def test_container_ending_on_its_own_releases_its_volumes(dc, events,
                                                           image):
     container_ending_on_its_own(dc, events, image)
+    assert nothing_prepared(dc)
+
+
+def test_legacy_relative_backing_path_on_a_file_domain(dc, events, image):
+    """A thin VM's leaf as vdsm before 4.18 wrote it, naming the template
+    ``../<imgUUID>/<volUUID>`` (volume.getBackingVolumePath's comment, bz
+    1333627): on a file domain the name resolves from the leaf's image
+    directory, the path clientIF.prepareVolumePath gives."""
+    img = dc.create_volume(storage.volume_size_for(image))
+    dc.upload(img[0], img[1], image)
+    t_img = chains.make_template(dc, *img)
+    vm_img = str(uuid.uuid4())
+    leaf = chains.create_leaf(dc, vm_img, t_img[0], t_img[1], 1)
+    legacy = "../%s/%s" % t_img
+    with chains.Prepared(dc, vm_img, leaf) as path:
+        subprocess.run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b",
+                        legacy, "-F", "raw", path], check=True)
+    assert chains.qemu_info(dc, vm_img, leaf)["backing-filename"] == legacy
+    vm_id = start(dc, {"sda": (vm_img, leaf)}, ("sda",))
+    try:
+        events.wait_status(vm_id, "Up")
+    finally:
+        dc.cli.VM.destroy(vmID=vm_id)
+    assert chains.leftovers([vm_id, leaf, t_img[1]]) == []
     assert nothing_prepared(dc)
 
 
