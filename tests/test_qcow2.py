@@ -268,3 +268,33 @@ def test_qcow2_volume_daemon_outlives_its_starter(paths, busybox_oci,
     assert no_daemon_for(storage)
     assert not os.path.exists(os.path.join("/sys/fs/cgroup",
                                            group.lstrip("/")))
+
+
+def test_release_disks_only_once_the_container_ended(paths, busybox_oci,
+                                                     fs_volume, tmp_path):
+    """``HostBackend.release_disks`` (VdsmContainer.setDownStatus calls it
+    before vdsm tears the volumes down) leaves a running container's
+    exports alone and stops those of one that ended."""
+    _, leaf = chain(str(tmp_path / "sd" / "images" / "data"), fs_volume)
+    xml = domxml.build(str(uuid.uuid4()), "q", "runc", busybox_oci,
+                       command=["sleep", "1000"],
+                       disks=[(leaf, "data", False)],
+                       custom={"containerVolumes": "data:/srv/data"})
+    ctr = create(as_qcow2(xml, leaf), paths=paths)
+    storage = bundle_of(ctr).storage_dir
+    try:
+        assert ctr.lastStatus == constants.UP
+        assert ctr.backend.release_disks(ctr.id) is False
+        assert not no_daemon_for(storage)
+        os.kill(bundle_of(ctr).pid(), 9)
+        deadline = time.monotonic() + 30    # a bound, not a timing
+        while ctr.refresh() != constants.DOWN and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ctr.lastStatus == constants.DOWN
+        assert ctr.backend.release_disks(ctr.id) is True
+        assert no_daemon_for(storage)
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+    assert no_daemon_for(storage)
+    assert not os.path.exists(storage)
