@@ -93,9 +93,10 @@ def delete_volumes(dc, img_id, vol_ids):
     storage.wait_task(dc.cli, task)
 
 
-def as_cow(xml, devs):
+def as_cow(xml, devs, readonly=()):
     """Engine's XML for COW volumes: LibvirtVmXmlBuilder.writeDisk gives a
-    disk whose volume format is COW ``<driver type="qcow2">``."""
+    disk whose volume format is COW ``<driver type="qcow2">``; one attached
+    read-only ``<readonly/>``."""
     for prefix, uri in (("ovirt-vm", "http://ovirt.org/vm/1.0"),
                         ("ovirt-tune", "http://ovirt.org/vm/tune/1.0")):
         ET.register_namespace(prefix, uri)
@@ -103,6 +104,8 @@ def as_cow(xml, devs):
     for disk in root.iter("disk"):
         if disk.find("target").get("dev") in devs:
             disk.find("driver").set("type", "qcow2")
+        if disk.find("target").get("dev") in readonly:
+            ET.SubElement(disk, "readonly")
     return ET.tostring(root, encoding="unicode")
 
 

@@ -41,7 +41,7 @@ WRITE = ("cat /data/before > /data/seen && echo after > /data/after && "
          'trap "exit 0" TERM; while :; do sleep 0.2; done')
 
 
-def start(dc, disks, cow=(), command=None, data_img=None):
+def start(dc, disks, cow=(), command=None, data_img=None, readonly=()):
     """VM.create of a container whose disks are ``disks`` ({dev: (img,
     vol)}), those in ``cow`` qcow2 (Engine's XML of a COW volume); sdb
     mounted at /data.  Returns the VM's id."""
@@ -52,14 +52,16 @@ def start(dc, disks, cow=(), command=None, data_img=None):
         container_xml(vm_id, "live-qcow-%s" % vm_id[:8], "/nonexistent",
                       ["sh", "-c", command or "sleep 100000"], custom),
         dc, disks)
-    dc.cli.VM.create(vmID=vm_id, vmParams={"xml": chains.as_cow(xml, cow)})
+    dc.cli.VM.create(vmID=vm_id, vmParams={
+        "xml": chains.as_cow(xml, cow, readonly)})
     return vm_id
 
 
-def run_to_end(dc, events, disks, command, cow=(), data_img=None):
+def run_to_end(dc, events, disks, command, cow=(), data_img=None,
+               readonly=()):
     """A container that runs ``command`` and exits; Down, normal, then
     destroyed as Engine destroys a VM that went Down."""
-    vm_id = start(dc, disks, cow, command, data_img)
+    vm_id = start(dc, disks, cow, command, data_img, readonly)
     try:
         down = events.wait_status(vm_id, "Down")
         assert down["exitCode"] == NORMAL, down
@@ -285,6 +287,20 @@ def test_legacy_relative_backing_path_on_a_file_domain(dc, events, image):
     finally:
         dc.cli.VM.destroy(vmID=vm_id)
     assert chains.leftovers([vm_id, leaf, t_img[1]]) == []
+    assert nothing_prepared(dc)
+
+
+def test_read_only_qcow2_volume(dc, events, image):
+    """A data volume attached read-only (Engine's ``<readonly/>``) over a
+    snapshot: the container reads the base's data through the chain and
+    cannot write; the leaf stays empty."""
+    img, data = base_volumes(dc, image, events)
+    leaf = chains.create_leaf(dc, data[0], data[0], data[1], sequence=2)
+    run_to_end(dc, events, {"sda": img, "sdb": (data[0], leaf)},
+               "test -f /data/before && ! touch /data/written 2>/dev/null",
+               cow=("sdb",), data_img=data[0], readonly=("sdb",))
+    assert chains.leaf_data(dc, data[0], leaf) == []
+    assert chains.leftovers([leaf, data[1]]) == []
     assert nothing_prepared(dc)
 
 
