@@ -298,3 +298,21 @@ def test_release_disks_only_once_the_container_ended(paths, busybox_oci,
         ctr.destroy(gracefulAttempts=0)
     assert no_daemon_for(storage)
     assert not os.path.exists(storage)
+
+
+@pytest.mark.parametrize("slice_", [None, "vdsm-containers.slice"],
+                         ids=["own cgroup", "systemd scope"])
+def test_missing_daemon_is_named(tmp_path, monkeypatch, slice_):
+    """Without qemu-storage-daemon the refusal says so, also where it
+    would have run under systemd-run (whose own failure would not)."""
+    leaf = str(tmp_path / "leaf.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", leaf, "1M"],
+                   check=True)
+    disk = domxml.parse(domxml.build(str(uuid.uuid4()), "r", "runc",
+                                     leaf)).image_disk
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    target = str(tmp_path / "export")
+    with pytest.raises(errors.UnsupportedImageFormat) as e:
+        qcow.export(disk, target, writable=True, slice_=slice_)
+    assert "qemu-storage-daemon is not installed" in str(e.value)
+    assert sorted(os.listdir(str(tmp_path))) == ["leaf.qcow2"]
