@@ -86,10 +86,13 @@ def export(disk, target, writable, slice_=None):
                 "--description=qcow2 disk %s of a container VM" % disk.target,
                 "--"] + argv
     try:
+        if shutil.which(QSD) is None:   # systemd-run would hide it
+            raise FileNotFoundError(QSD)
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True)
     except FileNotFoundError:
+        _remove(target + ".unit")
         _remove(target)
         raise errors.UnsupportedImageFormat(
             "disk %s is qcow2 and %s is not installed (qemu-storage-daemon "
