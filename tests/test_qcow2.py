@@ -89,12 +89,19 @@ def _read(path):
         return None
 
 
+def _daemon_pids(path):
+    """The qemu-storage-daemon processes naming ``path``; argv[0] their
+    name, or (started by systemd-run, which resolves it) their path."""
+    want = path.encode()
+    name = qcow.QSD.encode()
+    return [pid for pid, argv in pidinfo.argvs()
+            if argv and os.path.basename(argv[0]) == name and
+            any(want in a for a in argv)]
+
+
 def no_daemon_for(path):
     """No qemu-storage-daemon names ``path`` on its command line."""
-    want = path.encode()
-    return not any(argv[:1] == [qcow.QSD.encode()] and
-                   any(want in a for a in argv)
-                   for _, argv in pidinfo.argvs())
+    return _daemon_pids(path) == []
 
 
 @pytest.mark.parametrize("leaf_only", [False, True],
@@ -226,11 +233,6 @@ def test_qcow2_volume_on_a_block_domain(paths, busybox_oci, fs_volume,
         subprocess.run(["umount", mp], check=True)
 
 
-def _daemon_pids(path):
-    want = path.encode()
-    return [pid for pid, argv in pidinfo.argvs()
-            if argv[:1] == [qcow.QSD.encode()] and any(want in a
-                                                      for a in argv)]
 
 
 def _cgroup_of(pid):

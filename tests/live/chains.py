@@ -207,3 +207,17 @@ def leftovers(words):
 def serving(words):
     """The qemu-storage-daemon processes naming one of ``words``."""
     return [x for x in leftovers(words) if x.startswith("process ")]
+
+
+def lv_open(dc, vol_id):
+    """Whether the volume's LV is open (``lvs``' attr, sixth letter), with
+    lvm looking at the domain's multipath map only (storage.py
+    ``lv_active``)."""
+    config = ('devices { use_devicesfile=0 filter=["a|^/dev/mapper/%s$|",'
+              ' "r|.*|"] }' % dc.guid)
+    out = subprocess.run(
+        ["lvs", "--config", config, "--noheadings", "-o", "lv_attr",
+         "%s/%s" % (dc.sd_id, vol_id)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        check=True).stdout.strip()
+    return out[5] == "o"

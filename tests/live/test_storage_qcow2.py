@@ -81,12 +81,15 @@ def base_volumes(dc, image, events):
     return img, data
 
 
-def run_writing(dc, events, disks, cow, data_img, vols):
+def run_writing(dc, events, disks, cow, data_img, vols, shared=()):
     """A container over the chains: Up, reading /data/before and writing
     /data/after; a qemu-storage-daemon serves each qcow2 data volume while
     it runs; destroyed, nothing of it is left (``vols``: its volumes, every
     one of the chains; on a block domain each LV active while it runs,
-    inactive after)."""
+    inactive after; but for ``shared``, template volumes, whose LVs vdsm's
+    teardown leaves active for every VM, libvirt's too: blockSD
+    .deactivateImage deactivates only the image's own volumes,
+    ``_getImgExclusiveVols``; those are no longer open)."""
     vm_id = start(dc, disks, cow, WRITE, data_img)
     words = [vm_id] + list(vols)
     try:
@@ -112,7 +115,9 @@ def run_writing(dc, events, disks, cow, data_img, vols):
     for img_id, _ in disks.values():
         assert not os.path.lexists(storage.prepared_link(dc, img_id))
     if dc.block:
-        assert [v for v in vols if dc.lv_active(v)] == []
+        assert [v for v in vols
+                if v not in shared and dc.lv_active(v)] == []
+        assert [v for v in shared if chains.lv_open(dc, v)] == []
 
 
 def check_written(dc, data_img, leaf, base):
@@ -178,7 +183,8 @@ def thin_vm_from_a_template(dc, events, image):
     run_writing(dc, events, {"sda": (vm_img, img_leaf),
                              "sdb": (vm_data, data_leaf)},
                 ("sda", "sdb"), vm_data,
-                [t_img[1], img_leaf, t_data[1], data_leaf])
+                [t_img[1], img_leaf, t_data[1], data_leaf],
+                shared=(t_img[1], t_data[1]))
     check_written(dc, vm_data, data_leaf, t_data + (sums[t_data],))
     assert chains.leaf_data(dc, vm_img, img_leaf) == []
     assert chains.checksum(dc, *t_img) == sums[t_img]
