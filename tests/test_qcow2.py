@@ -25,6 +25,7 @@ from vdsm_container import constants, errors
 from vdsm_container.linux import pidinfo
 from vdsm_container.container import Container, create
 from vdsm_container.host import qcow
+from vdsm_container.runtimes import proc
 from vdsm_container.spec import domxml
 
 from .conftest import bundle_of, in_container
@@ -89,12 +90,19 @@ def _read(path):
         return None
 
 
+def _daemon_pids(path):
+    """The qemu-storage-daemon processes naming ``path``; argv[0] their
+    name, or (started by systemd-run, which resolves it) their path."""
+    want = path.encode()
+    name = qcow.QSD.encode()
+    return [pid for pid, argv in pidinfo.argvs()
+            if argv and os.path.basename(argv[0]) == name and
+            any(want in a for a in argv)]
+
+
 def no_daemon_for(path):
     """No qemu-storage-daemon names ``path`` on its command line."""
-    want = path.encode()
-    return not any(argv[:1] == [qcow.QSD.encode()] and
-                   any(want in a for a in argv)
-                   for _, argv in pidinfo.argvs())
+    return _daemon_pids(path) == []
 
 
 @pytest.mark.parametrize("leaf_only", [False, True],
@@ -224,3 +232,90 @@ def test_qcow2_volume_on_a_block_domain(paths, busybox_oci, fs_volume,
         assert not os.path.exists(os.path.join(mp, "file"))
     finally:
         subprocess.run(["umount", mp], check=True)
+
+
+
+
+def _cgroup_of(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        return [line.split(":", 2)[2].strip() for line in f
+                if line.startswith("0::")][0]
+
+
+@pytest.mark.skipif(not proc.systemd_booted(),
+                    reason="systemd is not PID 1 here: nothing kills a "
+                    "service's cgroup (runs in tests/hostvm, make check-el9)")
+def test_qcow2_volume_daemon_outlives_its_starter(paths, busybox_oci,
+                                                  fs_volume, tmp_path):
+    """The volume's daemon runs in a scope of its own in the containers'
+    slice, not in the cgroup of the process that started it (supervdsmd's,
+    which systemd kills when supervdsmd.service restarts); its scope is
+    gone with it at teardown."""
+    _, leaf = chain(str(tmp_path / "sd" / "images" / "data"), fs_volume)
+    xml = domxml.build(str(uuid.uuid4()), "q", "runc", busybox_oci,
+                       command=["sleep", "1000"],
+                       disks=[(leaf, "data", False)],
+                       custom={"containerVolumes": "data:/srv/data"})
+    ctr = create(as_qcow2(xml, leaf), paths=paths)
+    storage = bundle_of(ctr).storage_dir
+    try:
+        [pid] = _daemon_pids(storage)
+        group = _cgroup_of(pid)
+        assert group != _cgroup_of(os.getpid())
+        parent, scope = group.rsplit("/", 1)
+        assert scope.startswith("vdsm-container-qsd-") and \
+            scope.endswith(".scope")
+        assert parent.endswith("/" + paths.cgroup_parent), group
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+    assert no_daemon_for(storage)
+    assert not os.path.exists(os.path.join("/sys/fs/cgroup",
+                                           group.lstrip("/")))
+
+
+def test_release_disks_only_once_the_container_ended(paths, busybox_oci,
+                                                     fs_volume, tmp_path):
+    """``HostBackend.release_disks`` (VdsmContainer.setDownStatus calls it
+    before vdsm tears the volumes down) leaves a running container's
+    exports alone and stops those of one that ended."""
+    _, leaf = chain(str(tmp_path / "sd" / "images" / "data"), fs_volume)
+    xml = domxml.build(str(uuid.uuid4()), "q", "runc", busybox_oci,
+                       command=["sleep", "1000"],
+                       disks=[(leaf, "data", False)],
+                       custom={"containerVolumes": "data:/srv/data"})
+    ctr = create(as_qcow2(xml, leaf), paths=paths)
+    storage = bundle_of(ctr).storage_dir
+    try:
+        assert ctr.lastStatus == constants.UP
+        assert ctr.backend.release_disks(ctr.id) is False
+        assert not no_daemon_for(storage)
+        os.kill(bundle_of(ctr).pid(), 9)
+        deadline = time.monotonic() + 30    # a bound, not a timing
+        while ctr.refresh() != constants.DOWN and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ctr.lastStatus == constants.DOWN
+        assert ctr.backend.release_disks(ctr.id) is True
+        assert no_daemon_for(storage)
+    finally:
+        ctr.destroy(gracefulAttempts=0)
+    assert no_daemon_for(storage)
+    assert not os.path.exists(storage)
+
+
+@pytest.mark.parametrize("slice_", [None, "vdsm-containers.slice"],
+                         ids=["own cgroup", "systemd scope"])
+def test_missing_daemon_is_named(tmp_path, monkeypatch, slice_):
+    """Without qemu-storage-daemon the refusal says so, also where it
+    would have run under systemd-run (whose own failure would not)."""
+    leaf = str(tmp_path / "leaf.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", leaf, "1M"],
+                   check=True)
+    disk = domxml.parse(domxml.build(str(uuid.uuid4()), "r", "runc",
+                                     leaf)).image_disk
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    target = str(tmp_path / "export")
+    with pytest.raises(errors.UnsupportedImageFormat) as e:
+        qcow.export(disk, target, writable=True, slice_=slice_)
+    assert "qemu-storage-daemon is not installed" in str(e.value)
+    assert sorted(os.listdir(str(tmp_path))) == ["leaf.qcow2"]

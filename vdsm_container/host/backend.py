@@ -31,7 +31,7 @@ from vdsm_container.bundle import layout
 from vdsm_container.host import lifecycle
 from vdsm_container.host.admission import check_supported
 from vdsm_container.host import orphans
-from vdsm_container.host import qos
+from vdsm_container.host import qcow, qos
 from vdsm_container.runtimes import base
 from vdsm_container.runtimes import console
 from vdsm_container.spec import domxml
@@ -309,6 +309,7 @@ class HostBackend:
                   needs="pause")
 
     update_policy = qos.update_policy   # VM.updateVmPolicy's limits
+    release_disks = qcow.release_disks  # an ended container's exports
 
     def restart(self, vm_id):
         """Kill the container's process and start it again in place (the

@@ -21,7 +21,7 @@ from vdsm_container.bundle import volumes
 from vdsm_container.host import netstack, network
 from vdsm_container.host import qcow
 from vdsm_container.image import cache as imagecache
-from vdsm_container.runtimes import base
+from vdsm_container.runtimes import base, proc
 
 log = logging.getLogger("vdsm_container.host.lifecycle")
 
@@ -78,7 +78,9 @@ def start(paths, spec, driver, bundle, hierarchy, image):
                            size_mib=disk_size_mib(paths, spec, driver))
         if image is not None:
             bundle.mount_rootfs(image.rootfs)
-        spec = qcow.serve_volumes(bundle, spec)
+        spec = qcow.serve_volumes(
+            bundle, spec,
+            paths.cgroup_parent if proc.systemd_booted() else None)
         mounts = volumes.mount_all(bundle, spec)
         blkio = blockio.resources(
             spec, bundle,

@@ -18,6 +18,15 @@ Each export is a file below the VM's storage directory with the daemon's
 pidfile beside it; ``stop_all`` (teardown) unmounts the volumes over them,
 then stops each daemon, which flushes the leaf and removes its FUSE mount,
 and removes the files: no process, mount or export is left.
+
+A volume's daemon lives as long as the container, not as long as the
+process that started it (supervdsmd): where systemd is PID 1 it runs in a
+scope of its own below the containers' slice (``systemd-run --scope``, as
+conmon does), its unit's name in ``<export>.unit``.  In supervdsmd's
+cgroup, a restart of supervdsmd.service (an upgrade, its Restart=always
+after a crash; vdsmd.service Requires= it) would kill it with the
+service (KillMode=control-group), and the running container's volume
+would fail under it.
 """
 
 from __future__ import annotations
@@ -33,19 +42,23 @@ import stat
 import subprocess
 import tempfile
 import time
+import uuid
 
 from vdsm_container import errors
-from vdsm_container.linux import pidinfo
 from vdsm_container.linux import mounts
+from vdsm_container.linux import pidinfo
+from vdsm_container.runtimes import base
 
 QSD = "qemu-storage-daemon"
 EXPORTS = "q"           # below the VM's storage dir (shorter than volumes/)
 STOP_WAIT = 30.0        # seconds a daemon may take to flush and exit
 
 
-def export(disk, target, writable):
+def export(disk, target, writable, slice_=None):
     """Serve ``disk`` (a qcow2 leaf and its chain) as raw file ``target``,
-    created here; the daemon's pid goes to ``target``.pid."""
+    created here; the daemon's pid goes to ``target``.pid.  With
+    ``slice_`` (systemd is PID 1), the daemon runs in a scope of its own
+    in that slice."""
     with open(target, "x"):
         pass
     readonly = not writable
@@ -64,11 +77,22 @@ def export(disk, target, writable):
                                 "node-name": "fmt", "mountpoint": target,
                                 "writable": writable}),
         "--pidfile", target + ".pid", "--daemonize"]
+    if slice_:
+        unit = "vdsm-container-qsd-%s.scope" % uuid.uuid4().hex
+        with open(target + ".unit", "w") as f:
+            f.write(unit)
+        argv = ["systemd-run", "--scope", "--quiet", "--collect",
+                "--slice=%s" % slice_, "--unit=%s" % unit,
+                "--description=qcow2 disk %s of a container VM" % disk.target,
+                "--"] + argv
     try:
+        if shutil.which(QSD) is None:   # systemd-run would hide it
+            raise FileNotFoundError(QSD)
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True)
     except FileNotFoundError:
+        _remove(target + ".unit")
         _remove(target)
         raise errors.UnsupportedImageFormat(
             "disk %s is qcow2 and %s is not installed (qemu-storage-daemon "
@@ -95,8 +119,15 @@ def stop(target, wait=STOP_WAIT):
             time.sleep(0.02)
         if _alive(pid):
             _signal(pid, signal.SIGKILL)
+    unit = _read(target + ".unit")
+    if unit:
+        # Gone with its daemon; stopped here so that it is gone now.
+        subprocess.run(["systemctl", "stop", "--quiet", unit],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     if mounts.mounted_under(target):
         mounts.umount(target)
+    _remove(target + ".unit")
     _remove(target + ".pid")
     _remove(target)
 
@@ -120,16 +151,17 @@ def image(spec, scratch_dir):
         shutil.rmtree(where, ignore_errors=True)
 
 
-def serve_volumes(bundle, spec):
-    """Export each qcow2 volume; return ``spec`` with each such disk's path
-    the raw export (a file: mounted through a loop device)."""
+def serve_volumes(bundle, spec, slice_=None):
+    """Export each qcow2 volume (its daemon in a scope of ``slice_``, where
+    given); return ``spec`` with each such disk's path the raw export (a
+    file: mounted through a loop device)."""
     served = {}
     for i, (disk, _) in enumerate(spec.volume_disks):
         if disk.fmt != "qcow2" or disk in served:
             continue
         target = os.path.join(bundle.storage_dir, EXPORTS, str(i))
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        export(disk, target, writable=not disk.readonly)
+        export(disk, target, writable=not disk.readonly, slice_=slice_)
         served[disk] = dataclasses.replace(disk, path=target, block=False,
                                            fmt="raw")
     if not served:
@@ -152,11 +184,34 @@ def stop_all(bundle):
         stop(target)
 
 
+def release_disks(backend, vm_id):
+    """``HostBackend.release_disks``: stop the exports of a container that
+    ended (on its own, or killed) and is not yet destroyed; nothing while
+    it runs or is paused.  VdsmContainer.setDownStatus calls it before
+    vdsm tears the volumes down, as vdsm tears a VM's drives down once its
+    qemu ended (vm.py ``_onQemuDeath``): an export holds its chain open (a
+    block domain's LVs could not be deactivated).  Returns whether it
+    stopped them."""
+    def act(driver, bundle):
+        if driver.state(bundle).status in (base.RUNNING, base.PAUSED):
+            return False
+        stop_all(bundle)
+        return True
+    return backend._act(vm_id, act)
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def _pid(pidfile):
     try:
-        with open(pidfile) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
+        return int(_read(pidfile))
+    except (TypeError, ValueError):
         return None
 
 

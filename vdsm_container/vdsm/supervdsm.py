@@ -27,6 +27,7 @@ log = logging.getLogger("vdsm_container.vdsm.supervdsm")
 METHODS = frozenset((
     "probe", "start", "save", "load", "load_all", "observe", "stop",
     "signal", "pause", "resume", "restart", "log_path", "update_policy",
+    "release_disks",
 ))
 
 # How long a call waits for a restarted supervdsmd to listen before it
@@ -184,3 +185,6 @@ class SupervdsmBackend:
 
     def log_path(self, vm_id):
         return self._call("log_path", vm_id)
+
+    def release_disks(self, vm_id):
+        return self._call("release_disks", vm_id)

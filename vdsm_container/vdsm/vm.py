@@ -109,7 +109,15 @@ class VdsmContainer(Container, _vm.Vm):
         only then ``setDownStatus``, so a crashed VM's volumes are torn
         down (a block domain's LVs deactivated) before Engine hears Down;
         destroy and a failed start have released them already
-        (``release_storage`` is idempotent)."""
+        (``release_storage`` is idempotent).  What holds the volumes open
+        on the host (a qcow2 volume's export, host.qcow) is let go
+        first."""
+        if self._prepared_drives:
+            try:
+                self.backend.release_disks(self.id)
+            except Exception as e:
+                log.warning("Container %s: its disks' exports were not "
+                            "stopped before their teardown: %s", self.id, e)
         self.release_storage()
         Container.setDownStatus(self, code, exitReasonCode, exitMessage)
 
