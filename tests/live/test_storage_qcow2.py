@@ -48,10 +48,9 @@ def start(dc, disks, cow=(), command=None, data_img=None, readonly=()):
     vm_id = str(uuid.uuid4())
     custom = {"containerVolumes": "ua-%s:/data" % data_img} \
         if data_img else None
-    xml = storage.with_volume_disks(
-        container_xml(vm_id, "live-qcow-%s" % vm_id[:8], "/nonexistent",
-                      ["sh", "-c", command or "sleep 100000"], custom),
-        dc, disks)
+    xml = container_xml(vm_id, "live-qcow-%s" % vm_id[:8], "/nonexistent",
+                        ["sh", "-c", command or "sleep 100000"], custom,
+                        volumes=disks, dc=dc)
     dc.cli.VM.create(vmID=vm_id, vmParams={
         "xml": chains.as_cow(xml, cow, readonly)})
     return vm_id

@@ -170,11 +170,10 @@ def test_move_by_restart_then_a_crash_of_b_in_the_start(two, image, events):
     finally:
         dc_a.teardown(*data)
     vm_id = str(uuid.uuid4())
-    xml = storage.with_volume_disks(
-        container_xml(vm_id, "live-2h-%s" % vm_id[:8], "/nonexistent",
-                      COMMAND, {"containerVolumes": "ua-%s:/data" % data[0]},
-                      bridge=BRIDGE),
-        dc_a, {"sda": img, "sdb": data})
+    xml = container_xml(vm_id, "live-2h-%s" % vm_id[:8], "/nonexistent",
+                        COMMAND, {"containerVolumes": "ua-%s:/data" % data[0]},
+                        bridge=BRIDGE, volumes={"sda": img, "sdb": data},
+                        dc=dc_a)
 
     try:
         _move_and_crash(dc_a, dc_b, img, data, vm_id, xml, events)
