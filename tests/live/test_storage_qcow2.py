@@ -36,9 +36,14 @@ from .conftest import (VDSM_LOG, WAIT, connect, container_xml, services,
 
 NORMAL = 0                  # vdsm's exit codes (vmexitreason.NORMAL)
 MIB = storage.MIB
+# Engine's custom properties can't carry ';' (their separator: the
+# engine-config tool's containerCommand regex refuses it, and Engine's
+# VmPropertiesUtils with it), so these commands use '&&' and '&'; the loop
+# LATE needs is written with octal escapes that printf expands in the
+# container.
 WRITE = ("cat /data/before > /data/seen && echo after > /data/after && "
-         "sync && touch /data/done && sync; "
-         'trap "exit 0" TERM; while :; do sleep 0.2; done')
+         "sync && touch /data/done && sync && sleep 100000 & "
+         'trap "exit 0" TERM && wait')
 
 
 def start(dc, disks, cow=(), command=None, data_img=None, readonly=()):
@@ -309,9 +314,9 @@ def test_read_only_qcow2_volume(dc, events, image):
     assert nothing_prepared(dc)
 
 
-LATE = ('trap "exit 0" TERM; while :; do if [ -e /tmp/go ]; then '
-        'rm /tmp/go; echo late > /data/late && sync && touch /tmp/done; '
-        'fi; sleep 0.2; done')
+LATE = ('eval "$(printf \'trap "exit 0" TERM\\073 while :\\073 do '
+        'if [ -e /tmp/go ]\\073 then rm /tmp/go\\073 echo late > /data/late '
+        '&& sync && touch /tmp/done\\073 fi\\073 sleep 0.2\\073 done\')"')
 
 
 def _wait_file(path, what):

@@ -38,9 +38,11 @@ HOSTB = os.path.join(HERE, "hostb")
 B_ADDR = "10.35.0.2"
 SHARED = "/var/tmp/vdsm-twohosts"
 BRIDGE = "live35br"
-COMMAND = ["sh", "-c", 'if [ -e /data/marker ]; then cp /data/marker '
-           '/data/seen; else echo written-on-A > /data/marker; fi; '
-           'trap "exit 0" TERM; while :; do sleep 0.2; done']
+# No ';' in it: Engine's custom properties can't carry one (their
+# separator; containerCommand's regex refuses it).
+COMMAND = ["sh", "-c", '(test -e /data/marker && cp /data/marker /data/seen '
+           '|| echo written-on-A > /data/marker) && sleep 100000 & '
+           'trap "exit 0" TERM && wait']
 
 
 def hostb(*args, capture=False):
