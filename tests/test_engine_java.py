@@ -18,7 +18,7 @@ def test_build_without_a_jdk_names_what_is_missing(tmp_path):
         "PATH": str(bin_dir)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         universal_newlines=True)
     assert res.returncode == 2
-    assert "missing: javac java" in res.stderr
+    assert "missing: javac xz java" in res.stderr
     assert "openjdk-17-jdk-headless" in res.stderr
 
 

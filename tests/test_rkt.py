@@ -22,8 +22,7 @@ from vdsm_container import errors
 from vdsm_container.container import Container, create
 from vdsm_container.host.backend import HostBackend
 from vdsm_container.runtimes import rkt, rktstatus, watch
-from .conftest import bundle_of, driver_of, status_check_until_ended, \
-    wait_log
+from .conftest import bundle_of, driver_of, status_check_until_ended
 
 DOUBLE = os.path.join(os.path.dirname(__file__), "doubles", "rkt")
 
@@ -151,23 +150,6 @@ def test_lifecycle(double, paths, aci):
                                     ("stop", "rm", "gc")]
     assert [c for c in double() if "rm" in c][0][-1] == uuid_
     assert "--grace-period=0s" in [c for c in double() if "gc" in c][0]
-
-
-def test_log_holds_the_pod_not_rkt(double, paths, aci, monkeypatch):
-    """The container's log (``vdsm-container logs``) gets the pod's
-    console, the app's output; rkt's own messages (its stderr) go to a file
-    of their own in the bundle."""
-    monkeypatch.setenv("RKT_DOUBLE_ECHO", "hello from the pod")
-    ctr = create(xml(aci), paths=paths)
-    try:
-        wait_log(ctr, "hello from the pod")
-        with open(ctr.log_path()) as f:
-            assert f.read() == "hello from the pod\n"
-        with open(driver_of(ctr).rkt_log(bundle_of(ctr))) as f:
-            assert "networking: networking namespace with loopback " \
-                "only" in f.read()
-    finally:
-        ctr.destroy()
 
 
 def test_stop_then_force(double, paths, aci, monkeypatch):

@@ -225,28 +225,6 @@ def wait_output(ctr, text, timeout=300):
         time.sleep(0.1)
 
 
-def test_log_holds_the_app_not_rkt(real_rkt, paths, aci):
-    """The container's log (``vdsm-container logs``) holds what the app
-    wrote, stdout and stderr (the pod's console); rkt's own messages
-    ("networking: networking namespace with loopback only", ``group "rkt"
-    not found``, stage1's warnings: rkt's stderr) are in a file of their
-    own in the bundle."""
-    ctr = create(xml(aci, ["sh", "-c", "echo to stdout; echo to stderr >&2; "
-                           "sleep 1000"]), paths=paths)
-    try:
-        wait_output(ctr, "to stderr")
-        with open(bundle_of(ctr).log_path) as f:
-            log = f.read()
-        assert "to stdout" in log
-        for line in log.splitlines():
-            assert "to std" in line, "not the app's: %r in %r" % (line, log)
-        with open(driver_of(ctr).rkt_log(bundle_of(ctr))) as f:
-            assert "networking namespace with loopback only" in f.read()
-    finally:
-        ctr.destroy()
-    assert rkt_pods(paths) == []
-
-
 def test_shutdown_is_graceful(real_rkt, paths, aci):
     ctr = create(xml(aci, ["sh", "-c", "trap 'exit 0' TERM; echo ready; "
                            "while :; do sleep 0.1; done"]), paths=paths)

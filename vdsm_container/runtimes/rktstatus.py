@@ -1,6 +1,5 @@
 """What rkt says of a pod: ``rkt status``'s lines, read into the
-driver's ``RuntimeState``, and why a ``rkt run`` failed (its own
-messages, kept apart from the pod's output)."""
+driver's ``RuntimeState``, and why a ``rkt run`` failed."""
 
 from __future__ import annotations
 
@@ -43,15 +42,11 @@ def runtime_state(st):
     return base.RuntimeState(base.CREATING, pid if pid > 0 else None)
 
 
-def why_failed(*paths):
-    """The last useful line of the first of ``paths`` that has one: rkt's
-    own log (where rkt says why), then the pod's."""
-    for path in paths:
-        try:
-            with open(path, errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        if text.strip():
-            return proc.last_line(text)
-    return proc.last_line("")
+def why_failed(path):
+    """The last useful line of the pod's log, where rkt says why its run
+    failed."""
+    try:
+        with open(path, errors="replace") as f:
+            return proc.last_line(f.read())
+    except OSError:
+        return proc.last_line("")
