@@ -283,10 +283,17 @@ check-el9: deps hostvm-deps
 # read-only in the VM: nothing may write into it (no bytecode, no pytest
 # cache).  LIVE_WAIT: the bound of every wait for a state change (s),
 # larger than on the host for qemu TCG (~6x slower).
+# The qcow2 chains on the host's LOCALFS domain run on the host (make
+# check-live); in the VM they run on its NFS and block domains, and on
+# LOCALFS only what systemd changes: the daemon's own scope across a
+# supervdsmd restart, and the release when a container ends.
+HOSTVM_LIVE_HOST_COVERED := not (test_storage_qcow2.py and (snapshot or \
+	thin_vm or stateless or legacy or read_only))
 HOSTVM_LIVE := env LIVE_WAIT=300 PYTHONDONTWRITEBYTECODE=1 sh -c \
 	'bash tests/live/setup-host && tests/live/services restart && \
 	/usr/bin/python3 -m pytest --color=no -ra -p no:cacheprovider \
-	--durations=10 tests/live; rc=$$?; tests/live/services stop; exit $$rc'
+	--durations=10 -k "$(HOSTVM_LIVE_HOST_COVERED)" tests/live; \
+	rc=$$?; tests/live/services stop; exit $$rc'
 
 check-el9-live: deps hostvm-deps
 	rkt=$$(contrib/build-rkt) && HOSTVM_RKT=$$rkt \
