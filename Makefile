@@ -273,8 +273,11 @@ hostvm-deps:
 
 # The VM has no network and no Go: it gets the rkt built here
 # (contrib/build-rkt), shared read-only (tests/hostvm/run, HOSTVM_RKT).
+# Engine's classes, built here, go in read-only too: the tests that edit
+# Engine's XML (test_resources' bounds) take it from its builder.
 check-el9: deps hostvm-deps
 	rkt=$$(contrib/build-rkt) && HOSTVM_RKT=$$rkt \
+	HOSTVM_ENGINE=$$(tests/engine/java/build) \
 	HOSTVM_PIP="$(CURDIR)/$(PY) -m pip" tests/hostvm/run -- $(HOSTVM_PYTEST)
 
 # The live-vdsmd suite (check-live) in the same VM, as root there: vdsm's
