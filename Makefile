@@ -254,9 +254,11 @@ HOSTVM_TESTS := tests/test_cgroups.py tests/test_container.py \
 # and failures keep every runtime here.  (This saves ~7 of the VM's
 # minutes: 28 variants, ~75 s on the host, TCG ~6x slower.)  runsc's
 # created-never-started look reads its state file, the same under
-# systemd: the host covers it (runsc-Up).
+# systemd: the host covers it (runsc-Up).  So does the real rkt's image
+# trust (signed, unsigned) and its probe: no systemd in them, ~2 VM minutes.
 HOSTVM_HOST_COVERED := not ((test_console.py or test_volumes.py or \
-	test_security.py) and (runc or runsc)) and not runsc-Up
+	test_security.py) and (runc or runsc)) and not runsc-Up and \
+	not (test_rkt_real.py and (signed or probe_finds))
 HOSTVM_PYTEST := env VDSM_CONTAINER_TEST_CYCLES=20 \
 	VDSM_CONTAINER_TEST_PARALLEL=10 python -m pytest --color=no \
 	-p no:cacheprovider -ra --durations=10 \
